@@ -1,0 +1,54 @@
+"""The FastAPI application factory: wires settings, the store, metrics, errors and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from controlplane import __version__
+from controlplane.api import errors
+from controlplane.api.metrics import LatencyMiddleware, Metrics
+from controlplane.api.routes import health, incidents, tokens, webhooks
+from controlplane.config import Settings
+from controlplane.storage import Database, upgrade
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+    """Build the app. Pass `db` to share an engine (tests); otherwise one is made from settings."""
+    db = db or Database(
+        settings.database.url, pool_size=settings.database.pool_size,
+        echo=settings.database.echo,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.database.migrate_on_start:
+            upgrade(settings.database.url)
+        log.info("control plane %s serving on %s", __version__, settings.database.url)
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="AIOps control plane",
+        version=__version__,
+        summary="From metrics and alerts to a safe, verified fix.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.metrics = Metrics(db)
+    errors.install(app)
+    app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (webhooks, incidents, tokens):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,91 @@
+"""The control plane's own Prometheus metrics, on a registry per app (tests build many apps).
+
+- `aiops_notifications_received_total{source,outcome}`: accepted / duplicate
+- `aiops_notifications_rejected_total{source,reason}`: unauthorized, too_large, invalid_json,
+  invalid_payload, store_unavailable
+- `aiops_incidents{status}`: current incidents by status, counted at scrape time
+- `aiops_http_request_duration_seconds{method,route,status}`: request latency histogram
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from controlplane.domain.errors import StoreUnavailableError
+from controlplane.domain.models import IncidentStatus
+from controlplane.storage import Database
+from controlplane.storage.models import IncidentRow
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self, db: Database) -> None:
+        self.registry = CollectorRegistry()
+        self.received = Counter(
+            "aiops_notifications_received", "Notifications accepted and stored.",
+            ["source", "outcome"], registry=self.registry,
+        )
+        self.rejected = Counter(
+            "aiops_notifications_rejected", "Notifications refused, by reason.",
+            ["source", "reason"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aiops_http_request_duration_seconds", "API request latency.",
+            ["method", "route", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.registry.register(_IncidentsByStatus(db))
+
+
+class _IncidentsByStatus(Collector):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("aiops_incidents", "Incidents by status.", labels=["status"])
+        try:
+            with self.db.read() as session:
+                counts = dict(session.execute(
+                    select(IncidentRow.status, func.count()).group_by(IncidentRow.status)
+                ).tuples().all())
+        except StoreUnavailableError:
+            return  # the scrape still succeeds; aiops_up-style health lives in /readyz
+        for status in IncidentStatus:
+            gauge.add_metric([status.value], counts.get(status.value, 0))
+        yield gauge
+
+
+class LatencyMiddleware:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the webhook hot path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.latency.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - start
+            )

@@ -1,0 +1,89 @@
+"""`/api/v1/incidents`: list (filtered, paginated), detail, acknowledge, resolve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AwareDatetime
+
+from controlplane.api.deps import DbDep, Operator, Viewer
+from controlplane.api.schemas import (
+    ErrorBody,
+    IncidentDetailPublic,
+    IncidentPublic,
+    IncidentsPublic,
+    TransitionRequest,
+)
+from controlplane.domain.models import IncidentStatus, Principal, Severity
+from controlplane.incidents import lifecycle
+from controlplane.storage import Database
+
+router = APIRouter(prefix="/incidents", tags=["incidents"])
+_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+
+
+@router.get("", response_model=IncidentsPublic, responses=_ERRORS)
+async def list_incidents(
+    db: DbDep,
+    _: Viewer,
+    status: Annotated[list[IncidentStatus] | None, Query(description="Repeatable.")] = None,
+    severity: Annotated[list[Severity] | None, Query(description="Repeatable.")] = None,
+    service: str | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="Opened at or after.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Opened before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> IncidentsPublic:
+    where = lifecycle.IncidentFilter(
+        statuses=status or (), severities=severity or (), service=service,
+        opened_after=since, opened_before=until,
+    )
+
+    def query() -> IncidentsPublic:
+        with db.read() as session:
+            rows, total = lifecycle.list_incidents(session, where, limit=limit, offset=offset)
+            return IncidentsPublic(
+                data=[IncidentPublic.model_validate(r) for r in rows], count=total,
+                limit=limit, offset=offset,
+            )
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/{incident_id}", response_model=IncidentDetailPublic, responses=_ERRORS)
+async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetailPublic:
+    def query() -> IncidentDetailPublic:
+        with db.read() as session:
+            row = lifecycle.get_incident(session, incident_id, details=True)
+            return IncidentDetailPublic.model_validate(row)
+
+    return await run_in_threadpool(query)
+
+
+@router.post("/{incident_id}/ack", response_model=IncidentPublic,
+             responses={**_ERRORS, 409: {"model": ErrorBody}})
+async def acknowledge(
+    incident_id: int, db: DbDep, actor: Operator, body: TransitionRequest | None = None,
+) -> IncidentPublic:
+    return await run_in_threadpool(_transition, db, lifecycle.acknowledge, incident_id, actor, body)
+
+
+@router.post("/{incident_id}/resolve", response_model=IncidentPublic, responses=_ERRORS)
+async def resolve(
+    incident_id: int, db: DbDep, actor: Operator, body: TransitionRequest | None = None,
+) -> IncidentPublic:
+    return await run_in_threadpool(_transition, db, lifecycle.resolve, incident_id, actor, body)
+
+
+def _transition(
+    db: Database, change: lifecycle.Transition, incident_id: int, actor: Principal,
+    body: TransitionRequest | None,
+) -> IncidentPublic:
+    with db.write() as session:
+        row = change(session, incident_id, actor, body.comment if body else None)
+        return IncidentPublic.model_validate(row)
+
+
+__all__ = ["router"]

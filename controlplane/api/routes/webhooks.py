@@ -1,0 +1,141 @@
+"""`POST /api/v1/webhooks/alertmanager`: durable, idempotent intake of Alertmanager webhooks.
+
+The contract with Alertmanager (which retries 5xx and network errors, and drops 4xx):
+- 2xx only after the notification and its effects are committed;
+- 4xx for input that can never succeed (bad token, body too large, malformed), nothing stored;
+- 503 + Retry-After when the store is unavailable, so Alertmanager retries and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
+from controlplane.api.errors import ApiError, field_errors, summary
+from controlplane.api.metrics import Metrics
+from controlplane.api.schemas import ErrorBody, WebhookAccepted
+from controlplane.config import Settings
+from controlplane.domain.alertmanager import Notification
+from controlplane.domain.errors import StoreUnavailableError
+from controlplane.domain.models import Principal, Role
+from controlplane.incidents.intake import IngestResult, ingest_alertmanager, payload_digest
+from controlplane.storage import Database
+
+SOURCE = "alertmanager"
+# Concurrent writers (API replicas on PostgreSQL) may race on the same episode or group; the
+# unique indexes make the loser fail, and a retry then joins the winner's rows.
+_RACE_RETRIES = 3
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+async def _webhook_principal(request: Request, db: DbDep, settings: SettingsDep) -> Principal:
+    """Authenticate as in every route, but count refusals as rejected notifications."""
+    try:
+        return check_role(await authenticated(request, db, settings), Role.WEBHOOK)
+    except ApiError:
+        _metrics(request).rejected.labels(SOURCE, "unauthorized").inc()
+        raise
+
+
+@router.post(
+    "/alertmanager",
+    response_model=WebhookAccepted,
+    responses={
+        400: {"model": ErrorBody, "description": "Body is not JSON"},
+        401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+        413: {"model": ErrorBody, "description": "Body larger than api.max_body_bytes"},
+        422: {"model": ErrorBody, "description": "Payload invalid; names the field"},
+        503: {"model": ErrorBody, "description": "Store unavailable; Alertmanager will retry"},
+    },
+    summary="Receive an Alertmanager notification (webhook version 4)",
+)
+async def alertmanager_webhook(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    _: Annotated[Principal, Depends(_webhook_principal)],
+) -> WebhookAccepted:
+    metrics = _metrics(request)
+    try:
+        body = await _read_body(request, settings.api.max_body_bytes)
+        payload, notification = _parse(body)
+        result = await run_in_threadpool(_store, db, settings, notification, payload, body)
+    except ApiError as exc:
+        metrics.rejected.labels(SOURCE, exc.reason).inc()
+        raise
+    except StoreUnavailableError:
+        metrics.rejected.labels(SOURCE, "store_unavailable").inc()
+        raise
+    metrics.received.labels(SOURCE, "duplicate" if result.duplicate else "accepted").inc()
+    return WebhookAccepted(
+        notification_id=result.notification_id, duplicate=result.duplicate,
+        opened=result.opened, updated=result.updated, resolved=result.resolved,
+    )
+
+
+def _rejected(status: int, reason: str, detail: str, value: Any = None) -> ApiError:
+    errors = [{"field": "body", "message": detail, "value": value}]
+    return ApiError(status, detail, errors=errors, reason=reason)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> ApiError:
+    return _rejected(413, "too_large", f"body: {size} bytes exceeds api.max_body_bytes={limit}",
+                     size)
+
+
+def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _rejected(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise _rejected(422, "invalid_payload",
+                        f"body: must be a JSON object, got {type(payload).__name__}")
+    try:
+        return payload, Notification.model_validate(payload)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors())
+        raise ApiError(422, summary(errors), errors=errors, reason="invalid_payload") from None
+
+
+def _store(
+    db: Database, settings: Settings, notification: Notification, payload: dict[str, Any],
+    body: bytes,
+) -> IngestResult:
+    digest = payload_digest(body)
+    for attempt in range(_RACE_RETRIES):
+        try:
+            with db.write() as session:
+                return ingest_alertmanager(
+                    session, notification, payload=payload, digest=digest,
+                    group_by=settings.incidents.group_by,
+                )
+        except IntegrityError:
+            if attempt == _RACE_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics

@@ -1,0 +1,116 @@
+"""Public API shapes (`XPublic`, `XsPublic(data, count)`), separate from ORM rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controlplane.domain.models import IncidentStatus, Role, Severity
+
+
+class _FromRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class IncidentPublic(_FromRow):
+    incident_id: int
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    service: str | None
+    source: str
+    group_key: str
+    labels: dict[str, Any]
+    opened_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+
+class IncidentsPublic(BaseModel):
+    data: list[IncidentPublic]
+    count: int = Field(description="Incidents matching the filter, over all pages.")
+    limit: int
+    offset: int
+
+
+class AlertPublic(_FromRow):
+    alert_id: int
+    fingerprint: str
+    name: str
+    status: str
+    severity: Severity
+    starts_at: datetime
+    ends_at: datetime | None
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    generator_url: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class TimelineEntryPublic(_FromRow):
+    timeline_entry_id: int
+    at: datetime
+    kind: str
+    actor: str
+    message: str
+    data: dict[str, Any]
+
+
+class IncidentDetailPublic(IncidentPublic):
+    alerts: list[AlertPublic]
+    timeline: list[TimelineEntryPublic]
+
+
+class TransitionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(None, max_length=2000, description="Why; kept in the timeline.")
+
+
+class WebhookAccepted(BaseModel):
+    status: str = "accepted"
+    notification_id: int
+    duplicate: bool = Field(description="True when this exact payload was already stored.")
+    opened: list[int]
+    updated: list[int]
+    resolved: list[int]
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    role: Role
+
+
+class TokenPublic(_FromRow):
+    api_token_id: int
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The secret. Shown once; only its hash is stored.")
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    value: Any = None
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    errors: list[FieldError] = []

@@ -1,0 +1,201 @@
+"""The `aiops` command line: serve the API, open the console, run the demo, migrate, tokens.
+
+Errors that a user can fix (bad settings, store down, bad arguments) print one clear line to
+stderr and exit with code 2; nothing is half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from sqlalchemy.orm import Session
+
+from controlplane import __version__
+from controlplane.config import Settings, load_settings
+from controlplane.domain.errors import ControlPlaneError
+from controlplane.domain.models import Role
+
+app = typer.Typer(
+    name="aiops",
+    help="AIOps control plane: alerts and metrics in, incidents and safe, verified fixes out.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (roles: viewer, operator, admin, webhook).",
+                        no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (environment AIOPS_* wins over it).",
+                 exists=True, dir_okay=False, readable=True),
+]
+
+
+class _State:
+    config: Path | None = None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    config: ConfigOption = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    _State.config = config
+
+
+def settings() -> Settings:
+    try:
+        loaded = load_settings(_State.config)
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    logging.basicConfig(level=loaded.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return loaded
+
+
+def fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Override api.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override api.port.")] = None,
+) -> None:
+    """Run the API server (migrates the store first unless database.migrate_on_start=false)."""
+    import uvicorn
+
+    from controlplane.api import create_app
+
+    config = settings()
+    try:
+        application = create_app(config)
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    uvicorn.run(application, host=host or config.api.host, port=port or config.api.port,
+                log_level=config.log_level.lower(), access_log=False)
+
+
+@app.command()
+def console(
+    port: Annotated[int | None, typer.Option(help="Override console.port.")] = None,
+) -> None:
+    """Run the Streamlit on-call console against the API (console.api_url)."""
+    from controlplane.servers import run_console
+
+    config = settings()
+    sys.exit(run_console(config, port=port or config.console.port))
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite store.")] = Path(
+        ".aiops-demo"),
+    api_port: Annotated[int, typer.Option(help="API port.")] = 8080,
+    console_port: Annotated[int, typer.Option(help="Console port.")] = 8501,
+    alertmanager_port: Annotated[int, typer.Option(help="Alertmanager port.")] = 9093,
+    cycles: Annotated[int, typer.Option(help="Scenario repetitions; 0 means until Ctrl-C.")] = 0,
+) -> None:
+    """Start the API (SQLite), the console and a real Alertmanager, and play a scenario."""
+    from controlplane.demo import run_demo
+
+    try:
+        run_demo(data_dir=data_dir, api_port=api_port, console_port=console_port,
+                 alertmanager_port=alertmanager_port, cycles=cycles)
+    except ControlPlaneError as exc:
+        fail(str(exc))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the schema migrations to database.url."""
+    from controlplane.storage import upgrade
+
+    config = settings()
+    try:
+        upgrade(config.database.url, revision)
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    typer.echo(f"database at revision {revision}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="A unique name; recorded as the actor.")],
+    role: Annotated[Role, typer.Option(help="What the token may do.")] = Role.VIEWER,
+) -> None:
+    """Create a token and print its secret (shown once)."""
+    from controlplane import auth
+
+    with _write_session() as session:
+        try:
+            _, secret = auth.create_token(session, name, role, actor="cli")
+        except ValueError as exc:
+            fail(str(exc))
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (never their secrets)."""
+    from controlplane import auth
+    from controlplane.storage import Database
+
+    config = settings()
+    db = Database(config.database.url)
+    try:
+        with db.read() as session:
+            for row in auth.list_tokens(session):
+                state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+                typer.echo(f"{row.name:32} {row.role:9} {state}")
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+    """Revoke a token; it stops working at once."""
+    from controlplane import auth
+
+    with _write_session() as session:
+        auth.revoke_token(session, name, actor="cli")
+    typer.echo(f"revoked {name}")
+
+
+@contextmanager
+def _write_session() -> Iterator[Session]:
+    """Migrate, then one write transaction; a ControlPlaneError becomes a clean CLI failure."""
+    from controlplane.storage import Database, upgrade
+
+    config = settings()
+    db = Database(config.database.url)
+    try:
+        upgrade(config.database.url)
+        with db.write() as session:
+            yield session
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()

@@ -1,0 +1,92 @@
+"""Enumerations of the incident domain: severities, statuses, timeline kinds and roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """Incident and alert severity, ordered from the most to the least urgent."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more urgent; used to raise an incident to its worst alert."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def from_label(cls, value: str | None) -> Severity:
+        """Map the many spellings seen in alert labels onto the four levels.
+
+        An absent or unknown label maps to WARNING: unknown is not the same as harmless.
+        """
+        if value is None:
+            return cls.WARNING
+        return _SEVERITY_ALIASES.get(value.strip().lower(), cls.WARNING)
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+_SEVERITY_ALIASES: dict[str, Severity] = {
+    **dict.fromkeys(["critical", "crit", "page", "p1", "fatal", "emergency", "disaster"],
+                    Severity.CRITICAL),
+    **dict.fromkeys(["error", "err", "high", "major", "p2"], Severity.ERROR),
+    **dict.fromkeys(["warning", "warn", "medium", "minor", "p3"], Severity.WARNING),
+    **dict.fromkeys(["info", "informational", "low", "none", "p4", "p5"], Severity.INFO),
+}
+
+
+class IncidentStatus(StrEnum):
+    """Lifecycle: open -> acknowledged -> resolved (open may go straight to resolved)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class TimelineKind(StrEnum):
+    """What happened to an incident; one timeline entry per real change, never per delivery."""
+
+    OPENED = "opened"
+    ALERT_ADDED = "alert_added"
+    ALERT_RESOLVED = "alert_resolved"
+    SEVERITY_RAISED = "severity_raised"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Role(StrEnum):
+    """API token roles. `webhook` may only deliver notifications; the others are ordered."""
+
+    WEBHOOK = "webhook"
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    def allows(self, required: Role) -> bool:
+        """True when a token of this role may do what `required` is needed for."""
+        if self is Role.ADMIN:
+            return True
+        if Role.WEBHOOK in (self, required):
+            return self is required
+        return _ROLE_RANK[self] >= _ROLE_RANK[required]
+
+
+_ROLE_RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's name (recorded as the actor of every change) and role."""
+
+    name: str
+    role: Role

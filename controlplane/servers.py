@@ -1,0 +1,186 @@
+"""Running the real pieces on loopback: the API in a uvicorn thread, a real Alertmanager
+process routed to the webhook, and the Streamlit console. Used by `aiops demo` and by the
+test fixtures, so the demo and the tests exercise the same wiring.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import uvicorn
+import yaml
+from fastapi import FastAPI
+
+from controlplane.config import Settings
+from controlplane.domain.errors import ConfigError, TemporaryError
+
+LOOPBACK = "127.0.0.1"
+ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+CONSOLE_SCRIPT = Path(__file__).resolve().parent.parent / "dashboard" / "streamlit_app.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_ready(url: str, *, timeout: float = 20.0, what: str = "server") -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+            last = "not ready"
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TemporaryError(f"{what} at {url} not ready after {timeout:.0f} s: {last}")
+
+
+class ApiServer:
+    """The FastAPI app served by uvicorn in a daemon thread, on a loopback port."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        config = uvicorn.Config(app, host=LOOPBACK, port=self.port, log_level="warning",
+                                access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        wait_until_ready(f"{self.url}/healthz", what="API")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+class Alertmanager:
+    """A real Alertmanager process whose only receiver is our webhook, with a bearer token."""
+
+    def __init__(
+        self, workdir: Path, *, webhook_url: str, token: str, port: int | None = None,
+        group_by: tuple[str, ...] = ("alertname", "service"), group_wait: str = "1s",
+        group_interval: str = "2s", repeat_interval: str = "1h",
+    ) -> None:
+        self.binary = find_alertmanager()
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.config = {
+            "route": {
+                "receiver": "aiops", "group_by": list(group_by), "group_wait": group_wait,
+                "group_interval": group_interval, "repeat_interval": repeat_interval,
+            },
+            "receivers": [{
+                "name": "aiops",
+                "webhook_configs": [{
+                    "url": webhook_url, "send_resolved": True,
+                    "http_config": {"authorization": {"type": "Bearer", "credentials": token}},
+                }],
+            }],
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_file = self.workdir / "alertmanager.yml"
+        config_file.write_text(yaml.safe_dump(self.config))
+        log = (self.workdir / "alertmanager.log").open("wb")
+        self._process = subprocess.Popen(
+            [self.binary, f"--config.file={config_file}",
+             f"--storage.path={self.workdir / 'data'}",
+             f"--web.listen-address={LOOPBACK}:{self.port}", f"--web.external-url={self.url}",
+             "--cluster.listen-address=", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_ready(f"{self.url}/-/ready", what="Alertmanager")
+        except TemporaryError:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Push alerts as Prometheus would (`POST /api/v2/alerts`)."""
+        response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5)
+        response.raise_for_status()
+
+
+def find_alertmanager() -> str:
+    for name in ALERTMANAGER_BINARIES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise ConfigError(
+        "Alertmanager is not installed: install the Debian package 'prometheus-alertmanager' "
+        "(make test / make demo do this when run as root)"
+    )
+
+
+def console_command(settings: Settings, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run the console against settings' API."""
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(CONSOLE_SCRIPT),
+        "--server.headless=true", f"--server.address={settings.console.host}",
+        f"--server.port={port}", "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=minimal",
+    ]
+    env = {**os.environ, "AIOPS_CONSOLE__API_URL": settings.console_api_url}
+    return command, env
+
+
+def run_console(settings: Settings, port: int) -> int:
+    command, env = console_command(settings, port)
+    return subprocess.call(command, env=env)
+
+
+class Console:
+    """The Streamlit console as a child process (for the demo and browser tests)."""
+
+    def __init__(self, settings: Settings, port: int | None = None, log: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{settings.console.host}:{self.port}"
+        self.command, self.env = console_command(settings, self.port)
+        self.log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        out = self.log.open("wb") if self.log else subprocess.DEVNULL
+        self._process = subprocess.Popen(self.command, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        wait_until_ready(f"{self.url}/_stcore/health", timeout=60, what="console")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None = None,
+                 exc: BaseException | None = None, tb: TracebackType | None = None) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()

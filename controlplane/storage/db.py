@@ -1,0 +1,124 @@
+"""Engine, sessions and migrations for SQLite (embedded default) and PostgreSQL.
+
+`Database.write()` and `Database.read()` are the only ways into a transaction. Both turn a
+store that cannot be reached or written into `StoreUnavailableError`, which the API answers
+with 503 so that Alertmanager retries instead of losing the notification.
+
+SQLite runs in WAL mode with `synchronous=FULL` (a 2xx means the notification reached the
+disk) and write transactions start with `BEGIN IMMEDIATE` behind an in-process lock: SQLite
+has one writer, and queueing in Python beats its sleeping busy handler on tail latency.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from controlplane.domain.errors import StoreUnavailableError
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+
+
+class Database:
+    """One engine and its session factory; share a single instance per process."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine = _create_engine(url, pool_size=pool_size, echo=echo)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock: threading.Lock | nullcontext[None] = (
+            threading.Lock() if self.is_sqlite else nullcontext()
+        )
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A read-write transaction, committed on normal exit and rolled back on error."""
+        with self._write_lock, self._translated(), self._sessions() as session:
+            if self.is_sqlite:
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            yield session
+            session.commit()  # an exception skips this; closing the session rolls back
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (rolled back at exit)."""
+        with self._translated(), self._sessions() as session:
+            yield session  # closing the session rolls the read transaction back
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless the store answers and is migrated."""
+        with self._translated(), self.engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM alembic_version"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreUnavailableError(f"store unavailable: {reason}") from exc
+
+
+def _create_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+            pool_timeout=5, echo=echo, connect_args={"connect_timeout": 5},
+        )
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10}
+    )
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to `revision` (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    engine = _create_engine(url, pool_size=1, echo=False)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"cannot migrate {make_url(url)!r}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
