@@ -4,6 +4,10 @@ A token is `aiops_` + 256 random bits; only its SHA-256 is stored. A slow passwo
 add nothing for secrets this long, and a fast lookup keeps webhook intake cheap. The webhook
 token from settings (`auth.webhook_token`) authenticates as the `webhook` role, which may
 deliver notifications and nothing else.
+
+`TokenCache` keeps known-good tokens for a few seconds so that webhook intake does not read
+the token table on every request; a revocation through this process clears it at once, one
+through another replica takes effect within the cache's TTL.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import SecretStr
@@ -79,3 +86,29 @@ def authenticate(
         )
     ).one_or_none()
     return Principal(row.name, Role(row.role)) if row else None
+
+
+class TokenCache:
+    """Principals of recently seen valid secrets, by digest, for `ttl` seconds."""
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str, load: Callable[[str], Principal | None]) -> Principal | None:
+        key, now = digest(secret), time.monotonic()
+        cached = self._entries.get(key)
+        if cached and cached[1] > now:
+            return cached[0]
+        principal = load(secret)  # unknown secrets are never cached: no memory to exhaust
+        if principal is not None:
+            with self._lock:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[key] = (principal, now + self.ttl)
+        return principal
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

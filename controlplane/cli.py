@@ -199,3 +199,7 @@ def _write_session() -> Iterator[Session]:
         fail(str(exc))
     finally:
         db.dispose()
+
+
+if __name__ == "__main__":
+    app()

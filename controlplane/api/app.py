@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from controlplane import __version__
+from controlplane.auth import TokenCache
 from controlplane.api import errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
 from controlplane.api.routes import health, incidents, tokens, webhooks
 from controlplane.config import Settings
+from controlplane.incidents.writer import IntakeWriter
 from controlplane.storage import Database, upgrade
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.database.migrate_on_start:
             upgrade(settings.database.url)
+        writer.start()
         log.info("control plane %s serving on %s", __version__, settings.database.url)
         yield
+        writer.stop()  # answers every notification already accepted for processing
         db.dispose()
 
     app = FastAPI(
@@ -43,6 +47,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.metrics = Metrics(db)
+    app.state.token_cache = TokenCache()
+    app.state.intake_writer = writer = IntakeWriter(db, group_by=settings.incidents.group_by)
     errors.install(app)
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 

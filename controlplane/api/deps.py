@@ -36,7 +36,12 @@ async def authenticated(request: Request, db: DbDep, settings: SettingsDep) -> P
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'",
                        headers={"WWW-Authenticate": "Bearer"}, reason="unauthorized")
-    principal = await run_in_threadpool(_authenticate, db, secret.strip(), settings)
+    cache: auth.TokenCache = request.app.state.token_cache
+    secret = secret.strip()
+    principal = cache.get(secret, lambda _: None)  # a hit costs no thread hop, no query
+    if principal is None:
+        principal = await run_in_threadpool(cache.get, secret,
+                                             lambda s: _authenticate(db, s, settings))
     if principal is None:
         raise ApiError(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"},
                        reason="unauthorized")

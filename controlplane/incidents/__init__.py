@@ -2,7 +2,7 @@
 lifecycle (acknowledge, resolve). Pure functions over a SQLAlchemy session: the caller owns the
 transaction, so a notification and everything it changes commit together or not at all."""
 
-from controlplane.incidents.intake import IngestResult, ingest_alertmanager
+from controlplane.incidents.intake import Delivery, IngestResult, ingest
 from controlplane.incidents.lifecycle import (
     IncidentFilter,
     acknowledge,
@@ -13,10 +13,11 @@ from controlplane.incidents.lifecycle import (
 
 __all__ = [
     "IncidentFilter",
+    "Delivery",
     "IngestResult",
     "acknowledge",
     "get_incident",
-    "ingest_alertmanager",
+    "ingest",
     "list_incidents",
     "resolve",
 ]

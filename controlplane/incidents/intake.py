@@ -1,32 +1,62 @@
-"""Alertmanager intake: one notification -> stored raw, alert episodes upserted, incidents
-opened, grown, raised or resolved, with exactly one timeline entry per real change.
+"""Alertmanager intake: notifications -> stored raw, alert episodes upserted, incidents opened,
+grown, raised or resolved, with exactly one timeline entry per real change.
+
+Works on a *batch* of deliveries in one transaction (see `writer.IntakeWriter`, which groups
+concurrent webhook requests so that one commit serves many), with the same outcome as applying
+them one by one in order. A batch costs a fixed handful of set-based statements (lookups with
+IN, inserts as executemany), not a unit-of-work flush per row.
 
 Idempotence rests on two unique keys: the notification's SHA-256 (an identical re-delivery is
 counted, not re-applied) and the alert episode (`fingerprint`, `startsAt`), so a retry, an HA
 pair or a repeat notification never opens a second incident or writes a second entry.
 Grouping: alerts with the same group key join the group's open incident; the partial unique
-index `ux_incident_open_group` guarantees one open incident per key even across replicas.
+index `ux_incident_open_group` keeps one open incident per key even across API replicas.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from controlplane import audit
 from controlplane.domain.alertmanager import Alert, Notification
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
-from controlplane.storage.models import AlertRow, IncidentRow, NotificationRow, TimelineEntryRow
+from controlplane.storage.models import (
+    AlertRow,
+    AuditEventRow,
+    IncidentRow,
+    NotificationRow,
+    TimelineEntryRow,
+)
+
+# Table-level Core on the session's connection: on this hot path the ORM's execution layer
+# costs more than the statements themselves.
+_notification = NotificationRow.__table__.c
+_incident = IncidentRow.__table__.c
+_alert = AlertRow.__table__.c
 
 SOURCE = "alertmanager"
 ACTOR = "alertmanager"
 GROUP_BY_ALERTMANAGER = "alertmanager_group"
 SERVICE_LABELS = ("service", "app", "job")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One validated webhook body: the parsed notification, its JSON and the body's digest."""
+
+    notification: Notification
+    payload: dict[str, Any]
+    digest: str
+
+    @classmethod
+    def of(cls, body: bytes, payload: dict[str, Any], notification: Notification) -> Delivery:
+        return cls(notification, payload, hashlib.sha256(body).hexdigest())
 
 
 @dataclass
@@ -38,172 +68,249 @@ class IngestResult:
     resolved: list[int] = field(default_factory=list)
 
 
-def payload_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+def ingest(
+    session: Session, deliveries: Sequence[Delivery], *, group_by: str = GROUP_BY_ALERTMANAGER
+) -> list[IngestResult]:
+    """Apply deliveries in order inside the caller's transaction; one result per delivery."""
+    return _Batch(session, group_by).run(deliveries)
 
 
-def ingest_alertmanager(
-    session: Session,
-    notification: Notification,
-    *,
-    payload: dict[str, Any],
-    digest: str,
-    group_by: str = GROUP_BY_ALERTMANAGER,
-) -> IngestResult:
-    """Apply one validated notification inside the caller's transaction."""
-    now = datetime.now(UTC)
-    stored = session.scalars(
-        select(NotificationRow).where(NotificationRow.payload_sha256 == digest)
-    ).one_or_none()
-    if stored is not None:
-        stored.delivery_count += 1
-        stored.last_received_at = now
-        return IngestResult(stored.notification_id, duplicate=True)
-
-    stored = NotificationRow(
-        source=SOURCE, payload_sha256=digest, group_key=notification.group_key,
-        status=notification.status, payload=payload, received_at=now, last_received_at=now,
-    )
-    session.add(stored)
-    session.flush()
-    intake = _Intake(session, notification, stored.notification_id, group_by, now)
-    for alert in notification.alerts:
-        intake.apply(alert)
-    return intake.finish()
+@dataclass
+class _Incident:
+    incident_id: int
+    group_key: str
+    severity: Severity
+    open: bool
+    firing: int  # firing alerts, kept current in memory while the batch is applied
+    changed: bool = False
+    resolved_at: datetime | None = None
 
 
-class _Intake:
-    """The state of one notification's application: known episodes and touched incidents."""
+@dataclass
+class _Episode:
+    incident: _Incident
+    status: str
+    alert_id: int | None = None  # None while it is a pending insert
+    row: dict[str, Any] | None = None  # the pending insert, when new in this batch
 
-    def __init__(
-        self, session: Session, notification: Notification, notification_id: int,
-        group_by: str, now: datetime,
-    ) -> None:
-        self.session = session
-        self.notification = notification
-        self.notification_id = notification_id
+
+class _Batch:
+    def __init__(self, session: Session, group_by: str) -> None:
+        self.execute = session.connection().execute
         self.group_by = group_by
-        self.now = now
-        self.result = IngestResult(notification_id, duplicate=False)
-        self.open_by_key: dict[str, IncidentRow | None] = {}
-        self.touched: dict[int, IncidentRow] = {}
-        keys = [(a.fingerprint, a.starts_at) for a in notification.alerts]
-        self.episodes = {
-            (row.fingerprint, row.starts_at): row
-            for row in session.scalars(
-                select(AlertRow).where(tuple_(AlertRow.fingerprint, AlertRow.starts_at).in_(keys))
-            )
-        }
+        self.now = datetime.now(UTC)
+        self.incidents: dict[int, _Incident] = {}
+        self.open_by_key: dict[str, _Incident] = {}
+        self.episodes: dict[tuple[str, datetime], _Episode] = {}
+        self.new_alerts: list[dict[str, Any]] = []
+        self.resolved_alerts: list[dict[str, Any]] = []
+        self.timeline: list[dict[str, Any]] = []
+        self.audit: list[dict[str, Any]] = []
 
-    def apply(self, alert: Alert) -> None:
+    def run(self, deliveries: Sequence[Delivery]) -> list[IngestResult]:
+        results, fresh = self._store_notifications(deliveries)
+        alerts = [(r, d, a) for r, d in fresh for a in d.notification.alerts]
+        self._load_state([(d.notification, a) for _, d, a in alerts])
+        for result, delivery, alert in alerts:
+            self._apply(result, delivery.notification, alert)
+        for result, _ in fresh:
+            result.updated = [i for i in dict.fromkeys(result.updated)
+                              if i not in result.opened and i not in result.resolved]
+        self._write()
+        return results
+
+    # -- notifications -------------------------------------------------------------------
+    def _store_notifications(
+        self, deliveries: Sequence[Delivery]
+    ) -> tuple[list[IngestResult], list[tuple[IngestResult, Delivery]]]:
+        digests = {d.digest for d in deliveries}
+        known = dict(self.execute(
+            select(_notification.payload_sha256, _notification.notification_id)
+            .where(_notification.payload_sha256.in_(digests))).tuples().all())
+        repeats: dict[str, int] = {}
+        new: dict[str, Delivery] = {}
+        for d in deliveries:
+            if d.digest in known or d.digest in new:
+                repeats[d.digest] = repeats.get(d.digest, 0) + 1
+            else:
+                new[d.digest] = d
+        if new:
+            inserted = self.execute(
+                insert(NotificationRow.__table__).returning(
+                    _notification.payload_sha256, _notification.notification_id,
+                    sort_by_parameter_order=True),
+                [{"source": SOURCE, "payload_sha256": d.digest,
+                  "group_key": d.notification.group_key, "status": d.notification.status,
+                  "payload": d.payload, "received_at": self.now, "last_received_at": self.now,
+                  "delivery_count": 1} for d in new.values()],
+            ).tuples().all()
+            known.update(inserted)
+        for digest, extra in repeats.items():
+            self.execute(
+                update(NotificationRow.__table__).where(_notification.payload_sha256 == digest)
+                .values(delivery_count=_notification.delivery_count + extra,
+                        last_received_at=self.now))
+        results, fresh = [], []
+        for d in deliveries:
+            is_first = new.get(d.digest) is d
+            result = IngestResult(known[d.digest], duplicate=not is_first)
+            results.append(result)
+            if is_first:
+                fresh.append((result, d))
+        return results, fresh
+
+    # -- loading what the batch touches ---------------------------------------------------
+    def _load_state(self, alerts: list[tuple[Notification, Alert]]) -> None:
+        if not alerts:
+            return
+        # Two plain INs, not a row-value IN: SQLite scans the whole index for the latter.
+        rows = self.execute(
+            select(_alert.alert_id, _alert.incident_id, _alert.fingerprint, _alert.starts_at,
+                   _alert.status)
+            .where(_alert.fingerprint.in_({a.fingerprint for _, a in alerts}),
+                   _alert.starts_at.in_({a.starts_at for _, a in alerts}))).all()
+        keys = {self._group_key(n, a) for n, a in alerts}
+        incident_rows = self.execute(
+            select(_incident.incident_id, _incident.group_key, _incident.severity,
+                   _incident.resolved_at)
+            .where(or_(_incident.incident_id.in_({r.incident_id for r in rows}),
+                       _incident.group_key.in_(keys) & _incident.resolved_at.is_(None)))
+        ).all()
+        open_ids = [r.incident_id for r in incident_rows if r.resolved_at is None]
+        firing = dict(self.execute(
+            select(_alert.incident_id, func.count())
+            .where(_alert.incident_id.in_(open_ids), _alert.status == AlertStatus.FIRING)
+            .group_by(_alert.incident_id)).tuples().all()) if open_ids else {}
+        for r in incident_rows:
+            incident = _Incident(r.incident_id, r.group_key, Severity(r.severity),
+                                 open=r.resolved_at is None, firing=firing.get(r.incident_id, 0))
+            self.incidents[r.incident_id] = incident
+            if incident.open:
+                self.open_by_key[r.group_key] = incident
+        for r in rows:
+            self.episodes[(r.fingerprint, r.starts_at)] = _Episode(
+                self.incidents[r.incident_id], r.status, alert_id=r.alert_id)
+
+    # -- applying one alert ---------------------------------------------------------------
+    def _apply(self, result: IngestResult, notification: Notification, alert: Alert) -> None:
         episode = self.episodes.get((alert.fingerprint, alert.starts_at))
         if episode is None:
-            self._add_episode(alert)
+            self._add_episode(result, notification, alert)
         elif episode.status == AlertStatus.FIRING and alert.status == AlertStatus.RESOLVED:
-            self._resolve_episode(episode, alert)
+            self._resolve_episode(result, episode, alert)
         # Otherwise a repeat (or a stale "firing" after the resolution): nothing changed.
 
-    def finish(self) -> IngestResult:
-        for incident in self.touched.values():
-            if incident.resolved_at is None and not any(
-                a.status == AlertStatus.FIRING for a in incident.alerts
-            ):
-                self._resolve_incident(incident)
-            elif incident.incident_id not in self.result.opened:
-                self.result.updated.append(incident.incident_id)
-        return self.result
-
-    def _add_episode(self, alert: Alert) -> None:
-        key = self._group_key(alert)
-        incident = self._open_incident(key)
-        joined = incident is not None
-        if incident is None:
-            if alert.status == AlertStatus.RESOLVED:
-                return  # resolved before we ever saw it fire, and nothing open to attach to
-            incident = self._create_incident(key, alert)
+    def _add_episode(self, result: IngestResult, notification: Notification, alert: Alert) -> None:
+        key = self._group_key(notification, alert)
+        incident = self.open_by_key.get(key)
+        if incident is None and alert.status == AlertStatus.RESOLVED:
+            return  # resolved before we ever saw it fire, and nothing open to attach it to
         severity = Severity.from_label(alert.labels.get("severity"))
-        row = AlertRow(
-            incident=incident, notification_id=self.notification_id,
-            fingerprint=alert.fingerprint, starts_at=alert.starts_at, ends_at=alert.ends_at,
-            status=alert.status, name=alert.name, severity=severity, labels=alert.labels,
-            annotations=alert.annotations, generator_url=alert.generator_url,
-            first_seen_at=self.now, last_seen_at=self.now,
-        )
-        self.session.add(row)
-        self.episodes[(alert.fingerprint, alert.starts_at)] = row
-        if joined:
+        if incident is None:
+            incident = self._open_incident(result, notification, alert, key, severity)
+        else:
             self._entry(incident, TimelineKind.ALERT_ADDED, f"Alert {alert.name} joined",
                         {"fingerprint": alert.fingerprint, "status": alert.status})
-        if severity.rank > Severity(incident.severity).rank:
+            incident.changed = True
+            result.updated.append(incident.incident_id)
+        row = {
+            "incident_id": incident.incident_id, "notification_id": result.notification_id,
+            "fingerprint": alert.fingerprint, "starts_at": alert.starts_at,
+            "ends_at": alert.ends_at, "status": alert.status, "name": alert.name,
+            "severity": severity.value, "labels": alert.labels, "annotations": alert.annotations,
+            "generator_url": alert.generator_url, "first_seen_at": self.now,
+            "last_seen_at": self.now,
+        }
+        self.new_alerts.append(row)
+        self.episodes[(alert.fingerprint, alert.starts_at)] = _Episode(incident, alert.status,
+                                                                      row=row)
+        if alert.status == AlertStatus.FIRING:
+            incident.firing += 1
+        if severity.rank > incident.severity.rank:
             self._entry(incident, TimelineKind.SEVERITY_RAISED,
                         f"Severity raised from {incident.severity} to {severity}",
-                        {"from": incident.severity, "to": severity.value})
+                        {"from": incident.severity.value, "to": severity.value})
             incident.severity = severity
-        self._touch(incident)
+            incident.changed = True
 
-    def _resolve_episode(self, episode: AlertRow, alert: Alert) -> None:
+    def _resolve_episode(self, result: IngestResult, episode: _Episode, alert: Alert) -> None:
         episode.status = AlertStatus.RESOLVED
-        episode.ends_at = alert.ends_at or self.now
-        episode.last_seen_at = self.now
+        ends_at = alert.ends_at or self.now
+        if episode.row is not None:
+            episode.row.update(status=AlertStatus.RESOLVED, ends_at=ends_at)
+        else:
+            self.resolved_alerts.append({"id": episode.alert_id, "ends": ends_at})
         incident = episode.incident
-        if incident.resolved_at is None:
-            self._entry(incident, TimelineKind.ALERT_RESOLVED, f"Alert {alert.name} resolved",
-                        {"fingerprint": alert.fingerprint})
-            self._touch(incident)
-
-    def _open_incident(self, key: str) -> IncidentRow | None:
-        if key not in self.open_by_key:
-            self.open_by_key[key] = self.session.scalars(
-                select(IncidentRow).where(
-                    IncidentRow.group_key == key, IncidentRow.resolved_at.is_(None)
-                )
-            ).one_or_none()
-        return self.open_by_key[key]
-
-    def _create_incident(self, key: str, alert: Alert) -> IncidentRow:
-        severity = Severity.from_label(alert.labels.get("severity"))
-        service = next((alert.labels[k] for k in SERVICE_LABELS if alert.labels.get(k)), None)
-        summary = alert.annotations.get("summary") or alert.annotations.get("description")
-        incident = IncidentRow(
-            title=f"{alert.name}: {summary}" if summary else alert.name,
-            status=IncidentStatus.OPEN, severity=severity, service=service, source=SOURCE,
-            group_key=key, labels=dict(self.notification.common_labels or alert.labels),
-            opened_at=self.now, updated_at=self.now,
-        )
-        self.session.add(incident)
-        self.session.flush()  # assigns incident_id for the timeline and audit rows
-        self.open_by_key[key] = incident
-        self.result.opened.append(incident.incident_id)
-        self._entry(incident, TimelineKind.OPENED, f"Opened by alert {alert.name}",
-                    {"fingerprint": alert.fingerprint, "group_key": key})
-        audit.record(self.session, actor=ACTOR, action="incident.opened",
-                     target_type="incident", target_id=incident.incident_id,
-                     details={"group_key": key, "notification_id": self.notification_id})
-        return incident
-
-    def _resolve_incident(self, incident: IncidentRow) -> None:
-        incident.status = IncidentStatus.RESOLVED
-        incident.resolved_at = incident.updated_at = self.now
-        incident.resolved_by = ACTOR
+        incident.firing -= 1
+        if not incident.open:
+            return  # already resolved (by a person, say): the alert catches up silently
+        self._entry(incident, TimelineKind.ALERT_RESOLVED, f"Alert {alert.name} resolved",
+                    {"fingerprint": alert.fingerprint})
+        incident.changed = True
+        if incident.firing > 0:
+            result.updated.append(incident.incident_id)
+            return
+        incident.open, incident.resolved_at = False, self.now
         self.open_by_key.pop(incident.group_key, None)
         self._entry(incident, TimelineKind.RESOLVED, "Resolved: all alerts resolved", {})
-        audit.record(self.session, actor=ACTOR, action="incident.resolved",
-                     target_type="incident", target_id=incident.incident_id,
-                     details={"reason": "all alerts resolved"})
-        self.result.resolved.append(incident.incident_id)
+        self._audit("incident.resolved", incident, {"reason": "all alerts resolved"})
+        result.resolved.append(incident.incident_id)
 
-    def _group_key(self, alert: Alert) -> str:
+    def _open_incident(self, result: IngestResult, notification: Notification, alert: Alert,
+                       key: str, severity: Severity) -> _Incident:
+        service = next((alert.labels[k] for k in SERVICE_LABELS if alert.labels.get(k)), None)
+        summary = alert.annotations.get("summary") or alert.annotations.get("description")
+        # Inserted at once: later rows of the batch need its id.
+        incident_id = self.execute(insert(IncidentRow.__table__).returning(_incident.incident_id),
+            {"title": f"{alert.name}: {summary}" if summary else alert.name,
+             "status": IncidentStatus.OPEN, "severity": severity, "service": service,
+             "source": SOURCE, "group_key": key,
+             "labels": dict(notification.common_labels or alert.labels),
+             "opened_at": self.now, "updated_at": self.now}).scalar_one()
+        incident = _Incident(incident_id, key, severity, open=True, firing=0)
+        self.incidents[incident_id] = self.open_by_key[key] = incident
+        result.opened.append(incident_id)
+        self._entry(incident, TimelineKind.OPENED, f"Opened by alert {alert.name}",
+                    {"fingerprint": alert.fingerprint, "group_key": key})
+        self._audit("incident.opened", incident, {"group_key": key,
+                                                  "notification_id": result.notification_id})
+        return incident
+
+    # -- writing --------------------------------------------------------------------------
+    def _write(self) -> None:
+        execute = self.execute
+        if self.new_alerts:
+            execute(insert(AlertRow.__table__), self.new_alerts)
+        if self.resolved_alerts:
+            execute(update(AlertRow.__table__).where(_alert.alert_id == bindparam("id"))
+                    .values(status=AlertStatus.RESOLVED, ends_at=bindparam("ends"),
+                            last_seen_at=self.now), self.resolved_alerts)
+        changed = [i for i in self.incidents.values() if i.changed or i.resolved_at]
+        if changed:
+            execute(update(IncidentRow.__table__).where(_incident.incident_id == bindparam("id"))
+                    .values(severity=bindparam("sev"), updated_at=self.now), [
+                        {"id": i.incident_id, "sev": i.severity.value} for i in changed])
+        resolved = [{"id": i.incident_id} for i in changed if i.resolved_at]
+        if resolved:
+            execute(update(IncidentRow.__table__).where(_incident.incident_id == bindparam("id"))
+                    .values(status=IncidentStatus.RESOLVED, resolved_at=self.now,
+                            resolved_by=ACTOR), resolved)
+        if self.timeline:
+            execute(insert(TimelineEntryRow.__table__), self.timeline)
+        if self.audit:
+            execute(insert(AuditEventRow.__table__), self.audit)
+
+    def _group_key(self, notification: Notification, alert: Alert) -> str:
         if self.group_by == GROUP_BY_ALERTMANAGER:
-            return f"{self.notification.receiver}/{self.notification.group_key}"
+            return f"{notification.receiver}/{notification.group_key}"
         return f"{self.group_by}={alert.labels.get(self.group_by, '')}"
 
-    def _touch(self, incident: IncidentRow) -> None:
-        incident.updated_at = self.now
-        self.touched[id(incident)] = incident
+    def _entry(self, incident: _Incident, kind: TimelineKind, message: str,
+               data: dict[str, Any]) -> None:
+        self.timeline.append({"incident_id": incident.incident_id, "at": self.now, "kind": kind,
+                              "actor": ACTOR, "message": message, "data": data})
 
-    def _entry(
-        self, incident: IncidentRow, kind: TimelineKind, message: str, data: dict[str, Any]
-    ) -> None:
-        self.session.add(TimelineEntryRow(
-            incident=incident, at=self.now, kind=kind, actor=ACTOR, message=message, data=data,
-        ))
+    def _audit(self, action: str, incident: _Incident, details: dict[str, Any]) -> None:
+        self.audit.append({"at": self.now, "actor": ACTOR, "action": action,
+                           "target_type": "incident", "target_id": str(incident.incident_id),
+                           "details": details})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from controlplane import auth
@@ -45,9 +45,11 @@ async def create_token(body: TokenCreate, db: DbDep, actor: Admin) -> TokenCreat
 
 
 @router.delete("/tokens/{name}", response_model=TokenPublic, responses={**_ERRORS, 404: {}})
-async def revoke_token(name: str, db: DbDep, actor: Admin) -> TokenPublic:
+async def revoke_token(name: str, request: Request, db: DbDep, actor: Admin) -> TokenPublic:
     def revoke() -> TokenPublic:
         with db.write() as session:
             return TokenPublic.model_validate(auth.revoke_token(session, name, actor=actor.name))
 
-    return await run_in_threadpool(revoke)
+    revoked = await run_in_threadpool(revoke)
+    request.app.state.token_cache.clear()
+    return revoked

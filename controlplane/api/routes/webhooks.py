@@ -8,29 +8,24 @@ The contract with Alertmanager (which retries 5xx and network errors, and drops 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
 from controlplane.api.errors import ApiError, field_errors, summary
 from controlplane.api.metrics import Metrics
 from controlplane.api.schemas import ErrorBody, WebhookAccepted
-from controlplane.config import Settings
 from controlplane.domain.alertmanager import Notification
 from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.models import Principal, Role
-from controlplane.incidents.intake import IngestResult, ingest_alertmanager, payload_digest
-from controlplane.storage import Database
+from controlplane.incidents.intake import Delivery
+from controlplane.incidents.writer import IntakeWriter
 
 SOURCE = "alertmanager"
-# Concurrent writers (API replicas on PostgreSQL) may race on the same episode or group; the
-# unique indexes make the loser fail, and a retry then joins the winner's rows.
-_RACE_RETRIES = 3
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -66,7 +61,8 @@ async def alertmanager_webhook(
     try:
         body = await _read_body(request, settings.api.max_body_bytes)
         payload, notification = _parse(body)
-        result = await run_in_threadpool(_store, db, settings, notification, payload, body)
+        writer: IntakeWriter = request.app.state.intake_writer
+        result = await asyncio.wrap_future(writer.submit(Delivery.of(body, payload, notification)))
     except ApiError as exc:
         metrics.rejected.labels(SOURCE, exc.reason).inc()
         raise
@@ -116,24 +112,6 @@ def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
     except ValidationError as exc:
         errors = field_errors(exc.errors())
         raise ApiError(422, summary(errors), errors=errors, reason="invalid_payload") from None
-
-
-def _store(
-    db: Database, settings: Settings, notification: Notification, payload: dict[str, Any],
-    body: bytes,
-) -> IngestResult:
-    digest = payload_digest(body)
-    for attempt in range(_RACE_RETRIES):
-        try:
-            with db.write() as session:
-                return ingest_alertmanager(
-                    session, notification, payload=payload, digest=digest,
-                    group_by=settings.incidents.group_by,
-                )
-        except IntegrityError:
-            if attempt == _RACE_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _metrics(request: Request) -> Metrics:

@@ -1,0 +1,191 @@
+"""Webhook intake load test: N concurrent senders post realistic Alertmanager notifications to
+the API (a separate `aiops serve` process on loopback) for a fixed time, then every alert
+that was acknowledged with a 2xx is looked up in the store.
+
+Prints notifications/s, latency percentiles, the server's peak memory, and lost alerts
+(must be 0). Figures only; nothing is asserted on time.
+
+    .venv/bin/python bench/webhook_load.py --backend sqlite --senders 16 --seconds 20
+    .venv/bin/python bench/webhook_load.py --backend postgresql --senders 16 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import create_engine, select, text, tuple_
+
+from controlplane import auth
+from controlplane.domain.models import Role
+from controlplane.servers import free_port, wait_until_ready
+from controlplane.storage import Database, upgrade
+from controlplane.storage.models import AlertRow
+
+POSTGRES_URL = os.environ.get(
+    "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SERVICES = [f"svc-{i:03d}" for i in range(200)]
+ALERTS = ["HighLatency", "HighErrorRate", "PodCrashLooping", "SaturationCPU"]
+
+
+def notification(seq: int, run: str) -> tuple[dict[str, Any], list[tuple[str, datetime]]]:
+    """A realistic notification: one to three alerts of one service group, mostly firing."""
+    service = SERVICES[seq % len(SERVICES)]
+    alertname = ALERTS[seq % len(ALERTS)]
+    starts = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seq)
+    alerts, episodes = [], []
+    for pod in range(1 + seq % 3):
+        fingerprint = f"{run}{seq:08x}{pod}"
+        alerts.append({
+            "status": "firing",
+            "labels": {"alertname": alertname, "service": service, "namespace": "prod",
+                       "pod": f"{service}-{pod}", "severity": ("warning", "critical")[seq % 2]},
+            "annotations": {"summary": f"{alertname} on {service}",
+                            "runbook_url": "http://127.0.0.1/runbooks/latency"},
+            "startsAt": starts.isoformat().replace("+00:00", "Z"),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
+            "fingerprint": fingerprint,
+        })
+        episodes.append((fingerprint, starts))
+    payload = {
+        "version": "4", "receiver": "aiops", "status": "firing", "alerts": alerts,
+        "groupLabels": {"alertname": alertname, "service": service},
+        "commonLabels": {"alertname": alertname, "service": service},
+        "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093",
+        "groupKey": f'{{}}:{{alertname="{alertname}", service="{service}"}}',
+        "truncatedAlerts": 0,
+    }
+    return payload, episodes
+
+
+async def sender(client: aiohttp.ClientSession, url: str, deadline: float, start: int,
+                 step: int, run: str, latencies: list[float], acked: list[tuple[str, datetime]],
+                 failures: dict[int, int]) -> None:
+    seq = start
+    while time.perf_counter() < deadline:
+        payload, episodes = notification(seq, run)
+        body = json.dumps(payload).encode()
+        began = time.perf_counter()
+        async with client.post(url, data=body) as response:
+            await response.read()
+            status = response.status
+        latencies.append(time.perf_counter() - began)
+        if 200 <= status < 300:
+            acked.extend(episodes)
+        else:
+            failures[status] = failures.get(status, 0) + 1
+        seq += step
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def database_url(backend: str, workdir: Path) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}", None
+    schema = f"aiops_bench_{uuid.uuid4().hex[:8]}"
+    with create_engine(POSTGRES_URL).begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", schema
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def load(url: str, token: str, senders: int, seconds: float, run: str) -> tuple[
+        list[float], list[tuple[str, datetime]], dict[int, int], float]:
+    latencies: list[float] = []
+    acked: list[tuple[str, datetime]] = []
+    failures: dict[int, int] = {}
+    # aiohttp, not httpx: the client shares this 2-core machine and must not be the bottleneck.
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=senders)
+    async with aiohttp.ClientSession(connector=connector, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as client:
+        began = time.perf_counter()
+        deadline = began + seconds
+        await asyncio.gather(*(
+            sender(client, url, deadline, i, senders, run, latencies, acked, failures)
+            for i in range(senders)))
+        elapsed = time.perf_counter() - began
+    return latencies, acked, failures, elapsed
+
+
+def count_stored(db: Database, episodes: list[tuple[str, datetime]]) -> int:
+    found = 0
+    with db.read() as session:
+        for i in range(0, len(episodes), 500):
+            chunk = episodes[i:i + 500]
+            found += len(session.execute(select(AlertRow.alert_id).where(
+                tuple_(AlertRow.fingerprint, AlertRow.starts_at).in_(chunk))).all())
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--senders", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url, schema = database_url(args.backend, Path(tmp))
+        upgrade(url)
+        db = Database(url)
+        with db.write() as session:
+            _, token = auth.create_token(session, "bench", Role.WEBHOOK, actor="bench")
+        port = free_port()
+        env = {**os.environ, "AIOPS_DATABASE__URL": url, "AIOPS_LOG_LEVEL": "WARNING"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "controlplane.cli", "serve", "--port", str(port)], env=env)
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz", what="API")
+            endpoint = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
+            run = uuid.uuid4().hex[:6]
+            asyncio.run(load(endpoint, token, args.senders, args.warmup, run + "w"))
+            latencies, acked, failures, elapsed = asyncio.run(
+                load(endpoint, token, args.senders, args.seconds, run))
+            rss = peak_rss_mib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        stored = count_stored(db, acked)
+        db.dispose()
+        if schema:
+            with create_engine(POSTGRES_URL).begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    ok = len(latencies) - sum(failures.values())
+    print(f"backend={args.backend} senders={args.senders} seconds={args.seconds:.0f} "
+          f"cpus={os.cpu_count()}")
+    print(f"notifications: {len(latencies)} sent, {ok} acknowledged (2xx), failures={failures}")
+    print(f"throughput: {ok / elapsed:.0f} notifications/s "
+          f"({len(acked) / elapsed:.0f} alerts/s)")
+    print("latency ms: p50={:.1f} p95={:.1f} p99={:.1f} max={:.1f}".format(
+        *(percentile(latencies, q) * 1000 for q in (50, 95, 99, 100))))
+    print(f"server peak RSS: {rss:.0f} MiB")
+    print(f"lost: {len(acked) - stored} of {len(acked)} acknowledged alerts missing from the store")
+
+
+if __name__ == "__main__":
+    main()
