@@ -59,9 +59,18 @@ class Database:
             yield session  # closing the session rolls the read transaction back
 
     def ping(self) -> None:
-        """Raise StoreUnavailableError unless the store answers and is migrated."""
-        with self._translated(), self.engine.connect() as conn:
-            conn.execute(text("SELECT 1 FROM alembic_version"))
+        """Raise StoreUnavailableError unless the store is migrated and accepts writes.
+
+        A write transaction is opened (and rolled back): a read-only SQLite file or a
+        PostgreSQL standby answers reads but cannot take a single notification.
+        """
+        with self.write() as session:
+            if self.is_sqlite:  # a no-op write, rolled back: fails on a read-only file
+                session.execute(text("UPDATE alembic_version SET version_num = version_num"))
+            elif session.scalar(text("SHOW transaction_read_only")) == "on":
+                raise StoreUnavailableError("store unavailable: the database is read-only")
+            session.execute(text("SELECT 1 FROM alembic_version"))
+            session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -82,7 +91,7 @@ def _create_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
             pool_timeout=5, echo=echo, connect_args={"connect_timeout": 5},
         )
     database = make_url(url).database
-    if database and database != ":memory:":
+    if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10}
