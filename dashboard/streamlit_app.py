@@ -1,0 +1,50 @@
+"""Console entry point (`aiops console`): sign-in with an API token, then the pages.
+
+Pages live in `app_pages/`; this router only handles the session's token and navigation.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.api_client import ApiClient, ApiError, api_url
+
+st.set_page_config(page_title="AIOps control plane", page_icon=":rotating_light:", layout="wide")
+
+
+def sign_in() -> None:
+    st.title("AIOps control plane")
+    st.caption(f"API: {api_url()}")
+    with st.form("sign-in"):
+        token = st.text_input("API token", type="password",
+                              help="Made with `aiops token create NAME --role operator`.")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        token = token.strip()
+        if not token:
+            st.error("Enter an API token.")
+            return
+        try:
+            who = ApiClient(token).whoami()
+        except ApiError as exc:
+            st.error(f"Sign-in failed: {exc}")
+            return
+        st.session_state.update(token=token, user=who)
+        st.rerun()
+
+
+def sign_out() -> None:
+    for key in ("token", "user"):
+        st.session_state.pop(key, None)
+
+
+if "token" not in st.session_state:
+    sign_in()
+else:
+    user = st.session_state["user"]
+    with st.sidebar:
+        st.markdown(f"Signed in as **{user['name']}** ({user['role']})")
+        st.button("Sign out", on_click=sign_out)
+    page = st.navigation([st.Page("app_pages/incidents.py", title="Incidents",
+                                  icon=":material/crisis_alert:", default=True)])
+    page.run()

@@ -1,0 +1,104 @@
+"""The console, driven by Streamlit's AppTest, against the real API served on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from controlplane.api import create_app
+from controlplane.servers import ApiServer, free_port
+from tests.conftest import bearer
+from tests.integration.test_webhook import URL, _alert, _notification
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(settings, db, tokens, monkeypatch):
+    with ApiServer(create_app(settings, db)) as server:
+        monkeypatch.setenv("AIOPS_CONSOLE__API_URL", server.url)
+        yield server
+
+
+@pytest.fixture
+def seeded(api, tokens):
+    import httpx
+
+    hdr = bearer(tokens["webhook"])
+    for n, (service, severity) in enumerate([("checkout", "critical"), ("search", "warning")]):
+        httpx.post(api.url + URL, json=_notification(
+            [_alert(f"c{n}", service=service, severity=severity)], f"g{n}"), headers=hdr)
+    return api
+
+
+def signed_in(token: str, role: str, name: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.session_state["token"] = token
+    app.session_state["user"] = {"name": name, "role": role}
+    return app.run()
+
+
+def test_sign_in_with_a_token(api, tokens):
+    app = AppTest.from_file(APP, default_timeout=30).run()
+    app.button[0].click().run()
+    assert app.error[0].value == "Enter an API token."
+    app.text_input[0].input("wrong")
+    app.button[0].click().run()
+    assert "Sign-in failed: unknown or revoked token (HTTP 401)" in app.error[0].value
+    app.text_input[0].input(tokens["operator"])
+    app.button[0].click().run()
+    assert app.session_state["user"] == {"name": "test-operator", "role": "operator"}
+    assert app.title[0].value == "Incidents"
+
+
+def test_lists_incidents_and_shows_detail(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    assert not app.exception
+    assert "2 incident(s) match" in app.caption[0].value
+    table = app.dataframe[0].value
+    assert set(table["service"]) == {"checkout", "search"}
+    assert app.subheader[0].value.startswith("#")
+    timeline = " ".join(m.value for m in app.markdown)
+    assert "opened" in timeline
+
+
+def test_filters_reach_the_api(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    app.multiselect(key="filter_severity").set_value(["critical"]).run()
+    table = app.dataframe[0].value
+    assert list(table["service"]) == ["checkout"]
+    app.text_input(key="filter_service").input("nothing-here").run()
+    assert app.info[0].value == "No incidents match these filters."
+
+
+def test_viewer_cannot_act(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    assert app.button(key="ack").disabled and app.button(key="resolve").disabled
+
+
+def test_operator_acknowledges_then_resolves(seeded, tokens):
+    import httpx
+
+    app = signed_in(tokens["operator"], "operator", "test-operator")
+    incident_id = app.selectbox(key="selected_incident").value
+    app.text_input(key="comment").input("looking").run()
+    app.button(key="ack").click().run()
+    assert not app.exception
+    detail = httpx.get(f"{seeded.url}/api/v1/incidents/{incident_id}",
+                       headers=bearer(tokens["viewer"])).json()
+    assert detail["status"] == "acknowledged"
+    assert detail["acknowledged_by"] == "test-operator"
+    assert detail["timeline"][-1]["message"] == "Acknowledged by test-operator: looking"
+    app.button(key="resolve").click().run()
+    detail = httpx.get(f"{seeded.url}/api/v1/incidents/{incident_id}",
+                       headers=bearer(tokens["viewer"])).json()
+    assert detail["status"] == "resolved"
+
+
+def test_api_down_gives_a_clear_message(monkeypatch, tokens):
+    monkeypatch.setenv("AIOPS_CONSOLE__API_URL", f"http://127.0.0.1:{free_port()}")
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    assert "cannot be reached" in app.error[0].value
