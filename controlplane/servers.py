@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import httpx
@@ -29,6 +28,29 @@ ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
 CONSOLE_SCRIPT = Path(__file__).resolve().parent.parent / "dashboard" / "streamlit_app.py"
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    """Fail with a clear message instead of talking to whatever already listens there."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            raise ConfigError(f"{what} port {port} on {LOOPBACK} is already in use; stop what "
+                              f"listens there or choose another port") from None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
@@ -36,10 +58,17 @@ def free_port() -> int:
         return port
 
 
-def wait_until_ready(url: str, *, timeout: float = 20.0, what: str = "server") -> None:
+def wait_until_ready(url: str, *, timeout: float = 20.0, what: str = "server",
+                     process: subprocess.Popen[bytes] | None = None,
+                     log: Path | None = None) -> None:
+    """Poll `url` until it answers 200; fail at once if `process` exits first."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-500:] if log and log.exists() else ""
+            raise TemporaryError(f"{what} exited with code {process.returncode} before it was "
+                                 f"ready: {tail.strip()}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -62,6 +91,7 @@ class ApiServer:
         self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)
 
     def __enter__(self) -> Self:
+        ensure_port_free(self.port, "API")
         self._thread.start()
         wait_until_ready(f"{self.url}/healthz", what="API")
         return self
@@ -99,31 +129,28 @@ class Alertmanager:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
+        ensure_port_free(self.port, "Alertmanager")
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_file = self.workdir / "alertmanager.yml"
         config_file.write_text(yaml.safe_dump(self.config))
-        log = (self.workdir / "alertmanager.log").open("wb")
+        log = self.workdir / "alertmanager.log"
         self._process = subprocess.Popen(
             [self.binary, f"--config.file={config_file}",
              f"--storage.path={self.workdir / 'data'}",
              f"--web.listen-address={LOOPBACK}:{self.port}", f"--web.external-url={self.url}",
              "--cluster.listen-address=", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )
         try:
-            wait_until_ready(f"{self.url}/-/ready", what="Alertmanager")
+            wait_until_ready(f"{self.url}/-/ready", what="Alertmanager", process=self._process,
+                             log=log)
         except TemporaryError:
             self.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        stop_process(self._process)
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """Push alerts as Prometheus would (`POST /api/v2/alerts`)."""
@@ -170,17 +197,17 @@ class Console:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
+        ensure_port_free(self.port, "console")
         out = self.log.open("wb") if self.log else subprocess.DEVNULL
         self._process = subprocess.Popen(self.command, env=self.env, stdout=out,
                                          stderr=subprocess.STDOUT)
-        wait_until_ready(f"{self.url}/_stcore/health", timeout=60, what="console")
+        try:
+            wait_until_ready(f"{self.url}/_stcore/health", timeout=60, what="console",
+                             process=self._process, log=self.log)
+        except TemporaryError:
+            self.__exit__()
+            raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None = None,
-                 exc: BaseException | None = None, tb: TracebackType | None = None) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+    def __exit__(self, *_: object) -> None:
+        stop_process(self._process)

@@ -1,0 +1,214 @@
+"""`aiops demo`: the whole loop on embedded defaults, for a newcomer.
+
+Starts the API (SQLite in `data_dir`), the console and a real Alertmanager routed to the
+webhook, then plays the bundled scenario (`scenario.yaml`) in cycles: alerts fire and
+resolve through Alertmanager, incidents appear and resolve in the console. Without an
+Alertmanager binary the same alerts are delivered straight to the webhook, and it says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from controlplane import auth
+from controlplane.api import create_app
+from controlplane.config import load_settings
+from controlplane.domain.errors import ConfigError
+from controlplane.domain.models import Role
+from controlplane.servers import Alertmanager, ApiServer, Console
+from controlplane.storage import Database, upgrade
+
+SCENARIO = Path(__file__).with_name("scenario.yaml")
+# Firing alerts are re-pushed this often: Alertmanager resolves an alert it has not heard
+# of for resolve_timeout (5 min), as it would for a Prometheus that stopped sending it.
+REPUSH_SECONDS = 30
+
+
+class ScenarioAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    service: str
+    severity: str
+    pod: str
+    summary: str
+    at: float = Field(ge=0)
+    until: float
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> ScenarioAlert:
+        if self.until <= self.at:
+            raise ValueError(f"until must be after at, got at={self.at} until={self.until}")
+        return self
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cycle_seconds: float = Field(gt=0)
+    alerts: list[ScenarioAlert] = Field(min_length=1)
+
+    @classmethod
+    def load(cls, path: Path = SCENARIO) -> Scenario:
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text()))
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise ConfigError(f"demo scenario {path.name}: {exc}") from None
+
+
+def run_demo(*, data_dir: Path, api_port: int, console_port: int, alertmanager_port: int,
+             cycles: int = 0) -> None:
+    scenario = Scenario.load()
+    # `kill`, systemd and CI stop with SIGTERM: clean up the children as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if data_dir.exists():
+        shutil.rmtree(data_dir)  # the demo always starts from an empty store
+    data_dir.mkdir(parents=True)
+    settings = load_settings(
+        database={"url": f"sqlite:///{data_dir.resolve() / 'aiops.db'}"},
+        api={"port": api_port}, console={"port": console_port},
+        incidents={"group_by": "service"},
+    )
+    upgrade(settings.database.url)
+    db = Database(settings.database.url)
+    with db.write() as session:
+        _, admin = auth.create_token(session, "demo-admin", Role.ADMIN, actor="demo")
+        _, webhook = auth.create_token(session, "demo-alertmanager", Role.WEBHOOK, actor="demo")
+
+    with ApiServer(create_app(settings, db), port=api_port) as api, \
+            Console(settings, port=console_port, log=data_dir / "console.log") as console:
+        push, am_url = _alert_sink(data_dir, api.url, webhook, alertmanager_port)
+        with push as sink:
+            _print_banner(api.url, console.url, am_url, admin, webhook)
+            try:
+                _play(scenario, sink, cycles)
+            except KeyboardInterrupt:
+                print("\nstopping...")
+    db.dispose()
+
+
+class _AlertmanagerSink:
+    """Alerts go to a real Alertmanager, which groups and delivers them."""
+
+    def __init__(self, am: Alertmanager) -> None:
+        self.am = am
+
+    def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
+        self.am.__enter__()
+        return self.am.post_alerts
+
+    def __exit__(self, *exc: object) -> None:
+        self.am.__exit__(*exc)
+
+
+class _DirectSink:
+    """No Alertmanager here: build its version-4 notifications ourselves, one per service."""
+
+    def __init__(self, webhook_url: str, token: str) -> None:
+        self.url, self.token = webhook_url, token
+
+    def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
+        return self.post
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def post(self, alerts: list[dict[str, Any]]) -> None:
+        for service in sorted({a["labels"]["service"] for a in alerts}):
+            group = [a for a in alerts if a["labels"]["service"] == service]
+            body = [{
+                "status": _state(a), "labels": a["labels"], "annotations": a["annotations"],
+                "startsAt": a["startsAt"], "endsAt": a.get("endsAt", "0001-01-01T00:00:00Z"),
+                "generatorURL": a["generatorURL"],
+                "fingerprint": hashlib.sha256(json.dumps(a["labels"], sort_keys=True).encode())
+                .hexdigest()[:16],
+            } for a in group]
+            httpx.post(self.url, headers={"Authorization": f"Bearer {self.token}"}, json={
+                "version": "4", "receiver": "aiops", "alerts": body,
+                "status": "firing" if any(_state(a) == "firing" for a in group) else "resolved",
+                "groupLabels": {"service": service}, "commonLabels": {"service": service},
+                "commonAnnotations": {}, "externalURL": "demo", "truncatedAlerts": 0,
+                "groupKey": f'{{}}:{{service="{service}"}}'}, timeout=10)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> tuple[Any, str | None]:
+    webhook = f"{api_url}/api/v1/webhooks/alertmanager"
+    try:
+        am = Alertmanager(data_dir / "alertmanager", webhook_url=webhook, token=token, port=port,
+                          group_by=("service",))
+    except ConfigError as exc:
+        print(f"note: {exc}\n      delivering the scenario straight to the webhook instead.")
+        return _DirectSink(webhook, token), None
+    return _AlertmanagerSink(am), am.url
+
+
+def _play(scenario: Scenario, push: Callable[[list[dict[str, Any]]], None], cycles: int) -> None:
+    cycle = 0
+    while cycles == 0 or cycle < cycles:
+        start = datetime.now(UTC)
+        began = time.monotonic()
+        last_push: dict[int, float] = {}
+        resolved: set[int] = set()
+        while (elapsed := time.monotonic() - began) < scenario.cycle_seconds:
+            batch = []
+            for n, alert in enumerate(scenario.alerts):
+                if alert.at <= elapsed < alert.until and \
+                        elapsed - last_push.get(n, -REPUSH_SECONDS) >= REPUSH_SECONDS:
+                    batch.append(_am_alert(alert, start, ends=None))
+                    last_push[n] = elapsed
+                elif elapsed >= alert.until and n in last_push and n not in resolved:
+                    batch.append(_am_alert(alert, start, ends=start + timedelta(seconds=alert.until)))
+                    resolved.add(n)
+            if batch:
+                push(batch)
+                for a in batch:
+                    print(f"  [{elapsed:5.0f}s] {_state(a):8} {a['labels']['alertname']:16} "
+                          f"{a['labels']['service']}")
+            time.sleep(0.5)
+        cycle += 1
+
+
+def _state(alert: dict[str, Any]) -> str:
+    """Scenario alerts carry an endsAt only once they are resolved."""
+    return "resolved" if "endsAt" in alert else "firing"
+
+
+def _am_alert(alert: ScenarioAlert, cycle_start: datetime, ends: datetime | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "labels": {"alertname": alert.name, "service": alert.service, "pod": alert.pod,
+                   "severity": alert.severity, "namespace": "shop"},
+        "annotations": {"summary": alert.summary},
+        "startsAt": (cycle_start + timedelta(seconds=alert.at)).isoformat(),
+        "generatorURL": "http://127.0.0.1:9090/graph",
+    }
+    if ends is not None:
+        body["endsAt"] = ends.isoformat()
+    return body
+
+
+def _print_banner(api: str, console: str, am: str | None, admin: str, webhook: str) -> None:
+    print(f"""
+AIOps control plane demo (Ctrl-C stops everything)
+  console       {console}   sign in with the admin token below
+  API           {api}/docs
+  metrics       {api}/metrics
+  Alertmanager  {am or 'not installed: alerts go straight to the webhook'}
+
+  admin token   {admin}
+  webhook token {webhook}   (Alertmanager uses it)
+
+Playing the bundled scenario:""")
