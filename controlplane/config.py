@@ -37,7 +37,7 @@ class DatabaseSettings(_Section):
     @classmethod
     def _known_backend(cls, url: str) -> str:
         if not url.startswith(("sqlite", "postgresql")):
-            raise ValueError(f"must be a sqlite:// or postgresql+psycopg:// URL, got {url!r}")
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
         return url
 
 
@@ -144,6 +144,21 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_SECRET_WORDS = ("token", "password", "secret", "credential")
+
+
+def _shown(path: list[str], value: object) -> str:
+    """The bad value as it may be printed: secrets hidden, URL passwords masked."""
+    if path[0] == "auth" or any(word in part for part in path for word in _SECRET_WORDS):
+        return "<hidden>"
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, _, rest = value.partition("://")
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return repr(f"{scheme}://{user}:***@{host}" if ":" in credentials else value)
+    return repr(value)
+
+
 def _describe(exc: ValidationError, config_file: Path | None) -> str:
     where = f" (config file {str(config_file)!r} or environment)" if config_file else ""
     lines = [f"invalid settings{where}:"]
@@ -151,7 +166,7 @@ def _describe(exc: ValidationError, config_file: Path | None) -> str:
         path = [str(part) for part in error["loc"]]
         key = ".".join(path)
         env = ENV_PREFIX + "__".join(part.upper() for part in path)
-        value = "<secret>" if "token" in key else repr(error.get("input"))
+        value = _shown(path, error.get("input"))
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"  {key} ({env}) = {value}: {message}")
     return "\n".join(lines)

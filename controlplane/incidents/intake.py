@@ -252,6 +252,11 @@ class _Batch:
             return
         incident.open, incident.resolved_at = False, self.now
         self.open_by_key.pop(incident.group_key, None)
+        # Written now, not with the batch: it frees the group's open-incident key for a
+        # later delivery of this batch that opens the next incident of the group.
+        self.execute(update(IncidentRow.__table__).where(
+            _incident.incident_id == incident.incident_id).values(
+            status=IncidentStatus.RESOLVED, resolved_at=self.now, resolved_by=ACTOR))
         self._entry(incident, TimelineKind.RESOLVED, "Resolved: all alerts resolved", {})
         self._audit("incident.resolved", incident, {"reason": "all alerts resolved"})
         result.resolved.append(incident.incident_id)
@@ -290,11 +295,6 @@ class _Batch:
             execute(update(IncidentRow.__table__).where(_incident.incident_id == bindparam("id"))
                     .values(severity=bindparam("sev"), updated_at=self.now), [
                         {"id": i.incident_id, "sev": i.severity.value} for i in changed])
-        resolved = [{"id": i.incident_id} for i in changed if i.resolved_at]
-        if resolved:
-            execute(update(IncidentRow.__table__).where(_incident.incident_id == bindparam("id"))
-                    .values(status=IncidentStatus.RESOLVED, resolved_at=self.now,
-                            resolved_by=ACTOR), resolved)
         if self.timeline:
             execute(insert(TimelineEntryRow.__table__), self.timeline)
         if self.audit:
