@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP) system-deps
 	$(BIN)/aiops demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -48,32 +48,53 @@ def notification(seq: int, run: str) -> tuple[dict[str, Any], list[tuple[str, da
     alerts, episodes = [], []
     for pod in range(1 + seq % 3):
         fingerprint = f"{run}{seq:08x}{pod}"
-        alerts.append({
-            "status": "firing",
-            "labels": {"alertname": alertname, "service": service, "namespace": "prod",
-                       "pod": f"{service}-{pod}", "severity": ("warning", "critical")[seq % 2]},
-            "annotations": {"summary": f"{alertname} on {service}",
-                            "runbook_url": "http://127.0.0.1/runbooks/latency"},
-            "startsAt": starts.isoformat().replace("+00:00", "Z"),
-            "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
-            "fingerprint": fingerprint,
-        })
+        alerts.append(
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": alertname,
+                    "service": service,
+                    "namespace": "prod",
+                    "pod": f"{service}-{pod}",
+                    "severity": ("warning", "critical")[seq % 2],
+                },
+                "annotations": {
+                    "summary": f"{alertname} on {service}",
+                    "runbook_url": "http://127.0.0.1/runbooks/latency",
+                },
+                "startsAt": starts.isoformat().replace("+00:00", "Z"),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
+                "fingerprint": fingerprint,
+            }
+        )
         episodes.append((fingerprint, starts))
     payload = {
-        "version": "4", "receiver": "aiops", "status": "firing", "alerts": alerts,
+        "version": "4",
+        "receiver": "aiops",
+        "status": "firing",
+        "alerts": alerts,
         "groupLabels": {"alertname": alertname, "service": service},
         "commonLabels": {"alertname": alertname, "service": service},
-        "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093",
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
         "groupKey": f'{{}}:{{alertname="{alertname}", service="{service}"}}',
         "truncatedAlerts": 0,
     }
     return payload, episodes
 
 
-async def sender(client: aiohttp.ClientSession, url: str, deadline: float, start: int,
-                 step: int, run: str, latencies: list[float], acked: list[tuple[str, datetime]],
-                 failures: dict[int, int]) -> None:
+async def sender(
+    client: aiohttp.ClientSession,
+    url: str,
+    deadline: float,
+    start: int,
+    step: int,
+    run: str,
+    latencies: list[float],
+    acked: list[tuple[str, datetime]],
+    failures: dict[int, int],
+) -> None:
     seq = start
     while time.perf_counter() < deadline:
         payload, episodes = notification(seq, run)
@@ -111,21 +132,26 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def load(url: str, token: str, senders: int, seconds: float, run: str) -> tuple[
-        list[float], list[tuple[str, datetime]], dict[int, int], float]:
+async def load(
+    url: str, token: str, senders: int, seconds: float, run: str
+) -> tuple[list[float], list[tuple[str, datetime]], dict[int, int], float]:
     latencies: list[float] = []
     acked: list[tuple[str, datetime]] = []
     failures: dict[int, int] = {}
     # aiohttp, not httpx: the client shares this 2-core machine and must not be the bottleneck.
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=senders)
-    async with aiohttp.ClientSession(connector=connector, headers=headers,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as client:
+    async with aiohttp.ClientSession(
+        connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=30)
+    ) as client:
         began = time.perf_counter()
         deadline = began + seconds
-        await asyncio.gather(*(
-            sender(client, url, deadline, i, senders, run, latencies, acked, failures)
-            for i in range(senders)))
+        await asyncio.gather(
+            *(
+                sender(client, url, deadline, i, senders, run, latencies, acked, failures)
+                for i in range(senders)
+            )
+        )
         elapsed = time.perf_counter() - began
     return latencies, acked, failures, elapsed
 
@@ -134,9 +160,14 @@ def count_stored(db: Database, episodes: list[tuple[str, datetime]]) -> int:
     found = 0
     with db.read() as session:
         for i in range(0, len(episodes), 500):
-            chunk = episodes[i:i + 500]
-            found += len(session.execute(select(AlertRow.alert_id).where(
-                tuple_(AlertRow.fingerprint, AlertRow.starts_at).in_(chunk))).all())
+            chunk = episodes[i : i + 500]
+            found += len(
+                session.execute(
+                    select(AlertRow.alert_id).where(
+                        tuple_(AlertRow.fingerprint, AlertRow.starts_at).in_(chunk)
+                    )
+                ).all()
+            )
     return found
 
 
@@ -157,14 +188,16 @@ def main() -> None:
         port = free_port()
         env = {**os.environ, "AIOPS_DATABASE__URL": url, "AIOPS_LOG_LEVEL": "WARNING"}
         server = subprocess.Popen(
-            [sys.executable, "-m", "controlplane.cli", "serve", "--port", str(port)], env=env)
+            [sys.executable, "-m", "controlplane.cli", "serve", "--port", str(port)], env=env
+        )
         try:
             wait_until_ready(f"http://127.0.0.1:{port}/readyz", what="API")
             endpoint = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
             run = uuid.uuid4().hex[:6]
             asyncio.run(load(endpoint, token, args.senders, args.warmup, run + "w"))
             latencies, acked, failures, elapsed = asyncio.run(
-                load(endpoint, token, args.senders, args.seconds, run))
+                load(endpoint, token, args.senders, args.seconds, run)
+            )
             rss = peak_rss_mib(server.pid)
         finally:
             server.terminate()
@@ -176,13 +209,17 @@ def main() -> None:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
     ok = len(latencies) - sum(failures.values())
-    print(f"backend={args.backend} senders={args.senders} seconds={args.seconds:.0f} "
-          f"cpus={os.cpu_count()}")
+    print(
+        f"backend={args.backend} senders={args.senders} seconds={args.seconds:.0f} "
+        f"cpus={os.cpu_count()}"
+    )
     print(f"notifications: {len(latencies)} sent, {ok} acknowledged (2xx), failures={failures}")
-    print(f"throughput: {ok / elapsed:.0f} notifications/s "
-          f"({len(acked) / elapsed:.0f} alerts/s)")
-    print("latency ms: p50={:.1f} p95={:.1f} p99={:.1f} max={:.1f}".format(
-        *(percentile(latencies, q) * 1000 for q in (50, 95, 99, 100))))
+    print(f"throughput: {ok / elapsed:.0f} notifications/s ({len(acked) / elapsed:.0f} alerts/s)")
+    print(
+        "latency ms: p50={:.1f} p95={:.1f} p99={:.1f} max={:.1f}".format(
+            *(percentile(latencies, q) * 1000 for q in (50, 95, 99, 100))
+        )
+    )
     print(f"server peak RSS: {rss:.0f} MiB")
     print(f"lost: {len(acked) - stored} of {len(acked)} acknowledged alerts missing from the store")
 

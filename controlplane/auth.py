@@ -52,8 +52,14 @@ def create_token(session: Session, name: str, role: Role, *, actor: str) -> tupl
     row = ApiTokenRow(name=name, role=role, token_sha256=digest(secret), created_by=actor)
     session.add(row)
     session.flush()
-    audit.record(session, actor=actor, action="token.created", target_type="api_token",
-                 target_id=row.api_token_id, details={"name": name, "role": role.value})
+    audit.record(
+        session,
+        actor=actor,
+        action="token.created",
+        target_type="api_token",
+        target_id=row.api_token_id,
+        details={"name": name, "role": role.value},
+    )
     return row, secret
 
 
@@ -63,8 +69,14 @@ def revoke_token(session: Session, name: str, *, actor: str) -> ApiTokenRow:
         raise NotFoundError(f"no token named {name!r}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
-        audit.record(session, actor=actor, action="token.revoked", target_type="api_token",
-                     target_id=row.api_token_id, details={"name": name})
+        audit.record(
+            session,
+            actor=actor,
+            action="token.revoked",
+            target_type="api_token",
+            target_id=row.api_token_id,
+            details={"name": name},
+        )
     return row
 
 

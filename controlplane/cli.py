@@ -29,15 +29,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens (roles: viewer, operator, admin, webhook).",
-                        no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens (roles: viewer, operator, admin, webhook).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (environment AIOPS_* wins over it).",
-                 exists=True, dir_okay=False, readable=True),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML settings file (environment AIOPS_* wins over it).",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
 ]
 
 
@@ -54,8 +61,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     config: ConfigOption = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     _State.config = config
 
@@ -65,8 +76,9 @@ def settings() -> Settings:
         loaded = load_settings(_State.config)
     except ControlPlaneError as exc:
         fail(str(exc))
-    logging.basicConfig(level=loaded.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=loaded.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return loaded
 
 
@@ -90,8 +102,13 @@ def serve(
         application = create_app(config)
     except ControlPlaneError as exc:
         fail(str(exc))
-    uvicorn.run(application, host=host or config.api.host, port=port or config.api.port,
-                log_level=config.log_level.lower(), access_log=False)
+    uvicorn.run(
+        application,
+        host=host or config.api.host,
+        port=port or config.api.port,
+        log_level=config.log_level.lower(),
+        access_log=False,
+    )
 
 
 @app.command()
@@ -108,7 +125,8 @@ def console(
 @app.command()
 def demo(
     data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite store.")] = Path(
-        ".aiops-demo"),
+        ".aiops-demo"
+    ),
     api_port: Annotated[int, typer.Option(help="API port.")] = 8080,
     console_port: Annotated[int, typer.Option(help="Console port.")] = 8501,
     alertmanager_port: Annotated[int, typer.Option(help="Alertmanager port.")] = 9093,
@@ -118,8 +136,13 @@ def demo(
     from controlplane.demo import run_demo
 
     try:
-        run_demo(data_dir=data_dir, api_port=api_port, console_port=console_port,
-                 alertmanager_port=alertmanager_port, cycles=cycles)
+        run_demo(
+            data_dir=data_dir,
+            api_port=api_port,
+            console_port=console_port,
+            alertmanager_port=alertmanager_port,
+            cycles=cycles,
+        )
     except ControlPlaneError as exc:
         fail(str(exc))
 

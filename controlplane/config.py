@@ -102,7 +102,6 @@ class Settings(BaseSettings):
         return self.console.api_url or f"http://{self.api.host}:{self.api.port}"
 
 
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings: defaults < YAML file < environment < keyword overrides.
 

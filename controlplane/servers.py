@@ -47,8 +47,10 @@ def ensure_port_free(port: int, what: str) -> None:
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
-            raise ConfigError(f"{what} port {port} on {LOOPBACK} is already in use; stop what "
-                              f"listens there or choose another port") from None
+            raise ConfigError(
+                f"{what} port {port} on {LOOPBACK} is already in use; stop what "
+                f"listens there or choose another port"
+            ) from None
 
 
 def free_port() -> int:
@@ -58,17 +60,23 @@ def free_port() -> int:
         return port
 
 
-def wait_until_ready(url: str, *, timeout: float = 20.0, what: str = "server",
-                     process: subprocess.Popen[bytes] | None = None,
-                     log: Path | None = None) -> None:
+def wait_until_ready(
+    url: str,
+    *,
+    timeout: float = 20.0,
+    what: str = "server",
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll `url` until it answers 200; fail at once if `process` exits first."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             tail = log.read_text(errors="replace")[-500:] if log and log.exists() else ""
-            raise TemporaryError(f"{what} exited with code {process.returncode} before it was "
-                                 f"ready: {tail.strip()}")
+            raise TemporaryError(
+                f"{what} exited with code {process.returncode} before it was ready: {tail.strip()}"
+            )
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -85,8 +93,9 @@ class ApiServer:
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        config = uvicorn.Config(app, host=LOOPBACK, port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, host=LOOPBACK, port=self.port, log_level="warning", access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)
 
@@ -105,9 +114,16 @@ class Alertmanager:
     """A real Alertmanager process whose only receiver is our webhook, with a bearer token."""
 
     def __init__(
-        self, workdir: Path, *, webhook_url: str, token: str, port: int | None = None,
-        group_by: tuple[str, ...] = ("alertname", "service"), group_wait: str = "1s",
-        group_interval: str = "2s", repeat_interval: str = "1h",
+        self,
+        workdir: Path,
+        *,
+        webhook_url: str,
+        token: str,
+        port: int | None = None,
+        group_by: tuple[str, ...] = ("alertname", "service"),
+        group_wait: str = "1s",
+        group_interval: str = "2s",
+        repeat_interval: str = "1h",
     ) -> None:
         self.binary = find_alertmanager()
         self.workdir = workdir
@@ -115,16 +131,26 @@ class Alertmanager:
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.config = {
             "route": {
-                "receiver": "aiops", "group_by": list(group_by), "group_wait": group_wait,
-                "group_interval": group_interval, "repeat_interval": repeat_interval,
+                "receiver": "aiops",
+                "group_by": list(group_by),
+                "group_wait": group_wait,
+                "group_interval": group_interval,
+                "repeat_interval": repeat_interval,
             },
-            "receivers": [{
-                "name": "aiops",
-                "webhook_configs": [{
-                    "url": webhook_url, "send_resolved": True,
-                    "http_config": {"authorization": {"type": "Bearer", "credentials": token}},
-                }],
-            }],
+            "receivers": [
+                {
+                    "name": "aiops",
+                    "webhook_configs": [
+                        {
+                            "url": webhook_url,
+                            "send_resolved": True,
+                            "http_config": {
+                                "authorization": {"type": "Bearer", "credentials": token}
+                            },
+                        }
+                    ],
+                }
+            ],
         }
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -135,15 +161,22 @@ class Alertmanager:
         config_file.write_text(yaml.safe_dump(self.config))
         log = self.workdir / "alertmanager.log"
         self._process = subprocess.Popen(
-            [self.binary, f"--config.file={config_file}",
-             f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address={LOOPBACK}:{self.port}", f"--web.external-url={self.url}",
-             "--cluster.listen-address=", "--log.level=warn"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                self.binary,
+                f"--config.file={config_file}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address={LOOPBACK}:{self.port}",
+                f"--web.external-url={self.url}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         try:
-            wait_until_ready(f"{self.url}/-/ready", what="Alertmanager", process=self._process,
-                             log=log)
+            wait_until_ready(
+                f"{self.url}/-/ready", what="Alertmanager", process=self._process, log=log
+            )
         except TemporaryError:
             self.__exit__(None, None, None)
             raise
@@ -172,9 +205,15 @@ def find_alertmanager() -> str:
 def console_command(settings: Settings, port: int) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run the console against settings' API."""
     command = [
-        sys.executable, "-m", "streamlit", "run", str(CONSOLE_SCRIPT),
-        "--server.headless=true", f"--server.address={settings.console.host}",
-        f"--server.port={port}", "--browser.gatherUsageStats=false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(CONSOLE_SCRIPT),
+        "--server.headless=true",
+        f"--server.address={settings.console.host}",
+        f"--server.port={port}",
+        "--browser.gatherUsageStats=false",
         "--client.toolbarMode=minimal",
     ]
     env = {**os.environ, "AIOPS_CONSOLE__API_URL": settings.console_api_url}
@@ -189,7 +228,9 @@ def run_console(settings: Settings, port: int) -> int:
 class Console:
     """The Streamlit console as a child process (for the demo and browser tests)."""
 
-    def __init__(self, settings: Settings, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, port: int | None = None, log: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://{settings.console.host}:{self.port}"
         self.command, self.env = console_command(settings, self.port)
@@ -199,11 +240,17 @@ class Console:
     def __enter__(self) -> Self:
         ensure_port_free(self.port, "console")
         out = self.log.open("wb") if self.log else subprocess.DEVNULL
-        self._process = subprocess.Popen(self.command, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
-            wait_until_ready(f"{self.url}/_stcore/health", timeout=60, what="console",
-                             process=self._process, log=self.log)
+            wait_until_ready(
+                f"{self.url}/_stcore/health",
+                timeout=60,
+                what="console",
+                process=self._process,
+                log=self.log,
+            )
         except TemporaryError:
             self.__exit__()
             raise

@@ -33,8 +33,15 @@ class ApiClient:
     def whoami(self) -> dict[str, Any]:
         return self._call("GET", "/api/v1/whoami")
 
-    def incidents(self, *, status: list[str] | None = None, severity: list[str] | None = None,
-                  service: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    def incidents(
+        self,
+        *,
+        status: list[str] | None = None,
+        severity: list[str] | None = None,
+        service: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
@@ -48,17 +55,20 @@ class ApiClient:
         return self._call("GET", f"/api/v1/incidents/{incident_id}")
 
     def acknowledge(self, incident_id: int, comment: str | None = None) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/incidents/{incident_id}/ack",
-                          json={"comment": comment or None})
+        return self._call(
+            "POST", f"/api/v1/incidents/{incident_id}/ack", json={"comment": comment or None}
+        )
 
     def resolve(self, incident_id: int, comment: str | None = None) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/incidents/{incident_id}/resolve",
-                          json={"comment": comment or None})
+        return self._call(
+            "POST", f"/api/v1/incidents/{incident_id}/resolve", json={"comment": comment or None}
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = httpx.request(method, self.base_url + path, headers=self._headers,
-                                     timeout=self._timeout, **kwargs)
+            response = httpx.request(
+                method, self.base_url + path, headers=self._headers, timeout=self._timeout, **kwargs
+            )
         except httpx.HTTPError as exc:
             raise ApiError(f"The API at {self.base_url} cannot be reached ({exc}).") from None
         if response.is_success:

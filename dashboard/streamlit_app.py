@@ -16,8 +16,11 @@ def sign_in() -> None:
     st.title("AIOps control plane")
     st.caption(f"API: {api_url()}")
     with st.form("sign-in"):
-        token = st.text_input("API token", type="password",
-                              help="Made with `aiops token create NAME --role operator`.")
+        token = st.text_input(
+            "API token",
+            type="password",
+            help="Made with `aiops token create NAME --role operator`.",
+        )
         submitted = st.form_submit_button("Sign in")
     if submitted:
         token = token.strip()
@@ -45,6 +48,14 @@ else:
     with st.sidebar:
         st.markdown(f"Signed in as **{user['name']}** ({user['role']})")
         st.button("Sign out", on_click=sign_out)
-    page = st.navigation([st.Page("app_pages/incidents.py", title="Incidents",
-                                  icon=":material/crisis_alert:", default=True)])
+    page = st.navigation(
+        [
+            st.Page(
+                "app_pages/incidents.py",
+                title="Incidents",
+                icon=":material/crisis_alert:",
+                default=True,
+            )
+        ]
+    )
     page.run()

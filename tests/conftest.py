@@ -102,8 +102,9 @@ def tokens(db: Database) -> dict[str, str]:
     secrets = {"settings-webhook": WEBHOOK_TOKEN}
     with db.write() as session:
         for role in Role:
-            _, secrets[role.value] = auth.create_token(session, f"test-{role.value}", role,
-                                                       actor="fixture")
+            _, secrets[role.value] = auth.create_token(
+                session, f"test-{role.value}", role, actor="fixture"
+            )
     return secrets
 
 

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from controlplane import __version__
-from controlplane.auth import TokenCache
 from controlplane.api import errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
 from controlplane.api.routes import health, incidents, tokens, webhooks
+from controlplane.auth import TokenCache
 from controlplane.config import Settings
 from controlplane.incidents.writer import IntakeWriter
 from controlplane.storage import Database, upgrade
@@ -24,7 +24,8 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     """Build the app. Pass `db` to share an engine (tests); otherwise one is made from settings."""
     db = db or Database(
-        settings.database.url, pool_size=settings.database.pool_size,
+        settings.database.url,
+        pool_size=settings.database.pool_size,
         echo=settings.database.echo,
     )
 

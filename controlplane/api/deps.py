@@ -34,24 +34,37 @@ async def authenticated(request: Request, db: DbDep, settings: SettingsDep) -> P
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'",
-                       headers={"WWW-Authenticate": "Bearer"}, reason="unauthorized")
+        raise ApiError(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+            reason="unauthorized",
+        )
     cache: auth.TokenCache = request.app.state.token_cache
     secret = secret.strip()
     principal = cache.get(secret, lambda _: None)  # a hit costs no thread hop, no query
     if principal is None:
-        principal = await run_in_threadpool(cache.get, secret,
-                                             lambda s: _authenticate(db, s, settings))
+        principal = await run_in_threadpool(
+            cache.get, secret, lambda s: _authenticate(db, s, settings)
+        )
     if principal is None:
-        raise ApiError(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"},
-                       reason="unauthorized")
+        raise ApiError(
+            401,
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+            reason="unauthorized",
+        )
     return principal
 
 
 def check_role(principal: Principal, role: Role) -> Principal:
     if not principal.role.allows(role):
-        raise ApiError(403, f"token {principal.name!r} has role {principal.role.value!r}; "
-                            f"this needs {role.value!r}", reason="forbidden")
+        raise ApiError(
+            403,
+            f"token {principal.name!r} has role {principal.role.value!r}; "
+            f"this needs {role.value!r}",
+            reason="forbidden",
+        )
     return principal
 
 

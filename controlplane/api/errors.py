@@ -28,21 +28,30 @@ class ApiError(Exception):
     """An HTTP error raised by the API layer itself (auth, body size, JSON syntax)."""
 
     def __init__(
-        self, status: int, detail: str, *, errors: Sequence[dict[str, Any]] = (),
-        headers: dict[str, str] | None = None, reason: str = "error",
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: Sequence[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+        reason: str = "error",
     ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
         self.reason = reason  # a short machine word, used as a metrics label
 
 
-def field_errors(errors: Iterable[Any], *, skip_prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def field_errors(
+    errors: Iterable[Any], *, skip_prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Pydantic errors as {field, message, value}, with the field path dotted."""
     out = []
     for error in errors:
         loc = [str(p) for p in error["loc"] if str(p) not in skip_prefix]
         value = error.get("input")
-        if isinstance(value, str | bytes) and len(value) > _MAX_ECHO:
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if isinstance(value, str) and len(value) > _MAX_ECHO:
             value = value[:_MAX_ECHO] + "..."
         elif isinstance(value, dict | list):
             value = f"<{type(value).__name__} with {len(value)} items>"
@@ -66,8 +75,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_exception)
 
 
-def _body(status: int, detail: str, errors: Sequence[dict[str, Any]] = (),
-          headers: dict[str, str] | None = None) -> JSONResponse:
+def _body(
+    status: int,
+    detail: str,
+    errors: Sequence[dict[str, Any]] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse({"detail": detail, "errors": list(errors)}, status, headers=headers)
 
 
@@ -84,7 +97,7 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return _body(exc.status_code, str(exc.detail), headers=exc.headers)
+    return _body(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
 async def _control_plane_error(_: Request, exc: Exception) -> JSONResponse:

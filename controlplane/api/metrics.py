@@ -30,16 +30,23 @@ class Metrics:
     def __init__(self, db: Database) -> None:
         self.registry = CollectorRegistry()
         self.received = Counter(
-            "aiops_notifications_received", "Notifications accepted and stored.",
-            ["source", "outcome"], registry=self.registry,
+            "aiops_notifications_received",
+            "Notifications accepted and stored.",
+            ["source", "outcome"],
+            registry=self.registry,
         )
         self.rejected = Counter(
-            "aiops_notifications_rejected", "Notifications refused, by reason.",
-            ["source", "reason"], registry=self.registry,
+            "aiops_notifications_rejected",
+            "Notifications refused, by reason.",
+            ["source", "reason"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "aiops_http_request_duration_seconds", "API request latency.",
-            ["method", "route", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "aiops_http_request_duration_seconds",
+            "API request latency.",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.registry.register(_IncidentsByStatus(db))
 
@@ -52,9 +59,13 @@ class _IncidentsByStatus(Collector):
         gauge = GaugeMetricFamily("aiops_incidents", "Incidents by status.", labels=["status"])
         try:
             with self.db.read() as session:
-                counts = dict(session.execute(
-                    select(IncidentRow.status, func.count()).group_by(IncidentRow.status)
-                ).tuples().all())
+                counts = dict(
+                    session.execute(
+                        select(IncidentRow.status, func.count()).group_by(IncidentRow.status)
+                    )
+                    .tuples()
+                    .all()
+                )
         except StoreUnavailableError:
             return  # the scrape still succeeds; aiops_up-style health lives in /readyz
         for status in IncidentStatus:

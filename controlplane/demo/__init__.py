@@ -66,8 +66,9 @@ class Scenario(BaseModel):
             raise ConfigError(f"demo scenario {path.name}: {exc}") from None
 
 
-def run_demo(*, data_dir: Path, api_port: int, console_port: int, alertmanager_port: int,
-             cycles: int = 0) -> None:
+def run_demo(
+    *, data_dir: Path, api_port: int, console_port: int, alertmanager_port: int, cycles: int = 0
+) -> None:
     scenario = Scenario.load()
     # `kill`, systemd and CI stop with SIGTERM: clean up the children as on Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -76,7 +77,8 @@ def run_demo(*, data_dir: Path, api_port: int, console_port: int, alertmanager_p
     data_dir.mkdir(parents=True)
     settings = load_settings(
         database={"url": f"sqlite:///{data_dir.resolve() / 'aiops.db'}"},
-        api={"port": api_port}, console={"port": console_port},
+        api={"port": api_port},
+        console={"port": console_port},
         incidents={"group_by": "service"},
     )
     upgrade(settings.database.url)
@@ -85,8 +87,10 @@ def run_demo(*, data_dir: Path, api_port: int, console_port: int, alertmanager_p
         _, admin = auth.create_token(session, "demo-admin", Role.ADMIN, actor="demo")
         _, webhook = auth.create_token(session, "demo-alertmanager", Role.WEBHOOK, actor="demo")
 
-    with ApiServer(create_app(settings, db), port=api_port) as api, \
-            Console(settings, port=console_port, log=data_dir / "console.log") as console:
+    with (
+        ApiServer(create_app(settings, db), port=api_port) as api,
+        Console(settings, port=console_port, log=data_dir / "console.log") as console,
+    ):
         push, am_url = _alert_sink(data_dir, api.url, webhook, alertmanager_port)
         with push as sink:
             _print_banner(api.url, console.url, am_url, admin, webhook)
@@ -126,19 +130,37 @@ class _DirectSink:
     def post(self, alerts: list[dict[str, Any]]) -> None:
         for service in sorted({a["labels"]["service"] for a in alerts}):
             group = [a for a in alerts if a["labels"]["service"] == service]
-            body = [{
-                "status": _state(a), "labels": a["labels"], "annotations": a["annotations"],
-                "startsAt": a["startsAt"], "endsAt": a.get("endsAt", "0001-01-01T00:00:00Z"),
-                "generatorURL": a["generatorURL"],
-                "fingerprint": hashlib.sha256(json.dumps(a["labels"], sort_keys=True).encode())
-                .hexdigest()[:16],
-            } for a in group]
-            httpx.post(self.url, headers={"Authorization": f"Bearer {self.token}"}, json={
-                "version": "4", "receiver": "aiops", "alerts": body,
-                "status": "firing" if any(_state(a) == "firing" for a in group) else "resolved",
-                "groupLabels": {"service": service}, "commonLabels": {"service": service},
-                "commonAnnotations": {}, "externalURL": "demo", "truncatedAlerts": 0,
-                "groupKey": f'{{}}:{{service="{service}"}}'}, timeout=10)
+            body = [
+                {
+                    "status": _state(a),
+                    "labels": a["labels"],
+                    "annotations": a["annotations"],
+                    "startsAt": a["startsAt"],
+                    "endsAt": a.get("endsAt", "0001-01-01T00:00:00Z"),
+                    "generatorURL": a["generatorURL"],
+                    "fingerprint": hashlib.sha256(
+                        json.dumps(a["labels"], sort_keys=True).encode()
+                    ).hexdigest()[:16],
+                }
+                for a in group
+            ]
+            httpx.post(
+                self.url,
+                headers={"Authorization": f"Bearer {self.token}"},
+                json={
+                    "version": "4",
+                    "receiver": "aiops",
+                    "alerts": body,
+                    "status": "firing" if any(_state(a) == "firing" for a in group) else "resolved",
+                    "groupLabels": {"service": service},
+                    "commonLabels": {"service": service},
+                    "commonAnnotations": {},
+                    "externalURL": "demo",
+                    "truncatedAlerts": 0,
+                    "groupKey": f'{{}}:{{service="{service}"}}',
+                },
+                timeout=10,
+            )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -148,8 +170,13 @@ def _interrupt(signum: int, frame: object) -> None:
 def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> tuple[Any, str | None]:
     webhook = f"{api_url}/api/v1/webhooks/alertmanager"
     try:
-        am = Alertmanager(data_dir / "alertmanager", webhook_url=webhook, token=token, port=port,
-                          group_by=("service",))
+        am = Alertmanager(
+            data_dir / "alertmanager",
+            webhook_url=webhook,
+            token=token,
+            port=port,
+            group_by=("service",),
+        )
     except ConfigError as exc:
         print(f"note: {exc}\n      delivering the scenario straight to the webhook instead.")
         return _DirectSink(webhook, token), None
@@ -166,18 +193,24 @@ def _play(scenario: Scenario, push: Callable[[list[dict[str, Any]]], None], cycl
         while (elapsed := time.monotonic() - began) < scenario.cycle_seconds:
             batch = []
             for n, alert in enumerate(scenario.alerts):
-                if alert.at <= elapsed < alert.until and \
-                        elapsed - last_push.get(n, -REPUSH_SECONDS) >= REPUSH_SECONDS:
+                if (
+                    alert.at <= elapsed < alert.until
+                    and elapsed - last_push.get(n, -REPUSH_SECONDS) >= REPUSH_SECONDS
+                ):
                     batch.append(_am_alert(alert, start, ends=None))
                     last_push[n] = elapsed
                 elif elapsed >= alert.until and n in last_push and n not in resolved:
-                    batch.append(_am_alert(alert, start, ends=start + timedelta(seconds=alert.until)))
+                    batch.append(
+                        _am_alert(alert, start, ends=start + timedelta(seconds=alert.until))
+                    )
                     resolved.add(n)
             if batch:
                 push(batch)
                 for a in batch:
-                    print(f"  [{elapsed:5.0f}s] {_state(a):8} {a['labels']['alertname']:16} "
-                          f"{a['labels']['service']}")
+                    print(
+                        f"  [{elapsed:5.0f}s] {_state(a):8} {a['labels']['alertname']:16} "
+                        f"{a['labels']['service']}"
+                    )
             time.sleep(0.5)
         cycle += 1
 
@@ -189,8 +222,13 @@ def _state(alert: dict[str, Any]) -> str:
 
 def _am_alert(alert: ScenarioAlert, cycle_start: datetime, ends: datetime | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "labels": {"alertname": alert.name, "service": alert.service, "pod": alert.pod,
-                   "severity": alert.severity, "namespace": "shop"},
+        "labels": {
+            "alertname": alert.name,
+            "service": alert.service,
+            "pod": alert.pod,
+            "severity": alert.severity,
+            "namespace": "shop",
+        },
         "annotations": {"summary": alert.summary},
         "startsAt": (cycle_start + timedelta(seconds=alert.at)).isoformat(),
         "generatorURL": "http://127.0.0.1:9090/graph",
@@ -206,7 +244,7 @@ AIOps control plane demo (Ctrl-C stops everything)
   console       {console}   sign in with the admin token below
   API           {api}/docs
   metrics       {api}/metrics
-  Alertmanager  {am or 'not installed: alerts go straight to the webhook'}
+  Alertmanager  {am or "not installed: alerts go straight to the webhook"}
 
   admin token   {admin}
   webhook token {webhook}   (Alertmanager uses it)

@@ -20,18 +20,18 @@ from controlplane.domain.models import (
 )
 
 __all__ = [
+    "AlertStatus",
     "ConfigError",
     "ConflictError",
     "ControlPlaneError",
     "IncidentStatus",
     "NotFoundError",
     "PermanentError",
+    "Principal",
     "Role",
     "Severity",
     "SourceUnavailableError",
     "StoreUnavailableError",
     "TemporaryError",
     "TimelineKind",
-    "AlertStatus",
-    "Principal",
 ]

@@ -32,8 +32,9 @@ class Severity(StrEnum):
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
 _SEVERITY_ALIASES: dict[str, Severity] = {
-    **dict.fromkeys(["critical", "crit", "page", "p1", "fatal", "emergency", "disaster"],
-                    Severity.CRITICAL),
+    **dict.fromkeys(
+        ["critical", "crit", "page", "p1", "fatal", "emergency", "disaster"], Severity.CRITICAL
+    ),
     **dict.fromkeys(["error", "err", "high", "major", "p2"], Severity.ERROR),
     **dict.fromkeys(["warning", "warn", "medium", "minor", "p3"], Severity.WARNING),
     **dict.fromkeys(["info", "informational", "low", "none", "p4", "p5"], Severity.INFO),

@@ -12,8 +12,8 @@ from controlplane.incidents.lifecycle import (
 )
 
 __all__ = [
-    "IncidentFilter",
     "Delivery",
+    "IncidentFilter",
     "IngestResult",
     "acknowledge",
     "get_incident",

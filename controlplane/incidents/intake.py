@@ -26,19 +26,14 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain.alertmanager import Alert, Notification
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
-from controlplane.storage.models import (
-    AlertRow,
-    AuditEventRow,
-    IncidentRow,
-    NotificationRow,
-    TimelineEntryRow,
-)
+from controlplane.storage.models import Base
 
 # Table-level Core on the session's connection: on this hot path the ORM's execution layer
 # costs more than the statements themselves.
-_notification = NotificationRow.__table__.c
-_incident = IncidentRow.__table__.c
-_alert = AlertRow.__table__.c
+_TABLES = Base.metadata.tables
+NOTIFICATION, INCIDENT, ALERT = _TABLES["notification"], _TABLES["incident"], _TABLES["alert"]
+TIMELINE, AUDIT = _TABLES["timeline_entry"], _TABLES["audit_event"]
+_notification, _incident, _alert = NOTIFICATION.c, INCIDENT.c, ALERT.c
 
 SOURCE = "alertmanager"
 ACTOR = "alertmanager"
@@ -114,8 +109,11 @@ class _Batch:
         for result, delivery, alert in alerts:
             self._apply(result, delivery.notification, alert)
         for result, _ in fresh:
-            result.updated = [i for i in dict.fromkeys(result.updated)
-                              if i not in result.opened and i not in result.resolved]
+            result.updated = [
+                i
+                for i in dict.fromkeys(result.updated)
+                if i not in result.opened and i not in result.resolved
+            ]
         self._write()
         return results
 
@@ -124,9 +122,15 @@ class _Batch:
         self, deliveries: Sequence[Delivery]
     ) -> tuple[list[IngestResult], list[tuple[IngestResult, Delivery]]]:
         digests = {d.digest for d in deliveries}
-        known = dict(self.execute(
-            select(_notification.payload_sha256, _notification.notification_id)
-            .where(_notification.payload_sha256.in_(digests))).tuples().all())
+        known = dict(
+            self.execute(
+                select(_notification.payload_sha256, _notification.notification_id).where(
+                    _notification.payload_sha256.in_(digests)
+                )
+            )
+            .tuples()
+            .all()
+        )
         repeats: dict[str, int] = {}
         new: dict[str, Delivery] = {}
         for d in deliveries:
@@ -135,21 +139,39 @@ class _Batch:
             else:
                 new[d.digest] = d
         if new:
-            inserted = self.execute(
-                insert(NotificationRow.__table__).returning(
-                    _notification.payload_sha256, _notification.notification_id,
-                    sort_by_parameter_order=True),
-                [{"source": SOURCE, "payload_sha256": d.digest,
-                  "group_key": d.notification.group_key, "status": d.notification.status,
-                  "payload": d.payload, "received_at": self.now, "last_received_at": self.now,
-                  "delivery_count": 1} for d in new.values()],
-            ).tuples().all()
+            inserted = (
+                self.execute(
+                    insert(NOTIFICATION).returning(
+                        _notification.payload_sha256,
+                        _notification.notification_id,
+                        sort_by_parameter_order=True,
+                    ),
+                    [
+                        {
+                            "source": SOURCE,
+                            "payload_sha256": d.digest,
+                            "group_key": d.notification.group_key,
+                            "status": d.notification.status,
+                            "payload": d.payload,
+                            "received_at": self.now,
+                            "last_received_at": self.now,
+                            "delivery_count": 1,
+                        }
+                        for d in new.values()
+                    ],
+                )
+                .tuples()
+                .all()
+            )
             known.update(inserted)
         for digest, extra in repeats.items():
             self.execute(
-                update(NotificationRow.__table__).where(_notification.payload_sha256 == digest)
-                .values(delivery_count=_notification.delivery_count + extra,
-                        last_received_at=self.now))
+                update(NOTIFICATION)
+                .where(_notification.payload_sha256 == digest)
+                .values(
+                    delivery_count=_notification.delivery_count + extra, last_received_at=self.now
+                )
+            )
         results, fresh = [], []
         for d in deliveries:
             is_first = new.get(d.digest) is d
@@ -165,71 +187,115 @@ class _Batch:
             return
         # Two plain INs, not a row-value IN: SQLite scans the whole index for the latter.
         rows = self.execute(
-            select(_alert.alert_id, _alert.incident_id, _alert.fingerprint, _alert.starts_at,
-                   _alert.status)
-            .where(_alert.fingerprint.in_({a.fingerprint for _, a in alerts}),
-                   _alert.starts_at.in_({a.starts_at for _, a in alerts}))).all()
+            select(
+                _alert.alert_id,
+                _alert.incident_id,
+                _alert.fingerprint,
+                _alert.starts_at,
+                _alert.status,
+            ).where(
+                _alert.fingerprint.in_({a.fingerprint for _, a in alerts}),
+                _alert.starts_at.in_({a.starts_at for _, a in alerts}),
+            )
+        ).all()
         keys = {self._group_key(n, a) for n, a in alerts}
         incident_rows = self.execute(
-            select(_incident.incident_id, _incident.group_key, _incident.severity,
-                   _incident.resolved_at)
-            .where(or_(_incident.incident_id.in_({r.incident_id for r in rows}),
-                       _incident.group_key.in_(keys) & _incident.resolved_at.is_(None)))
+            select(
+                _incident.incident_id,
+                _incident.group_key,
+                _incident.severity,
+                _incident.resolved_at,
+            ).where(
+                or_(
+                    _incident.incident_id.in_({r.incident_id for r in rows}),
+                    _incident.group_key.in_(keys) & _incident.resolved_at.is_(None),
+                )
+            )
         ).all()
         open_ids = [r.incident_id for r in incident_rows if r.resolved_at is None]
-        firing = dict(self.execute(
-            select(_alert.incident_id, func.count())
-            .where(_alert.incident_id.in_(open_ids), _alert.status == AlertStatus.FIRING)
-            .group_by(_alert.incident_id)).tuples().all()) if open_ids else {}
+        firing: dict[int, int] = (
+            dict(
+                self.execute(
+                    select(_alert.incident_id, func.count())
+                    .where(_alert.incident_id.in_(open_ids), _alert.status == "firing")
+                    .group_by(_alert.incident_id)
+                )
+                .tuples()
+                .all()
+            )
+            if open_ids
+            else {}
+        )
         for r in incident_rows:
-            incident = _Incident(r.incident_id, r.group_key, Severity(r.severity),
-                                 open=r.resolved_at is None, firing=firing.get(r.incident_id, 0))
+            incident = _Incident(
+                r.incident_id,
+                r.group_key,
+                Severity(r.severity),
+                open=r.resolved_at is None,
+                firing=firing.get(r.incident_id, 0),
+            )
             self.incidents[r.incident_id] = incident
             if incident.open:
                 self.open_by_key[r.group_key] = incident
-        for r in rows:
-            self.episodes[(r.fingerprint, r.starts_at)] = _Episode(
-                self.incidents[r.incident_id], r.status, alert_id=r.alert_id)
+        for episode in rows:
+            self.episodes[(episode.fingerprint, episode.starts_at)] = _Episode(
+                self.incidents[episode.incident_id], episode.status, alert_id=episode.alert_id
+            )
 
     # -- applying one alert ---------------------------------------------------------------
     def _apply(self, result: IngestResult, notification: Notification, alert: Alert) -> None:
         episode = self.episodes.get((alert.fingerprint, alert.starts_at))
         if episode is None:
             self._add_episode(result, notification, alert)
-        elif episode.status == AlertStatus.FIRING and alert.status == AlertStatus.RESOLVED:
+        elif episode.status == AlertStatus.FIRING and alert.status == "resolved":
             self._resolve_episode(result, episode, alert)
         # Otherwise a repeat (or a stale "firing" after the resolution): nothing changed.
 
     def _add_episode(self, result: IngestResult, notification: Notification, alert: Alert) -> None:
         key = self._group_key(notification, alert)
         incident = self.open_by_key.get(key)
-        if incident is None and alert.status == AlertStatus.RESOLVED:
+        if incident is None and alert.status == "resolved":
             return  # resolved before we ever saw it fire, and nothing open to attach it to
         severity = Severity.from_label(alert.labels.get("severity"))
         if incident is None:
             incident = self._open_incident(result, notification, alert, key, severity)
         else:
-            self._entry(incident, TimelineKind.ALERT_ADDED, f"Alert {alert.name} joined",
-                        {"fingerprint": alert.fingerprint, "status": alert.status})
+            self._entry(
+                incident,
+                TimelineKind.ALERT_ADDED,
+                f"Alert {alert.name} joined",
+                {"fingerprint": alert.fingerprint, "status": alert.status},
+            )
             incident.changed = True
             result.updated.append(incident.incident_id)
         row = {
-            "incident_id": incident.incident_id, "notification_id": result.notification_id,
-            "fingerprint": alert.fingerprint, "starts_at": alert.starts_at,
-            "ends_at": alert.ends_at, "status": alert.status, "name": alert.name,
-            "severity": severity.value, "labels": alert.labels, "annotations": alert.annotations,
-            "generator_url": alert.generator_url, "first_seen_at": self.now,
+            "incident_id": incident.incident_id,
+            "notification_id": result.notification_id,
+            "fingerprint": alert.fingerprint,
+            "starts_at": alert.starts_at,
+            "ends_at": alert.ends_at,
+            "status": alert.status,
+            "name": alert.name,
+            "severity": severity.value,
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "generator_url": alert.generator_url,
+            "first_seen_at": self.now,
             "last_seen_at": self.now,
         }
         self.new_alerts.append(row)
-        self.episodes[(alert.fingerprint, alert.starts_at)] = _Episode(incident, alert.status,
-                                                                      row=row)
-        if alert.status == AlertStatus.FIRING:
+        self.episodes[(alert.fingerprint, alert.starts_at)] = _Episode(
+            incident, alert.status, row=row
+        )
+        if alert.status == "firing":
             incident.firing += 1
         if severity.rank > incident.severity.rank:
-            self._entry(incident, TimelineKind.SEVERITY_RAISED,
-                        f"Severity raised from {incident.severity} to {severity}",
-                        {"from": incident.severity.value, "to": severity.value})
+            self._entry(
+                incident,
+                TimelineKind.SEVERITY_RAISED,
+                f"Severity raised from {incident.severity} to {severity}",
+                {"from": incident.severity.value, "to": severity.value},
+            )
             incident.severity = severity
             incident.changed = True
 
@@ -244,8 +310,12 @@ class _Batch:
         incident.firing -= 1
         if not incident.open:
             return  # already resolved (by a person, say): the alert catches up silently
-        self._entry(incident, TimelineKind.ALERT_RESOLVED, f"Alert {alert.name} resolved",
-                    {"fingerprint": alert.fingerprint})
+        self._entry(
+            incident,
+            TimelineKind.ALERT_RESOLVED,
+            f"Alert {alert.name} resolved",
+            {"fingerprint": alert.fingerprint},
+        )
         incident.changed = True
         if incident.firing > 0:
             result.updated.append(incident.incident_id)
@@ -254,63 +324,110 @@ class _Batch:
         self.open_by_key.pop(incident.group_key, None)
         # Written now, not with the batch: it frees the group's open-incident key for a
         # later delivery of this batch that opens the next incident of the group.
-        self.execute(update(IncidentRow.__table__).where(
-            _incident.incident_id == incident.incident_id).values(
-            status=IncidentStatus.RESOLVED, resolved_at=self.now, resolved_by=ACTOR))
+        self.execute(
+            update(INCIDENT)
+            .where(_incident.incident_id == incident.incident_id)
+            .values(status=IncidentStatus.RESOLVED, resolved_at=self.now, resolved_by=ACTOR)
+        )
         self._entry(incident, TimelineKind.RESOLVED, "Resolved: all alerts resolved", {})
         self._audit("incident.resolved", incident, {"reason": "all alerts resolved"})
         result.resolved.append(incident.incident_id)
 
-    def _open_incident(self, result: IngestResult, notification: Notification, alert: Alert,
-                       key: str, severity: Severity) -> _Incident:
+    def _open_incident(
+        self,
+        result: IngestResult,
+        notification: Notification,
+        alert: Alert,
+        key: str,
+        severity: Severity,
+    ) -> _Incident:
         service = next((alert.labels[k] for k in SERVICE_LABELS if alert.labels.get(k)), None)
         summary = alert.annotations.get("summary") or alert.annotations.get("description")
         # Inserted at once: later rows of the batch need its id.
-        incident_id = self.execute(insert(IncidentRow.__table__).returning(_incident.incident_id),
-            {"title": f"{alert.name}: {summary}" if summary else alert.name,
-             "status": IncidentStatus.OPEN, "severity": severity, "service": service,
-             "source": SOURCE, "group_key": key,
-             "labels": dict(notification.common_labels or alert.labels),
-             "opened_at": self.now, "updated_at": self.now}).scalar_one()
+        incident_id = self.execute(
+            insert(INCIDENT).returning(_incident.incident_id),
+            {
+                "title": f"{alert.name}: {summary}" if summary else alert.name,
+                "status": IncidentStatus.OPEN,
+                "severity": severity,
+                "service": service,
+                "source": SOURCE,
+                "group_key": key,
+                "labels": dict(notification.common_labels or alert.labels),
+                "opened_at": self.now,
+                "updated_at": self.now,
+            },
+        ).scalar_one()
         incident = _Incident(incident_id, key, severity, open=True, firing=0)
         self.incidents[incident_id] = self.open_by_key[key] = incident
         result.opened.append(incident_id)
-        self._entry(incident, TimelineKind.OPENED, f"Opened by alert {alert.name}",
-                    {"fingerprint": alert.fingerprint, "group_key": key})
-        self._audit("incident.opened", incident, {"group_key": key,
-                                                  "notification_id": result.notification_id})
+        self._entry(
+            incident,
+            TimelineKind.OPENED,
+            f"Opened by alert {alert.name}",
+            {"fingerprint": alert.fingerprint, "group_key": key},
+        )
+        self._audit(
+            "incident.opened",
+            incident,
+            {"group_key": key, "notification_id": result.notification_id},
+        )
         return incident
 
     # -- writing --------------------------------------------------------------------------
     def _write(self) -> None:
         execute = self.execute
         if self.new_alerts:
-            execute(insert(AlertRow.__table__), self.new_alerts)
+            execute(insert(ALERT), self.new_alerts)
         if self.resolved_alerts:
-            execute(update(AlertRow.__table__).where(_alert.alert_id == bindparam("id"))
-                    .values(status=AlertStatus.RESOLVED, ends_at=bindparam("ends"),
-                            last_seen_at=self.now), self.resolved_alerts)
+            execute(
+                update(ALERT)
+                .where(_alert.alert_id == bindparam("id"))
+                .values(
+                    status=AlertStatus.RESOLVED, ends_at=bindparam("ends"), last_seen_at=self.now
+                ),
+                self.resolved_alerts,
+            )
         changed = [i for i in self.incidents.values() if i.changed or i.resolved_at]
         if changed:
-            execute(update(IncidentRow.__table__).where(_incident.incident_id == bindparam("id"))
-                    .values(severity=bindparam("sev"), updated_at=self.now), [
-                        {"id": i.incident_id, "sev": i.severity.value} for i in changed])
+            execute(
+                update(INCIDENT)
+                .where(_incident.incident_id == bindparam("id"))
+                .values(severity=bindparam("sev"), updated_at=self.now),
+                [{"id": i.incident_id, "sev": i.severity.value} for i in changed],
+            )
         if self.timeline:
-            execute(insert(TimelineEntryRow.__table__), self.timeline)
+            execute(insert(TIMELINE), self.timeline)
         if self.audit:
-            execute(insert(AuditEventRow.__table__), self.audit)
+            execute(insert(AUDIT), self.audit)
 
     def _group_key(self, notification: Notification, alert: Alert) -> str:
         if self.group_by == GROUP_BY_ALERTMANAGER:
             return f"{notification.receiver}/{notification.group_key}"
         return f"{self.group_by}={alert.labels.get(self.group_by, '')}"
 
-    def _entry(self, incident: _Incident, kind: TimelineKind, message: str,
-               data: dict[str, Any]) -> None:
-        self.timeline.append({"incident_id": incident.incident_id, "at": self.now, "kind": kind,
-                              "actor": ACTOR, "message": message, "data": data})
+    def _entry(
+        self, incident: _Incident, kind: TimelineKind, message: str, data: dict[str, Any]
+    ) -> None:
+        self.timeline.append(
+            {
+                "incident_id": incident.incident_id,
+                "at": self.now,
+                "kind": kind,
+                "actor": ACTOR,
+                "message": message,
+                "data": data,
+            }
+        )
 
     def _audit(self, action: str, incident: _Incident, details: dict[str, Any]) -> None:
-        self.audit.append({"at": self.now, "actor": ACTOR, "action": action,
-                           "target_type": "incident", "target_id": str(incident.incident_id),
-                           "details": details})
+        self.audit.append(
+            {
+                "at": self.now,
+                "actor": ACTOR,
+                "action": action,
+                "target_type": "incident",
+                "target_id": str(incident.incident_id),
+                "details": details,
+            }
+        )

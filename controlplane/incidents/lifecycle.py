@@ -42,7 +42,8 @@ def list_incidents(
     total = session.scalar(_filtered(select(func.count(IncidentRow.incident_id)), where)) or 0
     page = session.scalars(
         query.order_by(IncidentRow.opened_at.desc(), IncidentRow.incident_id.desc())
-        .limit(limit).offset(offset)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return list(page), total
 
@@ -50,9 +51,7 @@ def list_incidents(
 def get_incident(session: Session, incident_id: int, *, details: bool = False) -> IncidentRow:
     query = select(IncidentRow).where(IncidentRow.incident_id == incident_id)
     if details:
-        query = query.options(
-            selectinload(IncidentRow.alerts), selectinload(IncidentRow.timeline)
-        )
+        query = query.options(selectinload(IncidentRow.alerts), selectinload(IncidentRow.timeline))
     incident = session.scalars(query).one_or_none()
     if incident is None:
         raise NotFoundError(f"incident {incident_id} does not exist")
@@ -99,18 +98,33 @@ def _lock(session: Session, incident_id: int) -> IncidentRow:
 
 
 def _transition(
-    session: Session, incident: IncidentRow, actor: Principal, kind: TimelineKind,
-    comment: str | None, now: datetime,
+    session: Session,
+    incident: IncidentRow,
+    actor: Principal,
+    kind: TimelineKind,
+    comment: str | None,
+    now: datetime,
 ) -> None:
     verb = kind.value.capitalize()
     message = f"{verb} by {actor.name}" + (f": {comment}" if comment else "")
-    session.add(TimelineEntryRow(
-        incident_id=incident.incident_id, at=now, kind=kind, actor=actor.name,
-        message=message, data={"comment": comment} if comment else {},
-    ))
-    audit.record(session, actor=actor.name, action=f"incident.{kind.value}",
-                 target_type="incident", target_id=incident.incident_id,
-                 details={"role": actor.role.value, "comment": comment})
+    session.add(
+        TimelineEntryRow(
+            incident_id=incident.incident_id,
+            at=now,
+            kind=kind,
+            actor=actor.name,
+            message=message,
+            data={"comment": comment} if comment else {},
+        )
+    )
+    audit.record(
+        session,
+        actor=actor.name,
+        action=f"incident.{kind.value}",
+        target_type="incident",
+        target_id=incident.incident_id,
+        details={"role": actor.role.value, "comment": comment},
+    )
 
 
 def _filtered(query: _Q, where: IncidentFilter) -> _Q:

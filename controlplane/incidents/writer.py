@@ -81,7 +81,7 @@ class IntakeWriter:
             for item in batch:  # a lost race: replay alone, each joins the winner's rows
                 self._apply_alone(item)
             return
-        except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+        except Exception as exc:
             for _, future in batch:
                 future.set_exception(_unavailable(exc))
             return
@@ -97,7 +97,7 @@ class IntakeWriter:
             except IntegrityError as exc:
                 if attempt == _RACE_RETRIES - 1:
                     future.set_exception(_unavailable(exc))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 future.set_exception(_unavailable(exc))
                 return
 

@@ -80,22 +80,30 @@ class Database:
         try:
             yield
         except _UNAVAILABLE as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            raise StoreUnavailableError(f"store unavailable: {reason}") from exc
+            raise StoreUnavailableError(f"store unavailable: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's first line (e.g. 'connection refused'), without SQLAlchemy's boilerplate."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _create_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-            pool_timeout=5, echo=echo, connect_args={"connect_timeout": 5},
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=5,
+            echo=echo,
+            connect_args={"connect_timeout": 5},
         )
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10}
-    )
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10})
     _configure_sqlite(engine)
     return engine
 
@@ -128,6 +136,6 @@ def upgrade(url: str, revision: str = "head") -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except _UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"cannot migrate {make_url(url)!r}: {exc.orig}") from exc
+        raise StoreUnavailableError(f"cannot migrate {make_url(url)!r}: {_reason(exc)}") from exc
     finally:
         engine.dispose()

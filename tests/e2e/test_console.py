@@ -29,8 +29,11 @@ def seeded(api, tokens):
 
     hdr = bearer(tokens["webhook"])
     for n, (service, severity) in enumerate([("checkout", "critical"), ("search", "warning")]):
-        httpx.post(api.url + URL, json=_notification(
-            [_alert(f"c{n}", service=service, severity=severity)], f"g{n}"), headers=hdr)
+        httpx.post(
+            api.url + URL,
+            json=_notification([_alert(f"c{n}", service=service, severity=severity)], f"g{n}"),
+            headers=hdr,
+        )
     return api
 
 
@@ -76,7 +79,8 @@ def test_filters_reach_the_api(seeded, tokens):
 
 def test_viewer_cannot_act(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
-    assert app.button(key="ack").disabled and app.button(key="resolve").disabled
+    assert app.button(key="ack").disabled
+    assert app.button(key="resolve").disabled
 
 
 def test_operator_acknowledges_then_resolves(seeded, tokens):
@@ -87,14 +91,16 @@ def test_operator_acknowledges_then_resolves(seeded, tokens):
     app.text_input(key="comment").input("looking").run()
     app.button(key="ack").click().run()
     assert not app.exception
-    detail = httpx.get(f"{seeded.url}/api/v1/incidents/{incident_id}",
-                       headers=bearer(tokens["viewer"])).json()
+    detail = httpx.get(
+        f"{seeded.url}/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])
+    ).json()
     assert detail["status"] == "acknowledged"
     assert detail["acknowledged_by"] == "test-operator"
     assert detail["timeline"][-1]["message"] == "Acknowledged by test-operator: looking"
     app.button(key="resolve").click().run()
-    detail = httpx.get(f"{seeded.url}/api/v1/incidents/{incident_id}",
-                       headers=bearer(tokens["viewer"])).json()
+    detail = httpx.get(
+        f"{seeded.url}/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])
+    ).json()
     assert detail["status"] == "resolved"
 
 

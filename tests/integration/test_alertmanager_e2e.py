@@ -55,12 +55,18 @@ def test_alerts_through_real_alertmanager_open_and_resolve_one_incident(
     alertmanager_binary, settings: Settings, db: Database, tokens, tmp_path: Path
 ):
     viewer = bearer(tokens["viewer"])
-    with ApiServer(create_app(settings, db)) as api, Alertmanager(
-        tmp_path / "alertmanager", webhook_url=f"{api.url}/api/v1/webhooks/alertmanager",
-        token=tokens["webhook"],
-    ) as am:
-        firing = [am_alert("HighLatency", "checkout", "checkout-1"),
-                  am_alert("HighLatency", "checkout", "checkout-2")]
+    with (
+        ApiServer(create_app(settings, db)) as api,
+        Alertmanager(
+            tmp_path / "alertmanager",
+            webhook_url=f"{api.url}/api/v1/webhooks/alertmanager",
+            token=tokens["webhook"],
+        ) as am,
+    ):
+        firing = [
+            am_alert("HighLatency", "checkout", "checkout-1"),
+            am_alert("HighLatency", "checkout", "checkout-2"),
+        ]
         am.post_alerts(firing)
 
         def open_incidents():
@@ -88,7 +94,8 @@ def test_alerts_through_real_alertmanager_open_and_resolve_one_incident(
         assert detail["resolved_by"] == "alertmanager"
         assert all(a["status"] == "resolved" for a in detail["alerts"])
         kinds = [t["kind"] for t in detail["timeline"]]
-        assert kinds.count("opened") == 1 and kinds.count("resolved") == 1
+        assert kinds.count("opened") == 1
+        assert kinds.count("resolved") == 1
         assert httpx.get(f"{api.url}/api/v1/incidents", headers=viewer).json()["count"] == 1
 
 

@@ -16,10 +16,14 @@ pytestmark = pytest.mark.integration
 def three_incidents(client, tokens):
     hdr = bearer(tokens["webhook"])
     ids = []
-    for n, (service, severity) in enumerate([("api", "critical"), ("db", "warning"),
-                                             ("api", "info")]):
-        response = client.post(URL, json=_notification(
-            [_alert(f"f{n}", service=service, severity=severity)], f"g{n}"), headers=hdr)
+    for n, (service, severity) in enumerate(
+        [("api", "critical"), ("db", "warning"), ("api", "info")]
+    ):
+        response = client.post(
+            URL,
+            json=_notification([_alert(f"f{n}", service=service, severity=severity)], f"g{n}"),
+            headers=hdr,
+        )
         ids.append(response.json()["opened"][0])
     return ids
 
@@ -27,14 +31,16 @@ def three_incidents(client, tokens):
 def test_list_filters_and_paginates(client, tokens, three_incidents):
     viewer = bearer(tokens["viewer"])
     page = client.get("/api/v1/incidents?limit=2", headers=viewer).json()
-    assert page["count"] == 3 and len(page["data"]) == 2
+    assert page["count"] == 3
+    assert len(page["data"]) == 2
     assert [i["incident_id"] for i in page["data"]] == sorted(three_incidents, reverse=True)[:2]
     rest = client.get("/api/v1/incidents?limit=2&offset=2", headers=viewer).json()
     assert [i["incident_id"] for i in rest["data"]] == [min(three_incidents)]
     api = client.get("/api/v1/incidents?service=api", headers=viewer).json()
     assert api["count"] == 2
-    severe = client.get("/api/v1/incidents?severity=critical&severity=warning",
-                        headers=viewer).json()
+    severe = client.get(
+        "/api/v1/incidents?severity=critical&severity=warning", headers=viewer
+    ).json()
     assert {i["severity"] for i in severe["data"]} == {"critical", "warning"}
     future = client.get("/api/v1/incidents?since=2999-01-01T00:00:00Z", headers=viewer).json()
     assert future["count"] == 0
@@ -42,10 +48,17 @@ def test_list_filters_and_paginates(client, tokens, three_incidents):
     assert past["count"] == 3
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("status=bogus", "status.0"), ("limit=0", "limit"), ("limit=501", "limit"),
-    ("since=yesterday", "since"), ("since=2026-01-01T00:00:00", "since"), ("offset=-1", "offset"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=bogus", "status.0"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("since=yesterday", "since"),
+        ("since=2026-01-01T00:00:00", "since"),
+        ("offset=-1", "offset"),
+    ],
+)
 def test_bad_filters_name_the_parameter(client, tokens, query, field):
     response = client.get(f"/api/v1/incidents?{query}", headers=bearer(tokens["viewer"]))
     assert response.status_code == 422
@@ -55,8 +68,9 @@ def test_bad_filters_name_the_parameter(client, tokens, query, field):
 def test_acknowledge_and_resolve_record_the_actor(client, db, tokens, three_incidents):
     incident_id = three_incidents[0]
     operator = bearer(tokens["operator"])
-    acked = client.post(f"/api/v1/incidents/{incident_id}/ack", json={"comment": "on it"},
-                        headers=operator)
+    acked = client.post(
+        f"/api/v1/incidents/{incident_id}/ack", json={"comment": "on it"}, headers=operator
+    )
     assert acked.status_code == 200, acked.text
     assert acked.json()["status"] == "acknowledged"
     assert acked.json()["acknowledged_by"] == "test-operator"
@@ -69,17 +83,24 @@ def test_acknowledge_and_resolve_record_the_actor(client, db, tokens, three_inci
     assert conflict.status_code == 409
     detail = client.get(f"/api/v1/incidents/{incident_id}", headers=operator).json()
     assert [(t["kind"], t["actor"]) for t in detail["timeline"]] == [
-        ("opened", "alertmanager"), ("acknowledged", "test-operator"),
-        ("resolved", "test-operator")]
+        ("opened", "alertmanager"),
+        ("acknowledged", "test-operator"),
+        ("resolved", "test-operator"),
+    ]
     assert detail["timeline"][1]["message"] == "Acknowledged by test-operator: on it"
     with db.read() as session:
-        actions = session.execute(select(AuditEventRow.action, AuditEventRow.actor).where(
-            AuditEventRow.target_type == "incident",
-            AuditEventRow.target_id == str(incident_id)).order_by(
-            AuditEventRow.audit_event_id)).all()
+        actions = session.execute(
+            select(AuditEventRow.action, AuditEventRow.actor)
+            .where(
+                AuditEventRow.target_type == "incident", AuditEventRow.target_id == str(incident_id)
+            )
+            .order_by(AuditEventRow.audit_event_id)
+        ).all()
     assert [tuple(a) for a in actions] == [
-        ("incident.opened", "alertmanager"), ("incident.acknowledged", "test-operator"),
-        ("incident.resolved", "test-operator")]
+        ("incident.opened", "alertmanager"),
+        ("incident.acknowledged", "test-operator"),
+        ("incident.resolved", "test-operator"),
+    ]
 
 
 def test_roles(client, tokens, three_incidents):
@@ -89,8 +110,12 @@ def test_roles(client, tokens, three_incidents):
     viewer = client.post(f"/api/v1/incidents/{incident_id}/ack", headers=bearer(tokens["viewer"]))
     assert viewer.status_code == 403
     assert "viewer" in viewer.json()["detail"]
-    assert client.post(f"/api/v1/incidents/{incident_id}/ack",
-                       headers=bearer(tokens["admin"])).status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/incidents/{incident_id}/ack", headers=bearer(tokens["admin"])
+        ).status_code
+        == 200
+    )
 
 
 def test_unknown_incident_is_404(client, tokens):
@@ -102,25 +127,35 @@ def test_unknown_incident_is_404(client, tokens):
 
 
 def test_transition_body_is_validated(client, tokens, three_incidents):
-    response = client.post(f"/api/v1/incidents/{three_incidents[0]}/ack",
-                           json={"comment": "x", "extra": 1}, headers=bearer(tokens["operator"]))
+    response = client.post(
+        f"/api/v1/incidents/{three_incidents[0]}/ack",
+        json={"comment": "x", "extra": 1},
+        headers=bearer(tokens["operator"]),
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "extra"
 
 
 def test_tokens_admin_api(client, tokens):
     admin = bearer(tokens["admin"])
-    created = client.post("/api/v1/tokens", json={"name": "oncall-bot", "role": "operator"},
-                          headers=admin)
+    created = client.post(
+        "/api/v1/tokens", json={"name": "oncall-bot", "role": "operator"}, headers=admin
+    )
     assert created.status_code == 201
     secret = created.json()["token"]
     assert client.get("/api/v1/whoami", headers=bearer(secret)).json() == {
-        "name": "oncall-bot", "role": "operator"}
-    assert client.post("/api/v1/tokens", json={"name": "oncall-bot", "role": "viewer"},
-                       headers=admin).status_code == 409
-    bad = client.post("/api/v1/tokens", json={"name": "no spaces", "role": "viewer"},
-                      headers=admin)
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "name"
+        "name": "oncall-bot",
+        "role": "operator",
+    }
+    assert (
+        client.post(
+            "/api/v1/tokens", json={"name": "oncall-bot", "role": "viewer"}, headers=admin
+        ).status_code
+        == 409
+    )
+    bad = client.post("/api/v1/tokens", json={"name": "no spaces", "role": "viewer"}, headers=admin)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "name"
     assert client.get("/api/v1/tokens", headers=bearer(tokens["operator"])).status_code == 403
     assert client.delete("/api/v1/tokens/oncall-bot", headers=admin).status_code == 200
     assert client.get("/api/v1/whoami", headers=bearer(secret)).status_code == 401
@@ -129,15 +164,22 @@ def test_tokens_admin_api(client, tokens):
 def test_health_ready_metrics_and_openapi(client, tokens, three_incidents):
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/readyz").json() == {"status": "ready", "store": "ok"}
-    client.post(URL, content=b"{", headers={**bearer(tokens["webhook"]),
-                                            "Content-Type": "application/json"})
+    client.post(
+        URL, content=b"{", headers={**bearer(tokens["webhook"]), "Content-Type": "application/json"}
+    )
     text = client.get("/metrics").text
     assert 'aiops_incidents{status="open"} 3.0' in text
-    assert 'aiops_notifications_received_total{outcome="accepted",source="alertmanager"} 3.0' \
+    assert (
+        'aiops_notifications_received_total{outcome="accepted",source="alertmanager"} 3.0' in text
+    )
+    assert (
+        'aiops_notifications_rejected_total{reason="invalid_json",source="alertmanager"} 1.0'
         in text
-    assert 'aiops_notifications_rejected_total{reason="invalid_json",source="alertmanager"} 1.0' \
-        in text
+    )
     assert "aiops_http_request_duration_seconds_bucket" in text
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/v1/webhooks/alertmanager", "/api/v1/incidents",
-            "/api/v1/incidents/{incident_id}/ack"} <= set(paths)
+    assert {
+        "/api/v1/webhooks/alertmanager",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{incident_id}/ack",
+    } <= set(paths)

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlplane.api import create_app
-from controlplane.incidents.intake import Delivery, ingest
 from controlplane.domain.alertmanager import Notification
+from controlplane.incidents.intake import Delivery, ingest
 from controlplane.servers import ApiServer
 from controlplane.storage.models import IncidentRow, TimelineEntryRow
 from tests.conftest import bearer
@@ -28,8 +28,14 @@ def test_concurrent_duplicates_and_ha_peers_open_one_incident(settings, db, toke
         body["externalURL"] = f"http://127.0.0.1:{9093 + peer}"
         payloads += [body] * 5
     with ApiServer(create_app(settings, db)) as api, ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(lambda p: httpx.post(
-            api.url + URL, json=p, headers=bearer(tokens["webhook"]), timeout=30), payloads))
+        responses = list(
+            pool.map(
+                lambda p: httpx.post(
+                    api.url + URL, json=p, headers=bearer(tokens["webhook"]), timeout=30
+                ),
+                payloads,
+            )
+        )
     assert {r.status_code for r in responses} == {200}
     assert sum(len(r.json()["opened"]) for r in responses) == 1
     after = counts(db)
@@ -42,15 +48,26 @@ def _batch(draw_spec: list[tuple[str, str, str]]) -> list[Delivery]:
     for n, (fingerprint, status, group) in enumerate(draw_spec):
         payload = _notification([_alert(fingerprint, service=group, status=status)], group)
         payload["externalURL"] = f"http://127.0.0.1:{n}"  # distinct bodies
-        deliveries.append(Delivery.of(str(payload).encode(), payload,
-                                      Notification.model_validate(payload)))
+        deliveries.append(
+            Delivery.of(str(payload).encode(), payload, Notification.model_validate(payload))
+        )
     return deliveries
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["firing", "resolved"]),
-                          st.sampled_from(["g1", "g2"])), min_size=1, max_size=12))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from(["firing", "resolved"]),
+            st.sampled_from(["g1", "g2"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_one_batch_equals_one_at_a_time(db, spec):
     def outcome(batched: bool) -> tuple:
         deliveries = _batch(spec)
@@ -60,8 +77,9 @@ def test_one_batch_equals_one_at_a_time(db, spec):
             else:
                 for delivery in deliveries:
                     ingest(session, [delivery])
-            incidents = sorted((i.group_key, i.status, i.severity) for i in
-                               session.query(IncidentRow))
+            incidents = sorted(
+                (i.group_key, i.status, i.severity) for i in session.query(IncidentRow)
+            )
             entries = sorted(e.kind for e in session.query(TimelineEntryRow))
             session.rollback()
         return incidents, entries

@@ -29,8 +29,14 @@ def test_upgrade_is_idempotent(db_url):
 
 def test_audit_log_is_append_only(db):
     with db.write() as session:
-        audit.record(session, actor="alice", action="test.done", target_type="thing",
-                     target_id=1, details={"k": "v"})
+        audit.record(
+            session,
+            actor="alice",
+            action="test.done",
+            target_type="thing",
+            target_id=1,
+            details={"k": "v"},
+        )
     for statement in ("UPDATE audit_event SET actor = 'mallory'", "DELETE FROM audit_event"):
         with pytest.raises(DBAPIError, match="append-only"), db.write() as session:
             session.execute(text(statement))

@@ -27,8 +27,9 @@ def broken_url(settings: Settings) -> str:
 
 def test_store_down_answers_503_and_recovery_loses_nothing(settings, db, tokens):
     payload = alertmanager_fixture("sample")
-    down = settings.model_copy(update={"database": settings.database.model_copy(
-        update={"url": broken_url(settings)})})
+    down = settings.model_copy(
+        update={"database": settings.database.model_copy(update={"url": broken_url(settings)})}
+    )
     broken_db = Database(down.database.url)
     before = counts(db)
     with TestClient(create_app(down, broken_db)) as outage:
@@ -37,7 +38,8 @@ def test_store_down_answers_503_and_recovery_loses_nothing(settings, db, tokens)
         assert int(response.headers["Retry-After"]) >= 1
         assert "store unavailable" in response.json()["detail"]
         ready = outage.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable"
         assert outage.get("/healthz").status_code == 200
         metrics = outage.get("/metrics").text
         assert 'reason="store_unavailable"' in metrics

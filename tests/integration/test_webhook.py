@@ -32,13 +32,16 @@ def counts(db: Database) -> dict[str, int]:
 
 
 def test_firing_notification_opens_one_incident(client, db, tokens):
-    response = client.post(URL, json=alertmanager_fixture("sample"), headers=bearer(tokens["webhook"]))
+    response = client.post(
+        URL, json=alertmanager_fixture("sample"), headers=bearer(tokens["webhook"])
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["duplicate"] is False
     assert len(body["opened"]) == 1
-    incident = client.get(f"/api/v1/incidents/{body['opened'][0]}",
-                          headers=bearer(tokens["viewer"])).json()
+    incident = client.get(
+        f"/api/v1/incidents/{body['opened'][0]}", headers=bearer(tokens["viewer"])
+    ).json()
     assert incident["status"] == "open"
     assert incident["severity"] == "critical"
     assert incident["service"] == "checkout"
@@ -64,8 +67,14 @@ def test_duplicate_delivery_gives_one_incident_and_one_timeline_entry(client, db
     assert after["timeline_entry"] == 1
     assert after["notification"] == 2
     with db.read() as session:
-        assert session.scalar(select(NotificationRow.delivery_count).where(
-            NotificationRow.notification_id == first.json()["notification_id"])) == 2
+        assert (
+            session.scalar(
+                select(NotificationRow.delivery_count).where(
+                    NotificationRow.notification_id == first.json()["notification_id"]
+                )
+            )
+            == 2
+        )
 
 
 def test_resolved_notification_resolves_alert_and_incident(client, db, tokens):
@@ -83,35 +92,56 @@ def test_resolved_notification_resolves_alert_and_incident(client, db, tokens):
     assert incident["alerts"][0]["ends_at"].startswith("2026-11-21T01:09:00")
     assert [t["kind"] for t in incident["timeline"]] == ["opened", "alert_resolved", "resolved"]
     # Re-delivering the resolution changes nothing more.
-    client.post(URL, json={**resolved, "receiver": "aiops-webhook"}, headers=bearer(tokens["webhook"]))
+    client.post(
+        URL, json={**resolved, "receiver": "aiops-webhook"}, headers=bearer(tokens["webhook"])
+    )
     assert counts(db)["timeline_entry"] == 3
 
 
-def _alert(fingerprint: str, *, service: str, severity: str = "warning",
-           status: str = "firing", starts: str = "2026-11-21T01:00:00Z") -> dict[str, Any]:
+def _alert(
+    fingerprint: str,
+    *,
+    service: str,
+    severity: str = "warning",
+    status: str = "firing",
+    starts: str = "2026-11-21T01:00:00Z",
+) -> dict[str, Any]:
     return {
         "status": status,
         "labels": {"alertname": f"Alert{fingerprint}", "service": service, "severity": severity},
-        "annotations": {}, "startsAt": starts,
+        "annotations": {},
+        "startsAt": starts,
         "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-21T02:00:00Z",
-        "generatorURL": "", "fingerprint": fingerprint,
+        "generatorURL": "",
+        "fingerprint": fingerprint,
     }
 
 
 def _notification(alerts: list[dict[str, Any]], group_key: str) -> dict[str, Any]:
     return {
-        "version": "4", "receiver": "aiops", "status": alerts[0]["status"], "alerts": alerts,
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093", "groupKey": group_key, "truncatedAlerts": 0,
+        "version": "4",
+        "receiver": "aiops",
+        "status": alerts[0]["status"],
+        "alerts": alerts,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
     }
 
 
 def test_alerts_of_one_group_share_an_open_incident_and_raise_its_severity(client, db, tokens):
     hdr = bearer(tokens["webhook"])
     first = client.post(URL, json=_notification([_alert("f1", service="api")], "g1"), headers=hdr)
-    second = client.post(URL, json=_notification(
-        [_alert("f1", service="api"), _alert("f2", service="api", severity="critical")], "g1"),
-        headers=hdr)
+    second = client.post(
+        URL,
+        json=_notification(
+            [_alert("f1", service="api"), _alert("f2", service="api", severity="critical")], "g1"
+        ),
+        headers=hdr,
+    )
     incident_id = first.json()["opened"][0]
     assert second.json()["opened"] == []
     assert second.json()["updated"] == [incident_id]
@@ -120,23 +150,34 @@ def test_alerts_of_one_group_share_an_open_incident_and_raise_its_severity(clien
     assert [t["kind"] for t in detail["timeline"]] == ["opened", "alert_added", "severity_raised"]
     # Another group opens another incident.
     third = client.post(URL, json=_notification([_alert("f3", service="db")], "g2"), headers=hdr)
-    assert third.json()["opened"] and third.json()["opened"] != [incident_id]
+    assert third.json()["opened"]
+    assert third.json()["opened"] != [incident_id]
     # Resolving only one of two alerts keeps the incident open.
-    partial = client.post(URL, json=_notification(
-        [_alert("f1", service="api", status="resolved")], "g1"), headers=hdr)
+    partial = client.post(
+        URL, json=_notification([_alert("f1", service="api", status="resolved")], "g1"), headers=hdr
+    )
     assert partial.json()["resolved"] == []
-    assert client.get(f"/api/v1/incidents/{incident_id}",
-                      headers=bearer(tokens["viewer"])).json()["status"] == "open"
+    assert (
+        client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])).json()[
+            "status"
+        ]
+        == "open"
+    )
 
 
 def test_a_new_episode_after_resolution_opens_a_new_incident(client, tokens):
     hdr = bearer(tokens["webhook"])
     first = client.post(URL, json=_notification([_alert("f1", service="api")], "g"), headers=hdr)
-    client.post(URL, json=_notification([_alert("f1", service="api", status="resolved")], "g"),
-                headers=hdr)
-    again = client.post(URL, json=_notification(
-        [_alert("f1", service="api", starts="2026-11-21T03:00:00Z")], "g"), headers=hdr)
-    assert again.json()["opened"] and again.json()["opened"] != first.json()["opened"]
+    client.post(
+        URL, json=_notification([_alert("f1", service="api", status="resolved")], "g"), headers=hdr
+    )
+    again = client.post(
+        URL,
+        json=_notification([_alert("f1", service="api", starts="2026-11-21T03:00:00Z")], "g"),
+        headers=hdr,
+    )
+    assert again.json()["opened"]
+    assert again.json()["opened"] != first.json()["opened"]
 
 
 def test_grouping_by_a_label_merges_alertmanager_groups(settings, db, tokens):
@@ -144,15 +185,18 @@ def test_grouping_by_a_label_merges_alertmanager_groups(settings, db, tokens):
 
     from controlplane.api import create_app
 
-    by_service = settings.model_copy(update={"incidents": settings.incidents.model_copy(
-        update={"group_by": "service"})})
+    by_service = settings.model_copy(
+        update={"incidents": settings.incidents.model_copy(update={"group_by": "service"})}
+    )
     with TestClient(create_app(by_service, db)) as client:
         hdr = bearer(tokens["webhook"])
         a = client.post(URL, json=_notification([_alert("f1", service="api")], "g1"), headers=hdr)
         b = client.post(URL, json=_notification([_alert("f2", service="api")], "g2"), headers=hdr)
         c = client.post(URL, json=_notification([_alert("f3", service="db")], "g1"), headers=hdr)
-    assert b.json()["opened"] == [] and b.json()["updated"] == a.json()["opened"]
-    assert c.json()["opened"] and c.json()["opened"] != a.json()["opened"]
+    assert b.json()["opened"] == []
+    assert b.json()["updated"] == a.json()["opened"]
+    assert c.json()["opened"]
+    assert c.json()["opened"] != a.json()["opened"]
 
 
 def _without(payload: dict[str, Any], *path: str | int) -> dict[str, Any]:
@@ -173,8 +217,6 @@ def _with(payload: dict[str, Any], value: Any, *path: str | int) -> dict[str, An
     return broken
 
 
-
-
 def _invalid_cases() -> list[tuple[str, Any, int, str]]:
     base = _notification([_alert("f1", service="api")], "g")
     return [
@@ -185,29 +227,47 @@ def _invalid_cases() -> list[tuple[str, Any, int, str]]:
         ("missing alerts", _without(base, "alerts"), 422, "alerts"),
         ("empty alerts", _with(base, [], "alerts"), 422, "alerts"),
         ("missing groupKey", _without(base, "groupKey"), 422, "groupKey"),
-        ("missing fingerprint", _without(base, "alerts", 0, "fingerprint"), 422,
-         "alerts.0.fingerprint"),
-        ("bad startsAt", _with(base, "yesterday", "alerts", 0, "startsAt"), 422,
-         "alerts.0.startsAt"),
-        ("naive startsAt", _with(base, "2026-11-21T01:00:00", "alerts", 0, "startsAt"), 422,
-         "alerts.0.startsAt"),
-        ("labels not strings", _with(base, {"severity": 3}, "alerts", 0, "labels"), 422,
-         "alerts.0.labels.severity"),
-        ("unknown status", _with(base, "pending", "alerts", 0, "status"), 422,
-         "alerts.0.status"),
+        (
+            "missing fingerprint",
+            _without(base, "alerts", 0, "fingerprint"),
+            422,
+            "alerts.0.fingerprint",
+        ),
+        (
+            "bad startsAt",
+            _with(base, "yesterday", "alerts", 0, "startsAt"),
+            422,
+            "alerts.0.startsAt",
+        ),
+        (
+            "naive startsAt",
+            _with(base, "2026-11-21T01:00:00", "alerts", 0, "startsAt"),
+            422,
+            "alerts.0.startsAt",
+        ),
+        (
+            "labels not strings",
+            _with(base, {"severity": 3}, "alerts", 0, "labels"),
+            422,
+            "alerts.0.labels.severity",
+        ),
+        ("unknown status", _with(base, "pending", "alerts", 0, "status"), 422, "alerts.0.status"),
         ("alerts not a list", _with(base, {"a": 1}, "alerts"), 422, "alerts"),
         ("oversized", _with(base, "x" * 2_000_000, "commonAnnotations"), 413, "body"),
     ]
 
 
-@pytest.mark.parametrize(("case", "payload", "status", "field"), _invalid_cases(),
-                         ids=[c[0] for c in _invalid_cases()])
-def test_invalid_payloads_are_refused_and_nothing_is_stored(client, db, tokens, case, payload,
-                                                            status, field):
+@pytest.mark.parametrize(
+    ("case", "payload", "status", "field"), _invalid_cases(), ids=[c[0] for c in _invalid_cases()]
+)
+def test_invalid_payloads_are_refused_and_nothing_is_stored(
+    client, db, tokens, case, payload, status, field
+):
     before = counts(db)
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    response = client.post(URL, content=body, headers={
-        **bearer(tokens["webhook"]), "Content-Type": "application/json"})
+    response = client.post(
+        URL, content=body, headers={**bearer(tokens["webhook"]), "Content-Type": "application/json"}
+    )
     assert response.status_code == status, response.text
     error = response.json()
     assert error["errors"][0]["field"] == field
@@ -215,8 +275,9 @@ def test_invalid_payloads_are_refused_and_nothing_is_stored(client, db, tokens, 
     assert counts(db) == before
 
 
-@pytest.mark.parametrize(("token", "status"), [(None, 401), ("nope", 401), ("viewer", 403),
-                                               ("operator", 403)])
+@pytest.mark.parametrize(
+    ("token", "status"), [(None, 401), ("nope", 401), ("viewer", 403), ("operator", 403)]
+)
 def test_webhook_requires_the_webhook_token(client, db, tokens, token, status):
     headers = {} if token is None else bearer(tokens.get(token, token))
     response = client.post(URL, json=alertmanager_fixture("sample"), headers=headers)
@@ -226,8 +287,9 @@ def test_webhook_requires_the_webhook_token(client, db, tokens, token, status):
 
 def test_settings_token_and_admin_may_deliver(client, tokens):
     for who in ("settings-webhook", "admin"):
-        response = client.post(URL, json=alertmanager_fixture("from_prometheus_sample"),
-                               headers=bearer(tokens[who]))
+        response = client.post(
+            URL, json=alertmanager_fixture("from_prometheus_sample"), headers=bearer(tokens[who])
+        )
         assert response.status_code == 200, (who, response.text)
 
 

@@ -21,14 +21,17 @@ def test_db_upgrade_and_tokens(tmp_path, monkeypatch):
     monkeypatch.setenv("AIOPS_DATABASE__URL", f"sqlite:///{tmp_path / 'cli.db'}")
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     created = runner.invoke(app, ["token", "create", "alice", "--role", "operator"])
-    assert created.exit_code == 0 and created.output.startswith("aiops_")
+    assert created.exit_code == 0
+    assert created.output.startswith("aiops_")
     assert "alice" in runner.invoke(app, ["token", "list"]).output
     duplicate = runner.invoke(app, ["token", "create", "alice"])
-    assert duplicate.exit_code == 2 and "already exists" in duplicate.output
+    assert duplicate.exit_code == 2
+    assert "already exists" in duplicate.output
     assert runner.invoke(app, ["token", "revoke", "alice"]).exit_code == 0
     assert "revoked" in runner.invoke(app, ["token", "list"]).output
     missing = runner.invoke(app, ["token", "revoke", "bob"])
-    assert missing.exit_code == 2 and "no token named 'bob'" in missing.output
+    assert missing.exit_code == 2
+    assert "no token named 'bob'" in missing.output
 
 
 def test_bad_settings_fail_with_key_and_value(monkeypatch):
@@ -42,9 +45,11 @@ def test_bad_config_file_and_bad_role(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("nonsense: 1\n")
     result = runner.invoke(app, ["--config", str(config), "db", "upgrade"])
-    assert result.exit_code == 2 and "nonsense" in result.output
+    assert result.exit_code == 2
+    assert "nonsense" in result.output
     bad_role = runner.invoke(app, ["token", "create", "x", "--role", "root"])
-    assert bad_role.exit_code == 2 and "root" in bad_role.output
+    assert bad_role.exit_code == 2
+    assert "root" in bad_role.output
 
 
 def test_unreachable_store_is_a_clean_error(monkeypatch):

@@ -26,13 +26,20 @@ def test_yaml_then_environment_then_overrides(tmp_path, monkeypatch):
     assert load_settings(config, api={"port": 9200}).api.port == 9200
 
 
-@pytest.mark.parametrize(("env", "value", "expected"), [
-    ("AIOPS_API__PORT", "eighty", "api.port (AIOPS_API__PORT) = 'eighty'"),
-    ("AIOPS_API__PORT", "70000", "api.port (AIOPS_API__PORT) = '70000'"),
-    ("AIOPS_DATABASE__URL", "mysql://x", "database.url (AIOPS_DATABASE__URL) = 'mysql://x': must be"),
-    ("AIOPS_INCIDENTS__GROUP_BY", "bad key!", "incidents.group_by"),
-    ("AIOPS_LOG_LEVEL", "LOUD", "log_level (AIOPS_LOG_LEVEL) = 'LOUD'"),
-])
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("AIOPS_API__PORT", "eighty", "api.port (AIOPS_API__PORT) = 'eighty'"),
+        ("AIOPS_API__PORT", "70000", "api.port (AIOPS_API__PORT) = '70000'"),
+        (
+            "AIOPS_DATABASE__URL",
+            "mysql://x",
+            "database.url (AIOPS_DATABASE__URL) = 'mysql://x': must be",
+        ),
+        ("AIOPS_INCIDENTS__GROUP_BY", "bad key!", "incidents.group_by"),
+        ("AIOPS_LOG_LEVEL", "LOUD", "log_level (AIOPS_LOG_LEVEL) = 'LOUD'"),
+    ],
+)
 def test_bad_environment_values_name_key_and_value(monkeypatch, env, value, expected):
     monkeypatch.setenv(env, value)
     with pytest.raises(ConfigError) as error:
@@ -49,12 +56,15 @@ def test_secrets_are_not_echoed(monkeypatch):
     assert "s3cr3t" not in str(error.value)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("api: [1, 2", "not valid YAML"),
-    ("- just\n- a list\n", "must hold a mapping"),
-    ("api:\n  prot: 1\n", "api.prot"),
-    ("database:\n  pool_size: 0\n", "database.pool_size (AIOPS_DATABASE__POOL_SIZE) = 0"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("api: [1, 2", "not valid YAML"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("api:\n  prot: 1\n", "api.prot"),
+        ("database:\n  pool_size: 0\n", "database.pool_size (AIOPS_DATABASE__POOL_SIZE) = 0"),
+    ],
+)
 def test_bad_yaml_names_the_file_and_key(tmp_path, text, expected):
     config = tmp_path / "bad.yaml"
     config.write_text(text)

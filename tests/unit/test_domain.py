@@ -19,11 +19,18 @@ def test_any_severity_label_maps_to_a_level(label):
     assert Severity.from_label(label) in Severity
 
 
-@pytest.mark.parametrize(("label", "level"), [
-    ("critical", Severity.CRITICAL), ("PAGE", Severity.CRITICAL), (" high ", Severity.ERROR),
-    ("warn", Severity.WARNING), ("low", Severity.INFO), (None, Severity.WARNING),
-    ("unheard-of", Severity.WARNING),
-])
+@pytest.mark.parametrize(
+    ("label", "level"),
+    [
+        ("critical", Severity.CRITICAL),
+        ("PAGE", Severity.CRITICAL),
+        (" high ", Severity.ERROR),
+        ("warn", Severity.WARNING),
+        ("low", Severity.INFO),
+        (None, Severity.WARNING),
+        ("unheard-of", Severity.WARNING),
+    ],
+)
 def test_severity_aliases(label, level):
     assert Severity.from_label(label) is level
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -21,7 +21,11 @@ from controlplane.incidents import lifecycle
 from controlplane.storage import Database
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
-_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+}
 
 
 @router.get("", response_model=IncidentsPublic, responses=_ERRORS)
@@ -37,16 +41,21 @@ async def list_incidents(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> IncidentsPublic:
     where = lifecycle.IncidentFilter(
-        statuses=status or (), severities=severity or (), service=service,
-        opened_after=since, opened_before=until,
+        statuses=status or (),
+        severities=severity or (),
+        service=service,
+        opened_after=since,
+        opened_before=until,
     )
 
     def query() -> IncidentsPublic:
         with db.read() as session:
             rows, total = lifecycle.list_incidents(session, where, limit=limit, offset=offset)
             return IncidentsPublic(
-                data=[IncidentPublic.model_validate(r) for r in rows], count=total,
-                limit=limit, offset=offset,
+                data=[IncidentPublic.model_validate(r) for r in rows],
+                count=total,
+                limit=limit,
+                offset=offset,
             )
 
     return await run_in_threadpool(query)
@@ -62,23 +71,35 @@ async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetail
     return await run_in_threadpool(query)
 
 
-@router.post("/{incident_id}/ack", response_model=IncidentPublic,
-             responses={**_ERRORS, 409: {"model": ErrorBody}})
+@router.post(
+    "/{incident_id}/ack",
+    response_model=IncidentPublic,
+    responses={**_ERRORS, 409: {"model": ErrorBody}},
+)
 async def acknowledge(
-    incident_id: int, db: DbDep, actor: Operator, body: TransitionRequest | None = None,
+    incident_id: int,
+    db: DbDep,
+    actor: Operator,
+    body: TransitionRequest | None = None,
 ) -> IncidentPublic:
     return await run_in_threadpool(_transition, db, lifecycle.acknowledge, incident_id, actor, body)
 
 
 @router.post("/{incident_id}/resolve", response_model=IncidentPublic, responses=_ERRORS)
 async def resolve(
-    incident_id: int, db: DbDep, actor: Operator, body: TransitionRequest | None = None,
+    incident_id: int,
+    db: DbDep,
+    actor: Operator,
+    body: TransitionRequest | None = None,
 ) -> IncidentPublic:
     return await run_in_threadpool(_transition, db, lifecycle.resolve, incident_id, actor, body)
 
 
 def _transition(
-    db: Database, change: lifecycle.Transition, incident_id: int, actor: Principal,
+    db: Database,
+    change: lifecycle.Transition,
+    incident_id: int,
+    actor: Principal,
     body: TransitionRequest | None,
 ) -> IncidentPublic:
     with db.write() as session:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -11,7 +13,7 @@ from controlplane.api.errors import ApiError
 from controlplane.api.schemas import ErrorBody, TokenCreate, TokenCreated, TokenPublic, WhoAmI
 
 router = APIRouter(tags=["tokens"])
-_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
 
 
 @router.get("/whoami", response_model=WhoAmI, responses=_ERRORS)
@@ -29,8 +31,12 @@ async def list_tokens(db: DbDep, _: Admin) -> list[TokenPublic]:
     return await run_in_threadpool(query)
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=201,
-             responses={**_ERRORS, 409: {"model": ErrorBody}})
+@router.post(
+    "/tokens",
+    response_model=TokenCreated,
+    status_code=201,
+    responses={**_ERRORS, 409: {"model": ErrorBody}},
+)
 async def create_token(body: TokenCreate, db: DbDep, actor: Admin) -> TokenCreated:
     def create() -> TokenCreated:
         with db.write() as session:
@@ -40,8 +46,9 @@ async def create_token(body: TokenCreate, db: DbDep, actor: Admin) -> TokenCreat
     try:
         return await run_in_threadpool(create)
     except ValueError as exc:
-        raise ApiError(422, f"name: {exc}", errors=[
-            {"field": "name", "message": str(exc), "value": body.name}]) from None
+        raise ApiError(
+            422, f"name: {exc}", errors=[{"field": "name", "message": str(exc), "value": body.name}]
+        ) from None
 
 
 @router.delete("/tokens/{name}", response_model=TokenPublic, responses={**_ERRORS, 404: {}})

@@ -44,7 +44,8 @@ async def _webhook_principal(request: Request, db: DbDep, settings: SettingsDep)
     response_model=WebhookAccepted,
     responses={
         400: {"model": ErrorBody, "description": "Body is not JSON"},
-        401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+        401: {"model": ErrorBody},
+        403: {"model": ErrorBody},
         413: {"model": ErrorBody, "description": "Body larger than api.max_body_bytes"},
         422: {"model": ErrorBody, "description": "Payload invalid; names the field"},
         503: {"model": ErrorBody, "description": "Store unavailable; Alertmanager will retry"},
@@ -71,8 +72,11 @@ async def alertmanager_webhook(
         raise
     metrics.received.labels(SOURCE, "duplicate" if result.duplicate else "accepted").inc()
     return WebhookAccepted(
-        notification_id=result.notification_id, duplicate=result.duplicate,
-        opened=result.opened, updated=result.updated, resolved=result.resolved,
+        notification_id=result.notification_id,
+        duplicate=result.duplicate,
+        opened=result.opened,
+        updated=result.updated,
+        resolved=result.resolved,
     )
 
 
@@ -95,8 +99,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _too_large(size: int, limit: int) -> ApiError:
-    return _rejected(413, "too_large", f"body: {size} bytes exceeds api.max_body_bytes={limit}",
-                     size)
+    return _rejected(
+        413, "too_large", f"body: {size} bytes exceeds api.max_body_bytes={limit}", size
+    )
 
 
 def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
@@ -105,8 +110,9 @@ def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _rejected(400, "invalid_json", f"body: not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise _rejected(422, "invalid_payload",
-                        f"body: must be a JSON object, got {type(payload).__name__}")
+        raise _rejected(
+            422, "invalid_payload", f"body: must be a JSON object, got {type(payload).__name__}"
+        )
     try:
         return payload, Notification.model_validate(payload)
     except ValidationError as exc:
