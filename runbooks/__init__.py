@@ -7,8 +7,9 @@ from importlib.resources import files
 
 
 def names() -> list[str]:
-    return sorted(p.name.removesuffix(".md") for p in files(__name__).iterdir()
-                  if p.name.endswith(".md"))
+    return sorted(
+        p.name.removesuffix(".md") for p in files(__name__).iterdir() if p.name.endswith(".md")
+    )
 
 
 def read(name: str) -> str:
