@@ -62,9 +62,7 @@ class _IncidentsByStatus(Collector):
                 counts = dict(
                     session.execute(
                         select(IncidentRow.status, func.count()).group_by(IncidentRow.status)
-                    )
-                    .tuples()
-                    .all()
+                    ).all()
                 )
         except StoreUnavailableError:
             return  # the scrape still succeeds; aiops_up-style health lives in /readyz

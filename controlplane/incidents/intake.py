@@ -127,9 +127,7 @@ class _Batch:
                 select(_notification.payload_sha256, _notification.notification_id).where(
                     _notification.payload_sha256.in_(digests)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         repeats: dict[str, int] = {}
         new: dict[str, Delivery] = {}
@@ -139,30 +137,26 @@ class _Batch:
             else:
                 new[d.digest] = d
         if new:
-            inserted = (
-                self.execute(
-                    insert(NOTIFICATION).returning(
-                        _notification.payload_sha256,
-                        _notification.notification_id,
-                        sort_by_parameter_order=True,
-                    ),
-                    [
-                        {
-                            "source": SOURCE,
-                            "payload_sha256": d.digest,
-                            "group_key": d.notification.group_key,
-                            "status": d.notification.status,
-                            "payload": d.payload,
-                            "received_at": self.now,
-                            "last_received_at": self.now,
-                            "delivery_count": 1,
-                        }
-                        for d in new.values()
-                    ],
-                )
-                .tuples()
-                .all()
-            )
+            inserted = self.execute(
+                insert(NOTIFICATION).returning(
+                    _notification.payload_sha256,
+                    _notification.notification_id,
+                    sort_by_parameter_order=True,
+                ),
+                [
+                    {
+                        "source": SOURCE,
+                        "payload_sha256": d.digest,
+                        "group_key": d.notification.group_key,
+                        "status": d.notification.status,
+                        "payload": d.payload,
+                        "received_at": self.now,
+                        "last_received_at": self.now,
+                        "delivery_count": 1,
+                    }
+                    for d in new.values()
+                ],
+            ).all()
             known.update(inserted)
         for digest, extra in repeats.items():
             self.execute(
@@ -219,9 +213,7 @@ class _Batch:
                     select(_alert.incident_id, func.count())
                     .where(_alert.incident_id.in_(open_ids), _alert.status == "firing")
                     .group_by(_alert.incident_id)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             if open_ids
             else {}
