@@ -18,7 +18,6 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import SecretStr
@@ -108,18 +107,17 @@ class TokenCache:
         self._entries: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, secret: str, load: Callable[[str], Principal | None]) -> Principal | None:
-        key, now = digest(secret), time.monotonic()
-        cached = self._entries.get(key)
-        if cached and cached[1] > now:
-            return cached[0]
-        principal = load(secret)  # unknown secrets are never cached: no memory to exhaust
-        if principal is not None:
-            with self._lock:
-                if len(self._entries) >= self.max_entries:
-                    self._entries.clear()
-                self._entries[key] = (principal, now + self.ttl)
-        return principal
+    def peek(self, secret: str) -> Principal | None:
+        """The cached principal for this secret, if it is still fresh."""
+        cached = self._entries.get(digest(secret))
+        return cached[0] if cached and cached[1] > time.monotonic() else None
+
+    def remember(self, secret: str, principal: Principal) -> None:
+        """Cache a valid secret; unknown secrets are never cached (no memory to exhaust)."""
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[digest(secret)] = (principal, time.monotonic() + self.ttl)
 
     def clear(self) -> None:
         with self._lock:

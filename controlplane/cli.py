@@ -170,7 +170,7 @@ def token_create(
     """Create a token and print its secret (shown once)."""
     from controlplane import auth
 
-    with _write_session() as session:
+    with _session() as session:
         try:
             _, secret = auth.create_token(session, name, role, actor="cli")
         except ValueError as exc:
@@ -182,41 +182,33 @@ def token_create(
 def token_list() -> None:
     """List tokens (never their secrets)."""
     from controlplane import auth
-    from controlplane.storage import Database
 
-    config = settings()
-    db = Database(config.database.url)
-    try:
-        with db.read() as session:
-            for row in auth.list_tokens(session):
-                state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-                typer.echo(f"{row.name:32} {row.role:9} {state}")
-    except ControlPlaneError as exc:
-        fail(str(exc))
-    finally:
-        db.dispose()
+    with _session(write=False) as session:
+        for row in auth.list_tokens(session):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            typer.echo(f"{row.name:32} {row.role:9} {state}")
 
 
 @token_app.command("revoke")
 def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
-    """Revoke a token; it stops working at once."""
+    """Revoke a token (running API servers drop it within 5 s, their token cache's TTL)."""
     from controlplane import auth
 
-    with _write_session() as session:
+    with _session() as session:
         auth.revoke_token(session, name, actor="cli")
     typer.echo(f"revoked {name}")
 
 
 @contextmanager
-def _write_session() -> Iterator[Session]:
-    """Migrate, then one write transaction; a ControlPlaneError becomes a clean CLI failure."""
+def _session(*, write: bool = True) -> Iterator[Session]:
+    """Migrate, then one transaction; a ControlPlaneError becomes a clean CLI failure."""
     from controlplane.storage import Database, upgrade
 
     config = settings()
     db = Database(config.database.url)
     try:
         upgrade(config.database.url)
-        with db.write() as session:
+        with db.write() if write else db.read() as session:
             yield session
     except ControlPlaneError as exc:
         fail(str(exc))

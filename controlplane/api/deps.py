@@ -42,11 +42,11 @@ async def authenticated(request: Request, db: DbDep, settings: SettingsDep) -> P
         )
     cache: auth.TokenCache = request.app.state.token_cache
     secret = secret.strip()
-    principal = cache.get(secret, lambda _: None)  # a hit costs no thread hop, no query
+    principal = cache.peek(secret)  # a hit costs no thread hop and no query
     if principal is None:
-        principal = await run_in_threadpool(
-            cache.get, secret, lambda s: _authenticate(db, s, settings)
-        )
+        principal = await run_in_threadpool(_authenticate, db, secret, settings)
+        if principal is not None:
+            cache.remember(secret, principal)
     if principal is None:
         raise ApiError(
             401,

@@ -90,44 +90,31 @@ def run_demo(
     with (
         ApiServer(create_app(settings, db), port=api_port) as api,
         Console(settings, port=console_port, log=data_dir / "console.log") as console,
+        _alert_sink(data_dir, api.url, webhook, alertmanager_port) as sink,
     ):
-        push, am_url = _alert_sink(data_dir, api.url, webhook, alertmanager_port)
-        with push as sink:
-            _print_banner(api.url, console.url, am_url, admin, webhook)
-            try:
-                _play(scenario, sink, cycles)
-            except KeyboardInterrupt:
-                print("\nstopping...")
+        am_url = sink.url if isinstance(sink, Alertmanager) else None
+        _print_banner(api.url, console.url, am_url, admin, webhook)
+        try:
+            _play(scenario, sink.post_alerts, cycles)
+        except KeyboardInterrupt:
+            print("\nstopping...")
     db.dispose()
 
 
-class _AlertmanagerSink:
-    """Alerts go to a real Alertmanager, which groups and delivers them."""
-
-    def __init__(self, am: Alertmanager) -> None:
-        self.am = am
-
-    def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
-        self.am.__enter__()
-        return self.am.post_alerts
-
-    def __exit__(self, *exc: object) -> None:
-        self.am.__exit__(*exc)
-
-
 class _DirectSink:
-    """No Alertmanager here: build its version-4 notifications ourselves, one per service."""
+    """No Alertmanager here: build its version-4 notifications ourselves, one per service.
+    Offers the same `post_alerts` as `servers.Alertmanager`, so `_play` cannot tell them apart."""
 
     def __init__(self, webhook_url: str, token: str) -> None:
         self.url, self.token = webhook_url, token
 
-    def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
-        return self.post
+    def __enter__(self) -> _DirectSink:
+        return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def post(self, alerts: list[dict[str, Any]]) -> None:
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         for service in sorted({a["labels"]["service"] for a in alerts}):
             group = [a for a in alerts if a["labels"]["service"] == service]
             body = [
@@ -167,10 +154,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> tuple[Any, str | None]:
+def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> Alertmanager | _DirectSink:
     webhook = f"{api_url}/api/v1/webhooks/alertmanager"
     try:
-        am = Alertmanager(
+        return Alertmanager(
             data_dir / "alertmanager",
             webhook_url=webhook,
             token=token,
@@ -179,8 +166,7 @@ def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> tuple[An
         )
     except ConfigError as exc:
         print(f"note: {exc}\n      delivering the scenario straight to the webhook instead.")
-        return _DirectSink(webhook, token), None
-    return _AlertmanagerSink(am), am.url
+        return _DirectSink(webhook, token)
 
 
 def _play(scenario: Scenario, push: Callable[[list[dict[str, Any]]], None], cycles: int) -> None:

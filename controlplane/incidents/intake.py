@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from controlplane import audit
 from controlplane.domain.alertmanager import Alert, Notification
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
 from controlplane.storage.models import Base
@@ -77,8 +78,7 @@ class _Incident:
     severity: Severity
     open: bool
     firing: int  # firing alerts, kept current in memory while the batch is applied
-    changed: bool = False
-    resolved_at: datetime | None = None
+    changed: bool = False  # severity, alerts or state changed: write updated_at (and severity)
 
 
 @dataclass
@@ -312,7 +312,7 @@ class _Batch:
         if incident.firing > 0:
             result.updated.append(incident.incident_id)
             return
-        incident.open, incident.resolved_at = False, self.now
+        incident.open = False
         self.open_by_key.pop(incident.group_key, None)
         # Written now, not with the batch: it frees the group's open-incident key for a
         # later delivery of this batch that opens the next incident of the group.
@@ -380,7 +380,7 @@ class _Batch:
                 ),
                 self.resolved_alerts,
             )
-        changed = [i for i in self.incidents.values() if i.changed or i.resolved_at]
+        changed = [i for i in self.incidents.values() if i.changed]
         if changed:
             execute(
                 update(INCIDENT)
@@ -414,12 +414,12 @@ class _Batch:
 
     def _audit(self, action: str, incident: _Incident, details: dict[str, Any]) -> None:
         self.audit.append(
-            {
-                "at": self.now,
-                "actor": ACTOR,
-                "action": action,
-                "target_type": "incident",
-                "target_id": str(incident.incident_id),
-                "details": details,
-            }
+            audit.entry(
+                actor=ACTOR,
+                action=action,
+                target_type="incident",
+                target_id=incident.incident_id,
+                details=details,
+                at=self.now,
+            )
         )

@@ -91,10 +91,14 @@ def test_resolved_notification_resolves_alert_and_incident(client, db, tokens):
     assert incident["alerts"][0]["status"] == "resolved"
     assert incident["alerts"][0]["ends_at"].startswith("2026-11-21T01:09:00")
     assert [t["kind"] for t in incident["timeline"]] == ["opened", "alert_resolved", "resolved"]
-    # Re-delivering the resolution changes nothing more.
-    client.post(
-        URL, json={**resolved, "receiver": "aiops-webhook"}, headers=bearer(tokens["webhook"])
+    # The resolution again, from an HA peer (another body, the same episode): nothing more.
+    peer = client.post(
+        URL,
+        json={**resolved, "externalURL": "http://127.0.0.1:9094"},
+        headers=bearer(tokens["webhook"]),
     )
+    assert peer.json()["duplicate"] is False
+    assert peer.json()["resolved"] == []
     assert counts(db)["timeline_entry"] == 3
 
 
@@ -199,21 +203,22 @@ def test_grouping_by_a_label_merges_alertmanager_groups(settings, db, tokens):
     assert c.json()["opened"] != a.json()["opened"]
 
 
-def _without(payload: dict[str, Any], *path: str | int) -> dict[str, Any]:
-    broken = copy.deepcopy(payload)
-    node: Any = broken
+def _parent(payload: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    node: Any = payload
     for key in path[:-1]:
         node = node[key]
-    del node[path[-1]]
+    return node
+
+
+def _without(payload: dict[str, Any], *path: str | int) -> dict[str, Any]:
+    broken = copy.deepcopy(payload)
+    del _parent(broken, path)[path[-1]]
     return broken
 
 
 def _with(payload: dict[str, Any], value: Any, *path: str | int) -> dict[str, Any]:
     broken = copy.deepcopy(payload)
-    node: Any = broken
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
+    _parent(broken, path)[path[-1]] = value
     return broken
 
 
