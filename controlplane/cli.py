@@ -32,8 +32,14 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 token_app = typer.Typer(
     help="API tokens (roles: viewer, operator, admin, webhook).", no_args_is_help=True
 )
+bench_app = typer.Typer(help="Quality benchmarks.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(bench_app, name="bench")
+
+DetectorOption = Annotated[
+    str, typer.Option("--detector", "-d", help="Detector name (see detectors.REGISTRY).")
+]
 
 ConfigOption = Annotated[
     Path | None,
@@ -145,6 +151,46 @@ def demo(
         )
     except ControlPlaneError as exc:
         fail(str(exc))
+
+
+@app.command()
+def detect(
+    input_file: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet: timestamp,value")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")],
+    detector: DetectorOption = "ensemble",
+) -> None:
+    """Score a series file: writes timestamp,value,anomaly_score (causal scores in [0, 1])."""
+    from controlplane.detection.offline import DetectJob, detect_file
+
+    try:
+        rows = detect_file(DetectJob(input_file, output, detector))
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    typer.echo(f"{rows} rows scored with {detector} -> {output}")
+
+
+@bench_app.command("nab")
+def bench_nab(
+    data: Annotated[Path, typer.Option(help="NAB corpus: data/<category>/<file>.csv.")],
+    output: Annotated[Path, typer.Option(help="Results folder for nab_score.py.")],
+    detector: DetectorOption = "ensemble",
+    workers: Annotated[int, typer.Option(help="Processes (0 = one per core).")] = 0,
+) -> None:
+    """Score every NAB file with ONE detector configuration (labels are never read)."""
+    from rich.progress import Progress
+
+    from controlplane.detection.offline import nab_jobs, run_jobs
+
+    try:
+        jobs = nab_jobs(data, output, detector)
+        with Progress(transient=False) as progress:
+            task = progress.add_task(f"{detector} on {len(jobs)} files", total=len(jobs))
+            rows = run_jobs(
+                jobs, workers=workers or None, on_done=lambda job, n: progress.advance(task)
+            )
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    typer.echo(f"{len(jobs)} files, {rows} rows scored with {detector} -> {output}")
 
 
 @db_app.command("upgrade")

@@ -7,7 +7,10 @@
     ├── TemporaryError(delay)    retry later -> 503 with Retry-After
     │   ├── StoreUnavailableError    the database cannot be reached or written
     │   └── SourceUnavailableError   a metrics source is down: no data, NOT an anomaly
+    ├── InvalidInputError        bad data at an edge (CSV, detector input): names field and value
+    ├── NotFittedError           a detector or forecaster used before `fit`
     └── PermanentError           never retry; escalate to a human
+        └── QueryError               the source answered, but refused the query (bad PromQL)
 
 Messages name the offending field and echo the bad value ("got %r"), so that whoever reads them
 can fix the input without reading code.
@@ -50,3 +53,15 @@ class SourceUnavailableError(TemporaryError):
 
 class PermanentError(ControlPlaneError):
     """Retrying will not help; a human has to look."""
+
+
+class QueryError(PermanentError):
+    """The source is up but rejected or failed the query: the signal has no data, no anomaly."""
+
+
+class InvalidInputError(ControlPlaneError, ValueError):
+    """Input data is malformed; the message names the file, row, column or parameter."""
+
+
+class NotFittedError(ControlPlaneError, RuntimeError):
+    """An estimator was used before `fit`."""

@@ -1,0 +1,1 @@
+"""Detection: signals -> detectors -> anomalies -> incidents (scheduler), plus offline runs."""

@@ -1,0 +1,197 @@
+"""Compiled (numba) per-point kernels shared by the detectors.
+
+Every kernel walks a chunk of values for ONE series, reads and writes that series' state in
+place (small float64 arrays owned by the detector), and returns one score per value. Because
+state carries over between calls, scoring a series in one call or point by point through
+`update` gives identical results, and a score never depends on a later value (causality).
+NaN values are skipped and leave the state untouched. The raw-surprise kernels answer NaN where
+they have nothing to say yet (warming up), so calibration does not learn from silence; the
+calibrated and final scores are never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Indices into the `calibrate` state vector.
+CAL_N, CAL_MEAN, CAL_VAR = 0, 1, 2
+CAL_STATE = 3
+# The likelihood needs this many raw scores before it says anything.
+CAL_WARMUP = 20
+
+
+@njit(cache=True)
+def rolling_robust_z(
+    values: np.ndarray, ref: np.ndarray, buf: np.ndarray, state: np.ndarray, floor: float
+) -> np.ndarray:
+    """|ref - median(window)| / max(1.4826 MAD(window), floor * long-run mean |values|).
+
+    `ref` is the quantity tested (the value itself, or a residual); `values` sets the scale
+    floor, so a window of identical residuals (MAD 0) does not turn noise into infinity.
+    state = [count, position, long-run mean |value|, points seen].
+    """
+    n = values.shape[0]
+    out = np.full(n, np.nan)
+    width = buf.shape[0]
+    for i in range(n):
+        v, r = values[i], ref[i]
+        if math.isnan(v) or math.isnan(r):
+            continue
+        count = int(state[0])
+        if count >= 16:
+            window = np.sort(buf[:count])
+            median = window[count // 2]
+            mad = np.median(np.abs(window - median)) * 1.4826
+            out[i] = abs(r - median) / max(mad, floor * state[2] + 1e-12)
+        position = int(state[1])
+        buf[position] = r
+        state[1] = (position + 1) % width
+        state[0] = min(count + 1, width)
+        state[3] += 1.0
+        state[2] += (abs(v) - state[2]) / min(state[3], 2000.0)
+    return out
+
+
+@njit(cache=True)
+def calibrate(raw: np.ndarray, state: np.ndarray, alpha: float, squash: float) -> np.ndarray:
+    """Anomaly likelihood: how unusual a raw surprise is against this series' own history.
+
+    The raw surprise z is first bounded to u = z / (z + squash) in [0, 1); u is compared with
+    the long-run (exponentially weighted) mean and variance of u seen so far, and the
+    standardised excess is squashed into [0, 1). Calibrating per series is what lets one
+    threshold serve every series, whatever its noise level (the idea of Numenta's likelihood).
+    """
+    n = raw.shape[0]
+    out = np.zeros(n)
+    for i in range(n):
+        z = raw[i]
+        if math.isnan(z):
+            continue
+        u = z / (z + squash)
+        seen = state[CAL_N]
+        if seen > CAL_WARMUP:
+            excess = (u - state[CAL_MEAN]) / math.sqrt(state[CAL_VAR] + 1e-12)
+            out[i] = excess / (excess + 4.0) if excess > 0 else 0.0
+        a = max(alpha, 1.0 / (seen + 1.0))
+        d = u - state[CAL_MEAN]
+        state[CAL_MEAN] += a * d
+        state[CAL_VAR] = (1.0 - a) * (state[CAL_VAR] + a * d * d)
+        state[CAL_N] = seen + 1.0
+    return out
+
+
+@njit(cache=True)
+def novelty(
+    scores: np.ndarray, recent: np.ndarray, state: np.ndarray, damping: float
+) -> np.ndarray:
+    """Keep a score only when it exceeds every score of the last `len(recent)` points.
+
+    A persisting anomaly then raises one alarm at its onset instead of one per point; repeated
+    scores are multiplied by `damping`. state = [position, count].
+    """
+    n = scores.shape[0]
+    out = np.zeros(n)
+    width = recent.shape[0]
+    for i in range(n):
+        s = scores[i]
+        count = int(state[1])
+        highest = 0.0
+        for j in range(count):
+            highest = max(highest, recent[j])
+        out[i] = s if s > highest else s * damping
+        position = int(state[0])
+        recent[position] = s
+        state[0] = (position + 1) % width
+        state[1] = min(count + 1, width)
+    return out
+
+
+@njit(cache=True)
+def holt_residual(values: np.ndarray, state: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """|value - Holt one-step forecast| / exponentially weighted mean absolute residual.
+
+    state = [seen, level, trend, mean abs residual].
+    """
+    n = values.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(n):
+        v = values[i]
+        if math.isnan(v):
+            continue
+        seen = state[0]
+        if seen == 0.0:
+            state[1] = v
+        else:
+            forecast = state[1] + state[2]
+            residual = v - forecast
+            if seen > 10.0:
+                out[i] = abs(residual) / (state[3] + 1e-9 * (1.0 + abs(state[1])))
+            state[3] += (abs(residual) - state[3]) / min(seen, 100.0)
+            level = forecast + alpha * residual
+            state[2] = (1.0 - beta) * state[2] + beta * (level - state[1])
+            state[1] = level
+        state[0] = seen + 1.0
+    return out
+
+
+@njit(cache=True)
+def cusum(values: np.ndarray, state: np.ndarray, drift: float, rate: float) -> np.ndarray:
+    """Two-sided CUSUM of values standardised by a slow baseline (mean, mean abs deviation).
+
+    Returns the larger of the upper and lower sums; a sustained level shift makes it climb
+    steadily, a lone spike barely moves it. state = [seen, mean, mad, upper, lower].
+    """
+    n = values.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(n):
+        v = values[i]
+        if math.isnan(v):
+            continue
+        seen = state[0]
+        if seen == 0.0:
+            state[1] = v
+        else:
+            z = (v - state[1]) / (1.2533 * state[2] + 1e-9 * (1.0 + abs(state[1])))
+            if seen > 20.0:
+                state[3] = max(0.0, state[3] + z - drift)
+                state[4] = max(0.0, state[4] - z - drift)
+                out[i] = max(state[3], state[4])
+            a = max(rate, 1.0 / (seen + 1.0))
+            state[2] += a * (abs(v - state[1]) - state[2])
+            state[1] += a * (v - state[1])
+        state[0] = seen + 1.0
+    return out
+
+
+@njit(cache=True)
+def burn_rates(
+    values: np.ndarray, ring: np.ndarray, sums: np.ndarray, state: np.ndarray, widths: np.ndarray
+) -> np.ndarray:
+    """Mean error ratio over each window width (in points), for every point.
+
+    ring holds the last len(ring) >= max(widths) values; sums the running sum per width.
+    state = [points seen, ring position]. Returns shape (n, len(widths)); NaN rows for NaN input.
+    """
+    n = values.shape[0]
+    k = widths.shape[0]
+    size = ring.shape[0]
+    out = np.full((n, k), np.nan)
+    for i in range(n):
+        v = values[i]
+        if math.isnan(v):
+            continue
+        seen = int(state[0])
+        position = int(state[1])
+        for j in range(k):
+            w = int(widths[j])
+            if seen >= w:
+                sums[j] -= ring[(position - w) % size]
+            sums[j] += v
+            out[i, j] = sums[j] / min(seen + 1, w)
+        ring[position] = v
+        state[1] = (position + 1) % size
+        state[0] = seen + 1
+    return out

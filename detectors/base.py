@@ -1,0 +1,157 @@
+"""`BaseDetector`: the scikit-learn-style contract every detector follows.
+
+- `__init__` only stores keyword hyperparameters (`get_params` returns them).
+- `fit(X)` starts a fresh stream, learns from X and returns self; learned state ends in `_`.
+- `score_samples(X)` scores X as the continuation of the fitted stream *without* changing the
+  model (it works on a copy), so it can be called again with other data.
+- `update(x)` scores one new point and learns from it: the streaming path.
+- `fit_score(X)` = score every point of X as a fresh stream (what `aiops detect` does).
+
+Scores are in [0, 1], higher is more anomalous, and causal: a point's score depends only on
+that point and the ones before it. X is a 1-D array (or a one-column 2-D array) of floats;
+NaN means "no value here" and scores 0 without changing the state.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from controlplane.domain.errors import InvalidInputError, NotFittedError
+from detectors._calibration import Calibration
+
+
+def as_values(X: Any, *, columns: int | None = 1) -> np.ndarray:
+    """Validate X into float64: 1-D for univariate detectors, 2-D (n, k) when `columns` is None."""
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"X must be numeric, got {X!r:.80}") from exc
+    if columns == 1:
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise InvalidInputError(f"X must be 1-D (one series), got shape {array.shape}")
+    elif array.ndim == 1:
+        array = array[:, None]
+    elif array.ndim != 2:
+        raise InvalidInputError(f"X must be 2-D (points x signals), got shape {array.shape}")
+    if np.isinf(array).any():
+        raise InvalidInputError("X contains infinity; use NaN for a missing value")
+    return np.ascontiguousarray(array)
+
+
+def check_param(name: str, value: float, low: float, high: float = float("inf")) -> None:
+    if not low <= value <= high:
+        raise InvalidInputError(f"{name} must be in [{low}, {high}], got {value!r}")
+
+
+class BaseDetector(ABC):
+    """Streaming anomaly detector with scikit-learn's outlier-detector surface."""
+
+    name: ClassVar[str]
+    #: Scores at or above this raise an anomaly in the control plane.
+    alarm_threshold: ClassVar[float] = 0.5
+    #: Multivariate detectors take X of shape (n, k); the others one series.
+    multivariate: ClassVar[bool] = False
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # -- public surface -----------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> Self:
+        self._validate_params()
+        self._reset()
+        values = self._values(X)
+        if len(values):
+            self._consume(values)
+        self.n_seen_ = len(values)
+        return self
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        return copy.deepcopy(self)._consume(self._values(X))
+
+    def update(self, x: Any) -> float:
+        self._check_fitted()
+        values = self._values([x] if self.multivariate else np.atleast_1d(np.asarray(x, float)))
+        self.n_seen_ += 1
+        return float(self._consume(values)[0])
+
+    def fit_score(self, X: Any) -> np.ndarray:
+        values = self._values(X)
+        self.fit(values[:0])
+        self.n_seen_ = len(values)
+        return self._consume(values)
+
+    # -- what a detector implements ------------------------------------------------------
+    def _validate_params(self) -> None:  # noqa: B027 (optional hook)
+        """Raise InvalidInputError naming a bad hyperparameter."""
+
+    @abstractmethod
+    def _reset(self) -> None:
+        """Create fresh learned state (attributes ending in `_`)."""
+
+    @abstractmethod
+    def _consume(self, values: np.ndarray) -> np.ndarray:
+        """Score values in order, learning from each; returns scores in [0, 1]."""
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _values(self, X: Any) -> np.ndarray:
+        return as_values(X, columns=None if self.multivariate else 1)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_seen_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(X) first")
+
+
+class CalibratedDetector(BaseDetector):
+    """A univariate detector whose raw surprise goes through per-series calibration.
+
+    Subclasses compute `_raw` (a non-negative surprise per point); this class turns it into a
+    likelihood (`_calibrated`, what the ensemble combines) and keeps only novel highs.
+    """
+
+    def __init__(
+        self,
+        *,
+        calibration_alpha: float = 0.001,
+        squash: float = 4.0,
+        novelty_window: int = 200,
+        damping: float = 0.5,
+    ) -> None:
+        self.calibration_alpha = calibration_alpha
+        self.squash = squash
+        self.novelty_window = novelty_window
+        self.damping = damping
+
+    def _validate_params(self) -> None:
+        check_param("calibration_alpha", self.calibration_alpha, 1e-6, 1.0)
+        check_param("squash", self.squash, 1e-6)
+        check_param("novelty_window", self.novelty_window, 0)
+        check_param("damping", self.damping, 0.0, 1.0)
+
+    def _reset(self) -> None:
+        self.calibration_ = Calibration(
+            alpha=self.calibration_alpha,
+            squash=self.squash,
+            novelty_window=self.novelty_window,
+            damping=self.damping,
+        )
+
+    @abstractmethod
+    def _raw(self, values: np.ndarray) -> np.ndarray:
+        """Non-negative raw surprise per value (NaN or 0 where there is nothing to say)."""
+
+    def _calibrated(self, values: np.ndarray) -> np.ndarray:
+        return self.calibration_.likelihood_of(self._raw(values))
+
+    def _consume(self, values: np.ndarray) -> np.ndarray:
+        return self.calibration_.novel(self._calibrated(values))

@@ -1,0 +1,86 @@
+"""The default detector: several views of one series, combined after calibration.
+
+Each member sees the series differently (distance from the recent median, from the same phase
+of the last cycle, from a smoothed forecast, a drifting level). Their calibrated likelihoods
+share one scale, so they can be combined directly; novelty suppression is applied once, to the
+combination, so a persisting anomaly raises one alarm at its onset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from controlplane.domain.errors import InvalidInputError
+from detectors.base import CalibratedDetector, check_param
+from detectors.cusum import CusumDetector
+from detectors.holt import HoltWintersDetector
+from detectors.robust import RobustZScoreDetector
+from detectors.seasonal import SeasonalDetector
+
+MEMBERS: dict[str, type[CalibratedDetector]] = {
+    cls.name: cls
+    for cls in (RobustZScoreDetector, SeasonalDetector, HoltWintersDetector, CusumDetector)
+}
+COMBINE = ("max", "mean")
+
+
+class EnsembleDetector(CalibratedDetector):
+    """Combines the members' calibrated scores by `combine` ("max" or "mean") and `weights`."""
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        *,
+        members: tuple[str, ...] = ("robust_zscore", "seasonal"),
+        weights: tuple[float, ...] | None = None,
+        combine: str = "max",
+        **calibration: Any,
+    ) -> None:
+        super().__init__(**calibration)
+        self.members = tuple(members)
+        self.weights = None if weights is None else tuple(weights)
+        self.combine = combine
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        unknown = [m for m in self.members if m not in MEMBERS]
+        if not self.members or unknown:
+            raise InvalidInputError(
+                f"members must name some of {sorted(MEMBERS)}, got {self.members!r}"
+            )
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise InvalidInputError(
+                f"weights must have one entry per member ({len(self.members)}), "
+                f"got {self.weights!r}"
+            )
+        for w in self.weights or ():
+            check_param("weights", w, 0.0)
+        if self.combine not in COMBINE:
+            raise InvalidInputError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.members_ = [
+            MEMBERS[m](
+                calibration_alpha=self.calibration_alpha,
+                squash=self.squash,
+                novelty_window=self.novelty_window,
+                damping=self.damping,
+            ).fit([])
+            for m in self.members
+        ]
+
+    def _raw(self, values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("the ensemble combines calibrated member scores")
+
+    def _calibrated(self, values: np.ndarray) -> np.ndarray:
+        scores = np.vstack([m._calibrated(values) for m in self.members_])
+        weights = np.ones(len(self.members_)) if self.weights is None else np.array(self.weights)
+        weighted = scores * weights[:, None]
+        combined = (
+            weighted.max(axis=0) if self.combine == "max" else weighted.sum(axis=0) / weights.sum()
+        )
+        return np.asarray(np.clip(combined, 0.0, 1.0), dtype=np.float64)

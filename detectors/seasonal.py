@@ -1,0 +1,123 @@
+"""Seasonal residual: compare each point with the same phase one period earlier.
+
+The period is found from the data, not configured: once `warmup` points have arrived, the
+autocorrelation of that stretch picks the strongest repeating lag (a daily cycle is 288 lags at
+5-minute steps, 1440 at 1-minute). A series without a clear cycle gets no seasonal scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from detectors import _kernels
+from detectors.base import CalibratedDetector, check_param
+
+
+def find_period(values: np.ndarray, *, min_period: int, max_period: int, min_acf: float) -> int:
+    """The lag in [min_period, max_period] with the highest autocorrelation peak, or 0.
+
+    Only peaks after the autocorrelation first drops below zero count, so the trivially high
+    correlation of neighbouring points is not mistaken for a cycle.
+    """
+    x = values[~np.isnan(values)]
+    if len(x) < 2 * min_period or np.ptp(x) == 0:
+        return 0
+    x = x - x.mean()
+    size = 1 << (2 * len(x) - 1).bit_length()
+    spectrum = np.fft.rfft(x, size)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[: len(x)]
+    acf /= acf[0]
+    below = np.flatnonzero(acf < 0)
+    if not len(below):
+        return 0
+    lo, hi = max(min_period, int(below[0])), min(max_period, len(x) // 2)
+    if lo >= hi:
+        return 0
+    lag = lo + int(np.argmax(acf[lo : hi + 1]))
+    return lag if acf[lag] >= min_acf else 0
+
+
+class SeasonalDetector(CalibratedDetector):
+    """Robust z-score of x[t] minus the seasonal profile: the median of the same phase over the
+    last `seasons` periods (a median, so one past spike does not come back as an echo)."""
+
+    name = "seasonal"
+
+    def __init__(
+        self,
+        *,
+        warmup: int = 1000,
+        min_period: int = 4,
+        max_period: int = 2016,
+        min_acf: float = 0.3,
+        seasons: int = 3,
+        window: int = 128,
+        floor: float = 0.01,
+        **calibration: Any,
+    ) -> None:
+        super().__init__(**calibration)
+        self.warmup = warmup
+        self.min_period = min_period
+        self.max_period = max_period
+        self.min_acf = min_acf
+        self.seasons = seasons
+        self.window = window
+        self.floor = floor
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_param("warmup", self.warmup, 2 * self.min_period)
+        check_param("min_period", self.min_period, 2)
+        check_param("max_period", self.max_period, self.min_period)
+        check_param("min_acf", self.min_acf, 0.0, 1.0)
+        check_param("seasons", self.seasons, 1)
+        check_param("window", self.window, 16)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.warm_: list[float] = []
+        self.period_ = 0
+        self.history_ = np.zeros(0)  # the last `seasons` x `period_` values, oldest first
+        self.buffer_ = np.zeros(self.window)
+        self.state_ = np.zeros(4)
+
+    def _raw(self, values: np.ndarray) -> np.ndarray:
+        out = np.full(len(values), np.nan)
+        start = 0
+        if len(self.warm_) < self.warmup:
+            start = min(len(values), self.warmup - len(self.warm_))
+            self.warm_.extend(values[:start].tolist())
+            if len(self.warm_) == self.warmup:
+                self._choose_period()
+        rest = values[start:]
+        if self.period_ and len(rest):
+            out[start:] = _kernels.rolling_robust_z(
+                rest, self._residuals(rest), self.buffer_, self.state_, self.floor
+            )
+        return out
+
+    def _residuals(self, rest: np.ndarray) -> np.ndarray:
+        period, kept = self.period_, len(self.history_)
+        combined = np.concatenate([self.history_, rest])
+        index = np.arange(kept, len(combined))
+        lags = index[None, :] - period * np.arange(1, self.seasons + 1)[:, None]
+        same_phase = np.where(lags >= 0, combined[np.maximum(lags, 0)], np.nan)
+        self.history_ = combined[-period * self.seasons :]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a phase with only NaN
+            profile = np.nanmedian(same_phase, axis=0)
+        return np.asarray(rest - profile, dtype=np.float64)
+
+    def _choose_period(self) -> None:
+        warm = np.asarray(self.warm_)
+        self.period_ = find_period(
+            warm,
+            min_period=self.min_period,
+            max_period=min(self.max_period, self.warmup // 2),
+            min_acf=self.min_acf,
+        )
+        if self.period_:
+            self.history_ = warm[-self.period_ * self.seasons :]
