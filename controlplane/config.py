@@ -83,6 +83,80 @@ class ConsoleSettings(_Section):
     )
 
 
+class PrometheusSettings(_Section):
+    url: str = Field("", description="Prometheus base URL, e.g. http://127.0.0.1:9090; empty: off.")
+    bearer_token: SecretStr | None = Field(None, description="Sent as Authorization: Bearer.")
+    username: str | None = Field(None, description="Basic-auth user (with password).")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    verify_tls: bool = Field(True, description="Verify the server certificate.")
+    ca_file: Path | None = Field(None, description="CA bundle for a private certificate authority.")
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
+    max_points: int = Field(
+        11_000, ge=100, le=11_000, description="Points per series per range query (chunked)."
+    )
+
+
+class SignalSettings(_Section):
+    """One signal: a PromQL query (or a trace RED series) watched by a detector."""
+
+    name: str = Field(..., min_length=1, max_length=200, description="Unique signal name.")
+    service: str = Field(..., min_length=1, description="Service the signal belongs to.")
+    query: str = Field(
+        ...,
+        min_length=1,
+        description="PromQL returning one series, or 'traces:<service>:<metric>' for a RED "
+        "series from spans (metric: rate, error_ratio, p50, p95, p99).",
+    )
+    detector: str = Field("ensemble", description="Detector name (detectors.REGISTRY).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Detector parameters.")
+    step_seconds: int = Field(60, ge=1, le=86_400, description="Resolution of the series.")
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        import detectors
+
+        if value not in detectors.REGISTRY:
+            raise ValueError(f"must be one of {sorted(detectors.REGISTRY)}, got {value!r}")
+        return value
+
+
+class DetectionSettings(_Section):
+    interval_seconds: float = Field(60.0, gt=0, description="How often every signal is run.")
+    history_seconds: int = Field(
+        3 * 86_400, ge=60, description="History read to warm a detector up (first run)."
+    )
+    threshold: float = Field(
+        0.5, gt=0, le=1, description="Score at or above which a point is anomalous."
+    )
+    sustain_points: int = Field(
+        1, ge=1, description="Anomalous points in a row before an incident opens."
+    )
+    quiet_seconds: int = Field(
+        900, ge=0, description="No anomalous point for this long resolves the incident."
+    )
+    evidence_points: int = Field(
+        120, ge=10, le=5000, description="Values and scores kept as an incident's evidence."
+    )
+    signals: list[SignalSettings] = Field(default_factory=list, description="Watched signals.")
+
+    @field_validator("signals")
+    @classmethod
+    def _unique_names(cls, signals: list[SignalSettings]) -> list[SignalSettings]:
+        names = [s.name for s in signals]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"signal names must be unique, got {duplicates[0]!r} twice")
+        return signals
+
+
+class DaskSettings(_Section):
+    address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:8786) for detection batches; none: local."
+    )
+    batch_size: int = Field(500, ge=1, description="Signals per Dask task.")
+
+
 class Settings(BaseSettings):
     """Everything the control plane can be told. See README 'Configuration'."""
 
@@ -96,6 +170,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     incidents: IncidentSettings = IncidentSettings()
     console: ConsoleSettings = ConsoleSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    detection: DetectionSettings = DetectionSettings()
+    dask: DaskSettings = DaskSettings()
 
     @property
     def console_api_url(self) -> str:

@@ -4,7 +4,8 @@
 - `fit(X)` starts a fresh stream, learns from X and returns self; learned state ends in `_`.
 - `score_samples(X)` scores X as the continuation of the fitted stream *without* changing the
   model (it works on a copy), so it can be called again with other data.
-- `update(x)` scores one new point and learns from it: the streaming path.
+- `update(x)` scores one new point and learns from it: the streaming path (`update_many` for
+  a chunk of new points).
 - `fit_score(X)` = score every point of X as a fresh stream (what `aiops detect` does).
 
 Scores are in [0, 1], higher is more anomalous, and causal: a point's score depends only on
@@ -80,10 +81,14 @@ class BaseDetector(ABC):
         return copy.deepcopy(self)._consume(self._values(X))
 
     def update(self, x: Any) -> float:
+        return float(self.update_many([x])[0])
+
+    def update_many(self, X: Any) -> np.ndarray:
+        """Score new points in order and learn from them (= `update` for each, faster)."""
         self._check_fitted()
-        values = self._values([x] if self.multivariate else np.atleast_1d(np.asarray(x, float)))
-        self.n_seen_ += 1
-        return float(self._consume(values)[0])
+        values = self._values(X)
+        self.n_seen_ += len(values)
+        return self._consume(values)
 
     def fit_score(self, X: Any) -> np.ndarray:
         values = self._values(X)

@@ -11,8 +11,9 @@ from fastapi import APIRouter, FastAPI
 from controlplane import __version__
 from controlplane.api import errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
-from controlplane.api.routes import health, incidents, tokens, webhooks
+from controlplane.api.routes import health, incidents, otlp, signals, tokens, webhooks
 from controlplane.auth import TokenCache
+from controlplane.collectors.traces import SpanIndex
 from controlplane.config import Settings
 from controlplane.incidents.writer import IntakeWriter
 from controlplane.storage import Database, upgrade
@@ -49,13 +50,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.db = db
     app.state.metrics = Metrics(db)
     app.state.token_cache = TokenCache()
+    app.state.span_index = SpanIndex()
     app.state.intake_writer = writer = IntakeWriter(db, group_by=settings.incidents.group_by)
     errors.install(app)
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (webhooks, incidents, tokens):
+    for module in (webhooks, incidents, signals, tokens):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(otlp.router)
     app.include_router(health.router)
     return app

@@ -41,6 +41,15 @@ class Metrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.spans = Counter(
+            "aiops_spans_received", "Spans received on /v1/traces.", registry=self.registry
+        )
+        self.detection_cycles = Counter(
+            "aiops_detection_cycles",
+            "Detection cycles run, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "aiops_http_request_duration_seconds",
             "API request latency.",

@@ -62,9 +62,62 @@ class TimelineEntryPublic(_FromRow):
     data: dict[str, Any]
 
 
+class EvidencePublic(_FromRow):
+    evidence_id: int
+    signal: str
+    service: str
+    onset_at: datetime
+    peak_score: float
+    created_at: datetime
+    data: dict[str, Any] = Field(
+        description="query, detector and parameters, threshold, and the window of points "
+        "(at, value, score) around the onset."
+    )
+
+
+class RootCauseHintPublic(_FromRow):
+    rank: int
+    service: str
+    signal: str
+    onset_at: datetime
+    score: float | None
+    reasons: list[str]
+
+
 class IncidentDetailPublic(IncidentPublic):
     alerts: list[AlertPublic]
     timeline: list[TimelineEntryPublic]
+    evidence: list[EvidencePublic] = Field(default_factory=list)
+    root_cause_hints: list[RootCauseHintPublic] = Field(
+        default_factory=list,
+        description="Candidate causes, most likely first: deepest anomalous callee on the "
+        "trace dependency graph, then earliest onset.",
+    )
+
+
+class SignalPublic(_FromRow):
+    signal: str
+    service: str
+    query: str
+    detector: str
+    status: str = Field(description="ok, anomalous, or no_data (source down or bad query).")
+    last_error: str | None
+    last_point_at: datetime | None
+    last_score: float | None
+    last_success_at: datetime | None
+    updated_at: datetime
+
+
+class EdgePublic(_FromRow):
+    caller: str
+    callee: str
+    calls: int
+    errors: int
+
+
+class RedPointPublic(BaseModel):
+    at: datetime
+    value: float | None
 
 
 class TransitionRequest(BaseModel):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -29,3 +31,9 @@ class MetricSeries:
     @property
     def service(self) -> str | None:
         return self.labels.get("service")
+
+
+def utc(stamp: Any) -> datetime:
+    """A series timestamp (naive UTC datetime64) as an aware datetime."""
+    nanoseconds = int(np.asarray(stamp, dtype="datetime64[ns]").astype("int64"))
+    return datetime.fromtimestamp(nanoseconds / 1e9, UTC)

@@ -44,15 +44,23 @@ SERVICE_LABELS = ("service", "app", "job")
 
 @dataclass(frozen=True)
 class Delivery:
-    """One validated webhook body: the parsed notification, its JSON and the body's digest."""
+    """One validated notification: parsed, its JSON, the body's digest and where it came from
+    (`alertmanager` for webhooks, `detector` for anomalies raised by the detection scheduler)."""
 
     notification: Notification
     payload: dict[str, Any]
     digest: str
+    source: str = SOURCE
 
     @classmethod
-    def of(cls, body: bytes, payload: dict[str, Any], notification: Notification) -> Delivery:
-        return cls(notification, payload, hashlib.sha256(body).hexdigest())
+    def of(
+        cls,
+        body: bytes,
+        payload: dict[str, Any],
+        notification: Notification,
+        source: str = SOURCE,
+    ) -> Delivery:
+        return cls(notification, payload, hashlib.sha256(body).hexdigest(), source)
 
 
 @dataclass
@@ -94,6 +102,7 @@ class _Batch:
         self.execute = session.connection().execute
         self.group_by = group_by
         self.now = datetime.now(UTC)
+        self.actor = ACTOR  # the source of the delivery being applied
         self.incidents: dict[int, _Incident] = {}
         self.open_by_key: dict[str, _Incident] = {}
         self.episodes: dict[tuple[str, datetime], _Episode] = {}
@@ -107,7 +116,7 @@ class _Batch:
         alerts = [(r, d, a) for r, d in fresh for a in d.notification.alerts]
         self._load_state([(d.notification, a) for _, d, a in alerts])
         for result, delivery, alert in alerts:
-            self._apply(result, delivery.notification, alert)
+            self._apply(result, delivery, alert)
         for result, _ in fresh:
             result.updated = [
                 i
@@ -145,7 +154,7 @@ class _Batch:
                 ),
                 [
                     {
-                        "source": SOURCE,
+                        "source": d.source,
                         "payload_sha256": d.digest,
                         "group_key": d.notification.group_key,
                         "status": d.notification.status,
@@ -235,22 +244,24 @@ class _Batch:
             )
 
     # -- applying one alert ---------------------------------------------------------------
-    def _apply(self, result: IngestResult, notification: Notification, alert: Alert) -> None:
+    def _apply(self, result: IngestResult, delivery: Delivery, alert: Alert) -> None:
+        self.actor = delivery.source
         episode = self.episodes.get((alert.fingerprint, alert.starts_at))
         if episode is None:
-            self._add_episode(result, notification, alert)
+            self._add_episode(result, delivery, alert)
         elif episode.status == AlertStatus.FIRING and alert.status == "resolved":
             self._resolve_episode(result, episode, alert)
         # Otherwise a repeat (or a stale "firing" after the resolution): nothing changed.
 
-    def _add_episode(self, result: IngestResult, notification: Notification, alert: Alert) -> None:
+    def _add_episode(self, result: IngestResult, delivery: Delivery, alert: Alert) -> None:
+        notification = delivery.notification
         key = self._group_key(notification, alert)
         incident = self.open_by_key.get(key)
         if incident is None and alert.status == "resolved":
             return  # resolved before we ever saw it fire, and nothing open to attach it to
         severity = Severity.from_label(alert.labels.get("severity"))
         if incident is None:
-            incident = self._open_incident(result, notification, alert, key, severity)
+            incident = self._open_incident(result, delivery, alert, key, severity)
         else:
             self._entry(
                 incident,
@@ -319,7 +330,7 @@ class _Batch:
         self.execute(
             update(INCIDENT)
             .where(_incident.incident_id == incident.incident_id)
-            .values(status=IncidentStatus.RESOLVED, resolved_at=self.now, resolved_by=ACTOR)
+            .values(status=IncidentStatus.RESOLVED, resolved_at=self.now, resolved_by=self.actor)
         )
         self._entry(incident, TimelineKind.RESOLVED, "Resolved: all alerts resolved", {})
         self._audit("incident.resolved", incident, {"reason": "all alerts resolved"})
@@ -328,11 +339,12 @@ class _Batch:
     def _open_incident(
         self,
         result: IngestResult,
-        notification: Notification,
+        delivery: Delivery,
         alert: Alert,
         key: str,
         severity: Severity,
     ) -> _Incident:
+        notification = delivery.notification
         service = next((alert.labels[k] for k in SERVICE_LABELS if alert.labels.get(k)), None)
         summary = alert.annotations.get("summary") or alert.annotations.get("description")
         # Inserted at once: later rows of the batch need its id.
@@ -343,7 +355,7 @@ class _Batch:
                 "status": IncidentStatus.OPEN,
                 "severity": severity,
                 "service": service,
-                "source": SOURCE,
+                "source": delivery.source,
                 "group_key": key,
                 "labels": dict(notification.common_labels or alert.labels),
                 "opened_at": self.now,
@@ -406,7 +418,7 @@ class _Batch:
                 "incident_id": incident.incident_id,
                 "at": self.now,
                 "kind": kind,
-                "actor": ACTOR,
+                "actor": self.actor,
                 "message": message,
                 "data": data,
             }
@@ -415,7 +427,7 @@ class _Batch:
     def _audit(self, action: str, incident: _Incident, details: dict[str, Any]) -> None:
         self.audit.append(
             audit.entry(
-                actor=ACTOR,
+                actor=self.actor,
                 action=action,
                 target_type="incident",
                 target_id=incident.incident_id,

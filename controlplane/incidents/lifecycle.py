@@ -51,7 +51,11 @@ def list_incidents(
 def get_incident(session: Session, incident_id: int, *, details: bool = False) -> IncidentRow:
     query = select(IncidentRow).where(IncidentRow.incident_id == incident_id)
     if details:
-        query = query.options(selectinload(IncidentRow.alerts), selectinload(IncidentRow.timeline))
+        query = query.options(
+            selectinload(IncidentRow.alerts),
+            selectinload(IncidentRow.timeline),
+            selectinload(IncidentRow.evidence),
+        )
     incident = session.scalars(query).one_or_none()
     if incident is None:
         raise NotFoundError(f"incident {incident_id} does not exist")

@@ -112,6 +112,7 @@ class IncidentRow(Base):
     timeline: Mapped[list[TimelineEntryRow]] = relationship(
         back_populates="incident", order_by="TimelineEntryRow.timeline_entry_id"
     )
+    evidence: Mapped[list[EvidenceRow]] = relationship(order_by="EvidenceRow.evidence_id")
 
 
 class AlertRow(Base):
@@ -179,3 +180,64 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None]
+
+
+class EvidenceRow(Base):
+    """What made the detection scheduler raise or join an incident: query, values, scores."""
+
+    __tablename__ = "evidence"
+
+    evidence_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.incident_id"), index=True)
+    signal: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(255))
+    onset_at: Mapped[datetime]
+    peak_score: Mapped[float]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]]
+
+
+class SignalStateRow(Base):
+    """Where each watched signal stands: ok, anomalous or no_data (source down, bad query)."""
+
+    __tablename__ = "signal_state"
+
+    signal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(255))
+    query: Mapped[str] = mapped_column(Text)
+    detector: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_point_at: Mapped[datetime | None]
+    last_score: Mapped[float | None]
+    last_success_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RedPointRow(Base):
+    """Per service, operation and minute: requests, errors and a latency histogram (from spans)."""
+
+    __tablename__ = "red_point"
+    __table_args__ = (UniqueConstraint("service", "operation", "minute", name="ux_red_point"),)
+
+    red_point_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    service: Mapped[str] = mapped_column(String(255))
+    operation: Mapped[str] = mapped_column(String(255))
+    minute: Mapped[datetime] = mapped_column(index=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    latency_buckets: Mapped[dict[str, Any]]
+
+
+class ServiceEdgeRow(Base):
+    """Per minute: calls and errors from one service to another (parent/child spans)."""
+
+    __tablename__ = "service_edge"
+    __table_args__ = (UniqueConstraint("caller", "callee", "minute", name="ux_service_edge"),)
+
+    service_edge_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    caller: Mapped[str] = mapped_column(String(255))
+    callee: Mapped[str] = mapped_column(String(255))
+    minute: Mapped[datetime] = mapped_column(index=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)

@@ -11,11 +11,14 @@ from pydantic import AwareDatetime
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.schemas import (
     ErrorBody,
+    EvidencePublic,
     IncidentDetailPublic,
     IncidentPublic,
     IncidentsPublic,
+    RootCauseHintPublic,
     TransitionRequest,
 )
+from controlplane.detection import rootcause
 from controlplane.domain.models import IncidentStatus, Principal, Severity
 from controlplane.incidents import lifecycle
 from controlplane.storage import Database
@@ -66,7 +69,12 @@ async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetail
     def query() -> IncidentDetailPublic:
         with db.read() as session:
             row = lifecycle.get_incident(session, incident_id, details=True)
-            return IncidentDetailPublic.model_validate(row)
+            detail = IncidentDetailPublic.model_validate(row)
+            detail.evidence = [EvidencePublic.model_validate(e) for e in row.evidence]
+            detail.root_cause_hints = [
+                RootCauseHintPublic.model_validate(h) for h in rootcause.hints_for(session, row)
+            ]
+            return detail
 
     return await run_in_threadpool(query)
 

@@ -60,7 +60,7 @@ async def alertmanager_webhook(
 ) -> WebhookAccepted:
     metrics = _metrics(request)
     try:
-        body = await _read_body(request, settings.api.max_body_bytes)
+        body = await read_body(request, settings.api.max_body_bytes)
         payload, notification = _parse(body)
         writer: IntakeWriter = request.app.state.intake_writer
         result = await asyncio.wrap_future(writer.submit(Delivery.of(body, payload, notification)))
@@ -80,12 +80,12 @@ async def alertmanager_webhook(
     )
 
 
-def _rejected(status: int, reason: str, detail: str, value: Any = None) -> ApiError:
+def rejected(status: int, reason: str, detail: str, value: Any = None) -> ApiError:
     errors = [{"field": "body", "message": detail, "value": value}]
     return ApiError(status, detail, errors=errors, reason=reason)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
@@ -99,7 +99,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _too_large(size: int, limit: int) -> ApiError:
-    return _rejected(
+    return rejected(
         413, "too_large", f"body: {size} bytes exceeds api.max_body_bytes={limit}", size
     )
 
@@ -108,9 +108,9 @@ def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _rejected(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+        raise rejected(400, "invalid_json", f"body: not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise _rejected(
+        raise rejected(
             422, "invalid_payload", f"body: must be a JSON object, got {type(payload).__name__}"
         )
     try:

@@ -1,0 +1,82 @@
+"""`POST /v1/traces`: the OTLP/HTTP trace receiver (protobuf or JSON, optionally gzip).
+
+Authenticated like the Alertmanager webhook (a webhook-role token or `auth.webhook_token`).
+Spans are folded into per-minute RED rows and service edges (see `collectors.traces`) and
+committed before the answer, which is an `ExportTraceServiceResponse` in the request's
+encoding. Malformed bodies get 400 naming the problem; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
+
+from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
+from controlplane.api.errors import ApiError
+from controlplane.api.routes.webhooks import read_body, rejected
+from controlplane.collectors import traces
+from controlplane.domain.errors import InvalidInputError
+from controlplane.domain.models import Principal, Role
+
+router = APIRouter(tags=["traces"])
+# Decompressed bodies may be this many times api.max_body_bytes (spans compress ~10x).
+GZIP_EXPANSION = 16
+
+
+async def _sender(request: Request, db: DbDep, settings: SettingsDep) -> Principal:
+    return check_role(await authenticated(request, db, settings), Role.WEBHOOK)
+
+
+@router.post("/v1/traces", summary="Receive spans (OTLP/HTTP, protobuf or JSON)")
+async def receive_traces(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    _: Annotated[Principal, Depends(_sender)],
+) -> Response:
+    limit = settings.api.max_body_bytes
+    body = await read_body(request, limit)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        body = _gunzip(body, limit * GZIP_EXPANSION)
+    content_type = request.headers.get("content-type", "application/x-protobuf").lower()
+    if not content_type.startswith(("application/x-protobuf", "application/json")):
+        raise rejected(415, "unsupported_media_type", f"content-type: {content_type!r}")
+    index: traces.SpanIndex = request.app.state.span_index
+    try:
+        parsed = traces.parse_request(body, content_type)
+        aggregate = index.aggregate(parsed)
+    except InvalidInputError as exc:
+        raise rejected(400, "invalid_otlp", str(exc)) from None
+    await asyncio.to_thread(_store, db, aggregate)
+    request.app.state.metrics.spans.inc(aggregate.spans)
+    if content_type.startswith("application/json"):
+        return Response("{}", media_type="application/json")
+    return Response(
+        ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf"
+    )
+
+
+def _store(db: DbDep, aggregate: traces.Aggregate) -> None:
+    with db.write() as session:
+        traces.store(session, aggregate)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise rejected(400, "invalid_gzip", f"body: not valid gzip: {exc}") from None
+    if len(out) > limit:
+        raise rejected(413, "too_large", f"body: more than {limit} bytes once decompressed")
+    return out
+
+
+__all__ = ["ApiError", "router"]

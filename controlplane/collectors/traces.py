@@ -1,0 +1,282 @@
+"""Traces: OTLP spans -> per-minute RED series and a service dependency graph.
+
+Owns span aggregation. Nothing stores spans: each OTLP request is folded into per-minute rows
+(requests, errors, a latency histogram per service and operation; calls and errors per
+caller -> callee edge) and merged into the store, so memory and storage grow with services x
+operations x minutes, not with traffic. Percentiles come from the merged histograms.
+
+An edge is a parent/child span pair whose services differ. A child usually ends, and is
+exported, before its parent and by another process; `SpanIndex` remembers recent span ids ->
+service, and children waiting for their parent, in bounded LRU maps. With several API replicas
+an edge is only seen when both spans reach the same replica.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import json
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from controlplane.domain.errors import InvalidInputError
+from controlplane.domain.series import MetricSeries
+from controlplane.storage.models import RedPointRow, ServiceEdgeRow
+
+# Upper bounds of the latency buckets in milliseconds; the last bucket is open.
+LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
+STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+RED_METRICS = ("rate", "error_ratio", "p50", "p95", "p99")
+TRACE_LOCK_KEY = 0x7472616365  # "trace"
+
+
+def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Decode an OTLP/HTTP body (protobuf, or JSON with hex trace and span ids)."""
+    request = ExportTraceServiceRequest()
+    try:
+        if content_type.startswith("application/json"):
+            document = json.loads(body)
+            _hex_ids_to_base64(document)
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        else:
+            request.ParseFromString(body)
+    except (ValueError, json_format.ParseError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"body: not a valid OTLP trace export: {exc}") from None
+    return request
+
+
+def _hex_ids_to_base64(document: object) -> None:
+    # OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
+    if isinstance(document, dict):
+        for key in ("traceId", "spanId", "parentSpanId"):
+            value = document.get(key)
+            if isinstance(value, str) and value:
+                try:
+                    document[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise InvalidInputError(f"{key}: not a hex id, got {value!r}") from None
+        for child in document.values():
+            _hex_ids_to_base64(child)
+    elif isinstance(document, list):
+        for child in document:
+            _hex_ids_to_base64(child)
+
+
+@dataclass
+class Aggregate:
+    """One request's spans, folded: (service, operation, minute) and (caller, callee, minute)."""
+
+    red: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
+    edges: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
+    spans: int = 0
+
+    def add_span(self, service: str, operation: str, end_ns: int, ms: float, error: bool) -> None:
+        cell = self.red.setdefault((service, operation, _minute(end_ns)), _empty_cell())
+        cell[0] += 1
+        cell[1] += int(error)
+        cell[2 + bisect.bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
+        self.spans += 1
+
+    def add_edge(self, caller: str, callee: str, end_ns: int, error: bool) -> None:
+        cell = self.edges.setdefault((caller, callee, _minute(end_ns)), [0, 0])
+        cell[0] += 1
+        cell[1] += int(error)
+
+
+def _empty_cell() -> list[int]:
+    return [0, 0] + [0] * (len(LATENCY_BOUNDS_MS) + 1)
+
+
+def _minute(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 60_000_000_000 * 60, UTC)
+
+
+class SpanIndex:
+    """Bounded memory of recent spans (id -> service) and of children awaiting their parent."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self.services: OrderedDict[bytes, str] = OrderedDict()
+        self.waiting: OrderedDict[bytes, list[tuple[str, int, bool]]] = OrderedDict()
+
+    def aggregate(self, request: ExportTraceServiceRequest) -> Aggregate:
+        out = Aggregate()
+        spans = []
+        for resource_spans in request.resource_spans:
+            service = _service_name(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    spans.append((service, span))
+                    self._remember(span.span_id, service)
+        for service, span in spans:
+            error = span.status.code == STATUS_ERROR
+            ms = max(0.0, (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6)
+            out.add_span(service, span.name, span.end_time_unix_nano, ms, error)
+            for child_service, end_ns, child_error in self.waiting.pop(span.span_id, []):
+                if child_service != service:
+                    out.add_edge(service, child_service, end_ns, child_error)
+            if span.parent_span_id:
+                parent = self.services.get(span.parent_span_id)
+                if parent is None:
+                    self._wait(span.parent_span_id, (service, span.end_time_unix_nano, error))
+                elif parent != service:
+                    out.add_edge(parent, service, span.end_time_unix_nano, error)
+        return out
+
+    def _remember(self, span_id: bytes, service: str) -> None:
+        self.services[span_id] = service
+        if len(self.services) > self.capacity:
+            self.services.popitem(last=False)
+
+    def _wait(self, parent_id: bytes, child: tuple[str, int, bool]) -> None:
+        self.waiting.setdefault(parent_id, []).append(child)
+        if len(self.waiting) > self.capacity:
+            self.waiting.popitem(last=False)
+
+
+def _service_name(attributes: object) -> str:
+    for attribute in attributes:  # type: ignore[attr-defined]
+        if attribute.key == "service.name":
+            return str(attribute.value.string_value) or "unknown_service"
+    return "unknown_service"
+
+
+def store(session: Session, aggregate: Aggregate) -> None:
+    """Merge an aggregate into the per-minute rows (read, add, write; inside the caller's tx).
+
+    On PostgreSQL a transaction-scoped advisory lock serialises these merges across API
+    replicas, so two exports of the same minute never race to insert the same row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TRACE_LOCK_KEY})
+    if aggregate.red:
+        existing = {
+            (r.service, r.operation, r.minute): r
+            for r in session.scalars(
+                select(RedPointRow).where(
+                    RedPointRow.service.in_({k[0] for k in aggregate.red}),
+                    RedPointRow.minute.in_({k[2] for k in aggregate.red}),
+                )
+            )
+        }
+        for key, cell in aggregate.red.items():
+            row = existing.get(key)
+            if row is None:
+                service, operation, minute = key
+                session.add(
+                    RedPointRow(
+                        service=service,
+                        operation=operation,
+                        minute=minute,
+                        requests=cell[0],
+                        errors=cell[1],
+                        latency_buckets={"counts": cell[2:]},
+                    )
+                )
+            else:
+                row.requests += cell[0]
+                row.errors += cell[1]
+                counts = row.latency_buckets["counts"]
+                row.latency_buckets = {
+                    "counts": [a + b for a, b in zip(counts, cell[2:], strict=True)]
+                }
+    if aggregate.edges:
+        edges = {
+            (r.caller, r.callee, r.minute): r
+            for r in session.scalars(
+                select(ServiceEdgeRow).where(
+                    ServiceEdgeRow.caller.in_({k[0] for k in aggregate.edges}),
+                    ServiceEdgeRow.minute.in_({k[2] for k in aggregate.edges}),
+                )
+            )
+        }
+        for (caller, callee, minute), (calls, errors) in aggregate.edges.items():
+            edge = edges.get((caller, callee, minute))
+            if edge is None:
+                session.add(
+                    ServiceEdgeRow(
+                        caller=caller, callee=callee, minute=minute, calls=calls, errors=errors
+                    )
+                )
+            else:
+                edge.calls += calls
+                edge.errors += errors
+
+
+def percentile(counts: list[int], q: float) -> float:
+    """The q-quantile (0..1) in ms, interpolated inside its histogram bucket."""
+    total = sum(counts)
+    if total == 0:
+        return math.nan
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = LATENCY_BOUNDS_MS[i - 1] if i > 0 else 0.0
+            upper = LATENCY_BOUNDS_MS[i] if i < len(LATENCY_BOUNDS_MS) else lower * 2
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+    return float(LATENCY_BOUNDS_MS[-1])
+
+
+def red_series(
+    session: Session,
+    service: str,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    operation: str | None = None,
+) -> MetricSeries:
+    """A per-minute RED series of a service (all operations, or one) over [start, end]."""
+    if metric not in RED_METRICS:
+        raise InvalidInputError(f"metric must be one of {RED_METRICS}, got {metric!r}")
+    query = select(RedPointRow).where(
+        RedPointRow.service == service, RedPointRow.minute >= start, RedPointRow.minute <= end
+    )
+    if operation is not None:
+        query = query.where(RedPointRow.operation == operation)
+    minutes: dict[datetime, list[int]] = {}
+    for row in session.scalars(query.order_by(RedPointRow.minute)):
+        cell = minutes.setdefault(row.minute, _empty_cell())
+        cell[0] += row.requests
+        cell[1] += row.errors
+        for i, count in enumerate(row.latency_buckets["counts"]):
+            cell[2 + i] += count
+    stamps = np.array([m.replace(tzinfo=None) for m in minutes], dtype="datetime64[ns]")
+    values = np.array([_red_value(metric, c) for c in minutes.values()], dtype=np.float64)
+    labels = {"service": service, "metric": metric}
+    return MetricSeries(f"traces:{service}:{metric}", stamps, values, labels)
+
+
+def _red_value(metric: str, cell: list[int]) -> float:
+    if metric == "rate":
+        return cell[0] / 60.0
+    if metric == "error_ratio":
+        return cell[1] / cell[0] if cell[0] else math.nan
+    return percentile(cell[2:], int(metric[1:]) / 100)
+
+
+@dataclass(frozen=True)
+class Edge:
+    caller: str
+    callee: str
+    calls: int
+    errors: int
+
+
+def dependency_graph(session: Session, since: datetime) -> list[Edge]:
+    """Caller -> callee edges seen since `since`, with call and error counts."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for row in session.scalars(select(ServiceEdgeRow).where(ServiceEdgeRow.minute >= since)):
+        cell = totals.setdefault((row.caller, row.callee), [0, 0])
+        cell[0] += row.calls
+        cell[1] += row.errors
+    return [Edge(a, b, c, e) for (a, b), (c, e) in sorted(totals.items())]

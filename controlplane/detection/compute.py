@@ -1,0 +1,58 @@
+"""Where scoring runs: in this process (default) or on a Dask cluster (`dask.address`).
+
+A unit of work is (detector, new values) -> (detector with its new state, scores). Detectors
+are small numpy state, so they are shipped to Dask workers in batches of `dask.batch_size`
+signals and come back updated; the scheduler keeps no state on the workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from controlplane.config import DaskSettings
+from detectors import BaseDetector
+
+Work = list[tuple[BaseDetector, np.ndarray]]
+Done = list[tuple[BaseDetector, np.ndarray]]
+
+
+def score_batch(work: Work) -> Done:
+    """Score each detector's new values, learning from them (streaming, causal)."""
+    return [(detector, detector.update_many(values)) for detector, values in work]
+
+
+class Scorer(Protocol):
+    def score(self, work: Work) -> Done: ...
+
+
+class LocalScorer:
+    def score(self, work: Work) -> Done:
+        return score_batch(work)
+
+
+class DaskScorer:
+    """Batches of signals as Dask tasks on an existing cluster."""
+
+    def __init__(self, address: str | Any, batch_size: int) -> None:
+        from distributed import Client
+
+        self.client = Client(address, set_as_default=False)
+        self.batch_size = batch_size
+
+    def score(self, work: Work) -> Done:
+        batches = [work[i : i + self.batch_size] for i in range(0, len(work), self.batch_size)]
+        if not batches:
+            return []
+        futures = self.client.map(score_batch, batches, pure=False)
+        return [item for batch in self.client.gather(futures) for item in batch]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_scorer(settings: DaskSettings) -> Scorer:
+    if settings.address:
+        return DaskScorer(settings.address, settings.batch_size)
+    return LocalScorer()

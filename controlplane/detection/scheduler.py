@@ -1,0 +1,372 @@
+"""The detection loop: every interval, fetch each signal's new points, score them, and turn
+sustained anomalies into incidents through the same intake as Alertmanager alerts.
+
+Per signal it keeps, in memory, the fitted detector and the current anomaly episode. An
+episode opens after `sustain_points` anomalous points in a row and becomes a *firing* alert
+(fingerprint = the signal, startsAt = the first anomalous point's timestamp) with the evidence
+attached; it resolves once no point has been anomalous for `quiet_seconds` of data time. The
+intake groups by service, deduplicates and keeps the timeline, so two schedulers on one store
+(API replicas) raise the same alert, once. A source that is down or refuses the query marks
+the signal `no_data` and never counts as an anomaly; the other signals carry on.
+
+Scoring runs in-process, or on a Dask cluster (`dask.address`) in batches of signals: the
+detectors (small numpy state) travel to the workers and back with their new state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+
+import detectors
+from controlplane.collectors import traces
+from controlplane.collectors.prometheus import PrometheusCollector
+from controlplane.config import DetectionSettings, Settings, SignalSettings
+from controlplane.detection.compute import Scorer, make_scorer
+from controlplane.domain.alertmanager import Notification
+from controlplane.domain.errors import ControlPlaneError, QueryError, SourceUnavailableError
+from controlplane.domain.models import Severity
+from controlplane.domain.series import MetricSeries, utc
+from controlplane.incidents.intake import Delivery, ingest
+from controlplane.storage import Database
+from controlplane.storage.models import EvidenceRow, SignalStateRow
+
+log = logging.getLogger(__name__)
+SOURCE = "detector"
+ALERT_NAME = "AnomalyDetected"
+CRITICAL_SCORE = 0.9
+CRITICAL_AFTER = timedelta(minutes=15)
+
+
+class SignalSource(Protocol):
+    async def fetch(
+        self, signal: SignalSettings, start: datetime, end: datetime
+    ) -> MetricSeries | None: ...
+
+
+class PrometheusSource:
+    def __init__(self, collector: PrometheusCollector) -> None:
+        self.collector = collector
+
+    async def fetch(
+        self, signal: SignalSettings, start: datetime, end: datetime
+    ) -> MetricSeries | None:
+        found = await self.collector.collect(signal.query, start, end, signal.step_seconds)
+        if len(found) > 1:
+            raise QueryError(
+                f"signal {signal.name!r}: query returned {len(found)} series; aggregate it to "
+                f"one (e.g. sum by (service) (...))"
+            )
+        return found[0] if found else None
+
+
+class TraceSource:
+    """`traces:<service>:<metric>` signals, read from the RED rows the OTLP receiver writes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def fetch(
+        self, signal: SignalSettings, start: datetime, end: datetime
+    ) -> MetricSeries | None:
+        _, service, metric = signal.query.split(":", 2)
+        with self.db.read() as session:
+            series = traces.red_series(session, service, metric, start, end)
+        return series if len(series) else None
+
+
+@dataclass
+class Episode:
+    onset: datetime
+    last_anomalous: datetime
+    peak: float
+    severity: Severity
+    evidence: dict[str, Any]
+    escalated: bool = False  # the extra "sustained" alert was sent
+
+
+@dataclass
+class SignalRun:
+    """What the scheduler remembers about one signal between cycles."""
+
+    signal: SignalSettings
+    detector: detectors.BaseDetector | None = None
+    last_ts: np.datetime64 | None = None
+    recent: deque[tuple[datetime, float, float]] = field(default_factory=deque)
+    streak: list[tuple[datetime, float]] = field(default_factory=list)
+    episode: Episode | None = None
+    status: str = "no_data"
+    error: str | None = None
+    last_score: float | None = None
+    last_success_at: datetime | None = None
+
+
+@dataclass
+class CycleReport:
+    fetched: int = 0
+    no_data: int = 0
+    points: int = 0
+    opened: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+
+class DetectionScheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        scorer: Scorer | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config: DetectionSettings = settings.detection
+        self.db = db
+        self.clock = clock
+        self.scorer = scorer or make_scorer(settings.dask)
+        prometheus = (
+            PrometheusSource(PrometheusCollector(settings.prometheus))
+            if settings.prometheus.url
+            else None
+        )
+        self.sources: dict[str, SignalSource | None] = {
+            "prometheus": prometheus,
+            "traces": TraceSource(db),
+        }
+        self.runs = {
+            s.name: SignalRun(s, recent=deque(maxlen=self.config.evidence_points))
+            for s in self.config.signals
+        }
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_cycle()
+            except ControlPlaneError as exc:  # the store is down: try again next interval
+                log.warning("detection cycle failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.config.interval_seconds)
+
+    async def run_cycle(self) -> CycleReport:
+        now = self.clock()
+        report = CycleReport()
+        runs = list(self.runs.values())
+        fetched = await asyncio.gather(*(self._fetch(run, now) for run in runs))
+        work = [
+            (run, series) for run, series in zip(runs, fetched, strict=True) if series is not None
+        ]
+        report.fetched = len(work)
+        report.no_data = len(runs) - len(work)
+        scored = self.scorer.score([(self._detector(run), s.values) for run, s in work])
+        alerts: list[tuple[SignalRun, dict[str, Any]]] = []
+        for (run, series), (detector, scores) in zip(work, scored, strict=True):
+            run.detector = detector
+            report.points += len(scores)
+            alerts.extend((run, a) for a in self._advance(run, series, scores))
+        self._write(alerts, report, now)
+        return report
+
+    # -- fetching --------------------------------------------------------------------------
+    async def _fetch(self, run: SignalRun, now: datetime) -> MetricSeries | None:
+        signal = run.signal
+        source = self.sources["traces" if signal.query.startswith("traces:") else "prometheus"]
+        if source is None:
+            run.status, run.error = "no_data", "prometheus.url is not configured"
+            return None
+        start = (
+            now - timedelta(seconds=self.config.history_seconds)
+            if run.last_ts is None
+            else utc(run.last_ts) + timedelta(seconds=signal.step_seconds)
+        )
+        try:
+            series = await source.fetch(signal, start, now)
+        except (SourceUnavailableError, QueryError) as exc:
+            run.status, run.error = "no_data", str(exc)
+            log.warning("signal %s: no data: %s", signal.name, exc)
+            return None
+        if series is not None and run.last_ts is not None:
+            keep = series.timestamps > run.last_ts  # an edge point may come back
+            series = MetricSeries(
+                series.name, series.timestamps[keep], series.values[keep], series.labels
+            )
+        if series is None or not len(series):
+            run.status = "no_data" if run.last_success_at is None else run.status
+            run.error = None if run.last_success_at else "the query returned no points"
+            return None
+        run.error, run.last_success_at = None, now
+        return series
+
+    def _detector(self, run: SignalRun) -> detectors.BaseDetector:
+        if run.detector is None:
+            return detectors.make(run.signal.detector, **run.signal.params).fit([])
+        return run.detector
+
+    # -- anomaly episodes ------------------------------------------------------------------
+    def _advance(
+        self, run: SignalRun, series: MetricSeries, scores: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """Feed scored points into the signal's episode; returns alerts to deliver."""
+        alerts = []
+        threshold, quiet = self.config.threshold, timedelta(seconds=self.config.quiet_seconds)
+        for stamp, value, score in zip(series.timestamps, series.values, scores, strict=True):
+            at = utc(stamp)
+            run.recent.append((at, float(value), float(score)))
+            episode = run.episode
+            if score >= threshold:
+                run.streak.append((at, float(score)))
+                if episode is not None:
+                    episode.last_anomalous = at
+                    episode.peak = max(episode.peak, float(score))
+                    if self._escalates(episode, at):
+                        alerts.append(self._alert(run, episode, "firing", escalated=True))
+                elif len(run.streak) >= self.config.sustain_points:
+                    run.episode = self._open(run)
+                    alerts.append(self._alert(run, run.episode, "firing"))
+            else:
+                run.streak.clear()
+                if episode is not None and at - episode.last_anomalous >= quiet:
+                    alerts.append(self._alert(run, episode, "resolved", ends_at=at))
+                    if episode.escalated:
+                        alerts.append(
+                            self._alert(run, episode, "resolved", ends_at=at, escalated=True)
+                        )
+                    run.episode = None
+        run.last_ts = series.timestamps[-1]
+        run.last_score = float(scores[-1])
+        run.status = "anomalous" if run.episode else "ok"
+        return alerts
+
+    def _open(self, run: SignalRun) -> Episode:
+        onset = run.streak[0][0]
+        peak = max(s for _, s in run.streak)
+        severity = Severity.CRITICAL if peak >= CRITICAL_SCORE else Severity.WARNING
+        detector = self._detector(run)
+        evidence = {
+            "signal": run.signal.name,
+            "service": run.signal.service,
+            "query": run.signal.query,
+            "detector": run.signal.detector,
+            "params": detector.get_params(),
+            "threshold": self.config.threshold,
+            "onset": onset.isoformat(),
+            "points": [
+                {"at": at.isoformat(), "value": _json_float(v), "score": round(s, 4)}
+                for at, v, s in run.recent
+            ],
+        }
+        return Episode(onset, run.streak[-1][0], peak, severity, evidence)
+
+    def _escalates(self, episode: Episode, at: datetime) -> bool:
+        """A warning becomes critical once it lasted CRITICAL_AFTER (one extra alert)."""
+        if episode.severity == Severity.CRITICAL or at - episode.onset < CRITICAL_AFTER:
+            return False
+        episode.severity = Severity.CRITICAL
+        episode.escalated = True
+        return True
+
+    def _alert(
+        self,
+        run: SignalRun,
+        episode: Episode,
+        status: str,
+        *,
+        ends_at: datetime | None = None,
+        escalated: bool = False,
+    ) -> dict[str, Any]:
+        signal = run.signal
+        fingerprint_of = f"{signal.name}{'/sustained' if escalated else ''}"
+        severity = Severity.CRITICAL if escalated else episode.severity
+        return {
+            "status": status,
+            "labels": {
+                "alertname": ALERT_NAME,
+                "signal": signal.name,
+                "service": signal.service,
+                "detector": signal.detector,
+                "severity": severity.value,
+            },
+            "annotations": {
+                "summary": f"{signal.name} anomalous since {episode.onset:%Y-%m-%d %H:%M} UTC "
+                f"(peak score {episode.peak:.2f})",
+                "query": signal.query,
+            },
+            "startsAt": episode.onset.isoformat(),
+            "endsAt": (ends_at.isoformat() if ends_at else "0001-01-01T00:00:00Z"),
+            "generatorURL": "",
+            "fingerprint": hashlib.sha256(fingerprint_of.encode()).hexdigest()[:16],
+        }
+
+    # -- writing -----------------------------------------------------------------------------
+    def _write(
+        self, alerts: list[tuple[SignalRun, dict[str, Any]]], report: CycleReport, now: datetime
+    ) -> None:
+        with self.db.write() as session:
+            for run, alert in alerts:
+                payload = _notification(run.signal, alert)
+                body = json.dumps(payload, sort_keys=True).encode()
+                delivery = Delivery.of(
+                    body, payload, Notification.model_validate(payload), source=SOURCE
+                )
+                (result,) = ingest(session, [delivery], group_by="service")
+                report.opened.extend(result.opened)
+                report.resolved.extend(result.resolved)
+                incident_ids = result.opened + result.updated
+                if alert["status"] == "firing" and run.episode and incident_ids:
+                    session.add(_evidence(incident_ids[0], run.episode))
+            for run in self.runs.values():
+                session.merge(_state(run, now))
+
+
+def _notification(signal: SignalSettings, alert: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "4",
+        "receiver": SOURCE,
+        "status": alert["status"],
+        "alerts": [alert],
+        "groupLabels": {"service": signal.service},
+        "commonLabels": alert["labels"],
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "",
+        "groupKey": f"{SOURCE}/{signal.name}",
+        "truncatedAlerts": 0,
+    }
+
+
+def _evidence(incident_id: int, episode: Episode) -> EvidenceRow:
+    return EvidenceRow(
+        incident_id=incident_id,
+        signal=episode.evidence["signal"],
+        service=episode.evidence["service"],
+        onset_at=episode.onset,
+        peak_score=episode.peak,
+        data=episode.evidence,
+    )
+
+
+def _state(run: SignalRun, now: datetime) -> SignalStateRow:
+    return SignalStateRow(
+        signal=run.signal.name,
+        service=run.signal.service,
+        query=run.signal.query,
+        detector=run.signal.detector,
+        status=run.status,
+        last_error=run.error,
+        last_point_at=utc(run.last_ts) if run.last_ts is not None else None,
+        last_score=run.last_score,
+        last_success_at=run.last_success_at,
+        updated_at=now,
+    )
+
+
+def _json_float(value: float) -> float | None:
+    return None if np.isnan(value) else round(value, 6)
