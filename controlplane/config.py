@@ -130,7 +130,7 @@ class DetectionSettings(_Section):
         0.5, gt=0, le=1, description="Score at or above which a point is anomalous."
     )
     sustain_points: int = Field(
-        1, ge=1, description="Anomalous points in a row before an incident opens."
+        2, ge=1, description="Anomalous points in a row before an incident opens."
     )
     quiet_seconds: int = Field(
         900, ge=0, description="No anomalous point for this long resolves the incident."

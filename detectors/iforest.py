@@ -32,6 +32,7 @@ class IsolationForestDetector(BaseDetector):
         random_state: int = 0,
         calibration_alpha: float = 0.001,
         novelty_window: int = 200,
+        damping: float = 0.5,
     ) -> None:
         self.window = window
         self.n_estimators = n_estimators
@@ -41,6 +42,7 @@ class IsolationForestDetector(BaseDetector):
         self.random_state = random_state
         self.calibration_alpha = calibration_alpha
         self.novelty_window = novelty_window
+        self.damping = damping
 
     def _validate_params(self) -> None:
         check_param("window", self.window, 1)
@@ -48,6 +50,7 @@ class IsolationForestDetector(BaseDetector):
         check_param("min_train", self.min_train, 16)
         check_param("max_train", self.max_train, self.min_train)
         check_param("refit_every", self.refit_every, 1)
+        check_param("damping", self.damping, 0.0, 1.0)
 
     def _reset(self) -> None:
         self.recent_: np.ndarray | None = None  # last `window` rows, for the next features
@@ -60,7 +63,7 @@ class IsolationForestDetector(BaseDetector):
             alpha=self.calibration_alpha,
             squash=1.0,
             novelty_window=self.novelty_window,
-            damping=0.5,
+            damping=self.damping,
         )
 
     def _consume(self, values: np.ndarray) -> np.ndarray:

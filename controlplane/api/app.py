@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from controlplane.api.routes import health, incidents, otlp, signals, tokens, we
 from controlplane.auth import TokenCache
 from controlplane.collectors.traces import SpanIndex
 from controlplane.config import Settings
+from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.incidents.writer import IntakeWriter
 from controlplane.storage import Database, upgrade
 
@@ -35,8 +37,16 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         if settings.database.migrate_on_start:
             upgrade(settings.database.url)
         writer.start()
+        stop = asyncio.Event()
+        detection = None
+        if settings.detection.signals:
+            scheduler = DetectionScheduler(settings, db)
+            detection = asyncio.create_task(scheduler.run_forever(stop), name="detection")
         log.info("control plane %s serving on %s", __version__, settings.database.url)
         yield
+        stop.set()
+        if detection is not None:
+            await detection
         writer.stop()  # answers every notification already accepted for processing
         db.dispose()
 

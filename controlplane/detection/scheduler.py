@@ -48,6 +48,19 @@ CRITICAL_SCORE = 0.9
 CRITICAL_AFTER = timedelta(minutes=15)
 
 
+def signal_params(signal: SignalSettings) -> dict[str, Any]:
+    """The signal's detector parameters, with novelty damping off unless it says otherwise.
+
+    Offline (NAB, `aiops detect`) a persisting anomaly should score high once, at its onset.
+    Here an episode must stay open while the anomaly lasts (sustain, quiet period), so
+    repeated high scores are kept (damping=1) by default.
+    """
+    params = dict(signal.params)
+    if "damping" in detectors.make(signal.detector).get_params():
+        params.setdefault("damping", 1.0)
+    return params
+
+
 class SignalSource(Protocol):
     async def fetch(
         self, signal: SignalSettings, start: datetime, end: datetime
@@ -208,7 +221,7 @@ class DetectionScheduler:
 
     def _detector(self, run: SignalRun) -> detectors.BaseDetector:
         if run.detector is None:
-            return detectors.make(run.signal.detector, **run.signal.params).fit([])
+            return detectors.make(run.signal.detector, **signal_params(run.signal)).fit([])
         return run.detector
 
     # -- anomaly episodes ------------------------------------------------------------------
@@ -299,6 +312,7 @@ class DetectionScheduler:
                 "summary": f"{signal.name} anomalous since {episode.onset:%Y-%m-%d %H:%M} UTC "
                 f"(peak score {episode.peak:.2f})",
                 "query": signal.query,
+                **({"escalation": f"anomalous for {CRITICAL_AFTER}"} if escalated else {}),
             },
             "startsAt": episode.onset.isoformat(),
             "endsAt": (ends_at.isoformat() if ends_at else "0001-01-01T00:00:00Z"),
@@ -321,7 +335,8 @@ class DetectionScheduler:
                 report.opened.extend(result.opened)
                 report.resolved.extend(result.resolved)
                 incident_ids = result.opened + result.updated
-                if alert["status"] == "firing" and run.episode and incident_ids:
+                opening = alert["status"] == "firing" and "escalation" not in alert["annotations"]
+                if opening and run.episode and incident_ids:
                     session.add(_evidence(incident_ids[0], run.episode))
             for run in self.runs.values():
                 session.merge(_state(run, now))
