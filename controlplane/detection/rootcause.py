@@ -3,8 +3,8 @@
 Candidates are the anomalies (evidence rows) and incidents of any service whose onset lies
 within `WINDOW` of the incident's opening. They are ranked by two principles:
 1. Blame flows down the call graph: errors and latency seen by a caller are attributed to the
-   deepest anomalous callee reachable from it (edges from the trace dependency graph), so a
-   service with no anomalous dependency of its own ranks first.
+   deepest anomalous callee reachable from it (edges from the trace dependency graph): the
+   fewer anomalous services below a candidate, the higher it ranks.
 2. Earlier onset first: the cause usually shows before its effects.
 Ties go to the higher anomaly score. Hints are computed on read, from what is stored.
 """
@@ -56,7 +56,7 @@ def hints_for(session: Session, incident: IncidentRow) -> list[Hint]:
             upstream[callee].append(service)
     order = sorted(
         candidates.values(),
-        key=lambda c: (bool(downstream[c.service]), c.onset_at, -(c.score or 0.0)),
+        key=lambda c: (len(downstream[c.service]), c.onset_at, -(c.score or 0.0)),
     )
     first_onset = min(c.onset_at for c in order)
     calls = {(e.caller, e.callee): e for e in edges}
