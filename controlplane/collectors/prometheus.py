@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import requests
+from urllib3.util.retry import Retry
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
@@ -61,6 +62,9 @@ class PrometheusCollector:
             disable_ssl=not settings.verify_tls,
             auth=auth,
             session=session,
+            # The library's default (three retries, exponential backoff) stalls a detection
+            # cycle for ~10 s per dead server; the next cycle is the retry.
+            retry=Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504)),
             timeout=settings.timeout_seconds,
         )
 

@@ -1,0 +1,86 @@
+"""The detection scheduler's lifecycle on the real store: an anomaly in a trace RED series
+opens an incident, the quiet period resolves it, a dead Prometheus is "no data" while the other
+signals carry on; scoring gives the same result in-process and on a Dask LocalCluster."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from distributed import LocalCluster
+
+from controlplane.collectors import traces
+from controlplane.config import load_settings
+from controlplane.detection.compute import DaskScorer, LocalScorer
+from controlplane.detection.scheduler import DetectionScheduler
+from controlplane.servers import free_port
+from controlplane.storage.models import IncidentRow, SignalStateRow
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+MINUTES, FAULT = 200, range(150, 158)
+
+
+def _store_cart_traffic(db) -> None:
+    rng = np.random.default_rng(3)
+    aggregate = traces.Aggregate()
+    for minute in range(MINUTES):
+        end_ns = int((T0 + timedelta(minutes=minute, seconds=30)).timestamp() * 1e9)
+        errors = 40 if minute in FAULT else int(rng.integers(0, 3))
+        for i in range(100):
+            aggregate.add_span("cart", "GET /cart", end_ns, 20.0, error=i < errors)
+    with db.write() as session:
+        traces.store(session, aggregate)
+
+
+@pytest.fixture(scope="module")
+def dask_scorer():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        scorer = DaskScorer(cluster.scheduler_address, batch_size=1)
+        yield scorer
+        scorer.close()
+
+
+@pytest.mark.parametrize("where", ["local", "dask"])
+def test_anomaly_opens_then_quiet_period_resolves(db, settings, where, request):
+    scorer = LocalScorer() if where == "local" else request.getfixturevalue("dask_scorer")
+    _store_cart_traffic(db)
+    config = load_settings(
+        database={"url": settings.database.url},
+        prometheus={"url": f"http://127.0.0.1:{free_port()}", "timeout_seconds": 1},
+        detection={
+            "history_seconds": 6 * 3600,
+            "quiet_seconds": 600,
+            "signals": [
+                {"name": "cart-errors", "service": "cart", "query": "traces:cart:error_ratio"},
+                {"name": "cart-cpu", "service": "cart", "query": "rate(cpu_seconds[5m])"},
+            ],
+        },
+    )
+    now = [T0 + timedelta(minutes=FAULT.stop)]
+    scheduler = DetectionScheduler(config, db, scorer=scorer, clock=lambda: now[0])
+
+    first = asyncio.run(scheduler.run_cycle())
+    assert (first.fetched, first.no_data) == (1, 1)
+    assert len(first.opened) == 1
+    with db.read() as session:
+        incident = session.get(IncidentRow, first.opened[0])
+        assert incident.source == "detector" and incident.service == "cart"
+        states = {s.signal: s for s in session.query(SignalStateRow)}
+    assert states["cart-errors"].status == "anomalous"
+    assert states["cart-cpu"].status == "no_data"
+    assert "unreachable" in states["cart-cpu"].last_error
+
+    now[0] = T0 + timedelta(minutes=MINUTES)
+    second = asyncio.run(scheduler.run_cycle())
+    assert second.points == MINUTES - FAULT.stop - 1 or second.points == MINUTES - FAULT.stop
+    assert second.resolved == first.opened
+    with db.read() as session:
+        incident = session.get(IncidentRow, first.opened[0])
+        assert incident.status == "resolved" and incident.resolved_by == "detector"
+        assert session.get(SignalStateRow, "cart-errors").status == "ok"
+    assert asyncio.run(scheduler.run_cycle()).points == 0  # nothing new: nothing re-scored
