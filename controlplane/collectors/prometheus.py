@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import requests
-from urllib3.util.retry import Retry
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
 from controlplane.config import PrometheusSettings
 from controlplane.domain.errors import QueryError, SourceUnavailableError

@@ -38,8 +38,9 @@ def _store_cart_traffic(db) -> None:
 
 @pytest.fixture(scope="module")
 def dask_scorer():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         scorer = DaskScorer(cluster.scheduler_address, batch_size=1)
         yield scorer
         scorer.close()
@@ -69,7 +70,8 @@ def test_anomaly_opens_then_quiet_period_resolves(db, settings, where, request):
     assert len(first.opened) == 1
     with db.read() as session:
         incident = session.get(IncidentRow, first.opened[0])
-        assert incident.source == "detector" and incident.service == "cart"
+        assert incident.source == "detector"
+        assert incident.service == "cart"
         states = {s.signal: s for s in session.query(SignalStateRow)}
     assert states["cart-errors"].status == "anomalous"
     assert states["cart-cpu"].status == "no_data"
@@ -81,6 +83,7 @@ def test_anomaly_opens_then_quiet_period_resolves(db, settings, where, request):
     assert second.resolved == first.opened
     with db.read() as session:
         incident = session.get(IncidentRow, first.opened[0])
-        assert incident.status == "resolved" and incident.resolved_by == "detector"
+        assert incident.status == "resolved"
+        assert incident.resolved_by == "detector"
         assert session.get(SignalStateRow, "cart-errors").status == "ok"
     assert asyncio.run(scheduler.run_cycle()).points == 0  # nothing new: nothing re-scored

@@ -68,9 +68,7 @@ def test_range_queries_are_chunked_under_the_point_limit(prometheus):
     collector = PrometheusCollector(PrometheusSettings(url=prometheus.url, max_points=1000))
     start = END - timedelta(days=DAYS) + timedelta(minutes=1)
     assert len(plan_chunks(start, END, STEP, 1000)) == 5  # 4320 points
-    (series,) = collector.query_range(
-        'demo_latency_seconds{service="payments"}', start, END, STEP
-    )
+    (series,) = collector.query_range('demo_latency_seconds{service="payments"}', start, END, STEP)
     assert len(series) == DAYS * 24 * 60
     assert (np.diff(series.timestamps).astype("timedelta64[s]").astype(int) == STEP).all()
     assert series.labels["service"] == "payments"
@@ -98,7 +96,8 @@ def test_injected_fault_becomes_an_incident_with_evidence(prometheus, settings, 
         report = asyncio.run(DetectionScheduler(config, db, clock=lambda: END).run_cycle())
     finally:
         db.dispose()
-    assert report.fetched == 2 and report.no_data == 1
+    assert report.fetched == 2
+    assert report.no_data == 1
     assert len(report.opened) == 1
 
     headers = bearer(tokens["viewer"])

@@ -43,14 +43,16 @@ def test_sdk_spans_become_red_series_and_a_dependency_graph(server, tokens):
     frontend = _provider("frontend", server.url, tokens["webhook"]).get_tracer("test")
     checkout = _provider("checkout", server.url, tokens["webhook"]).get_tracer("test")
     for i in range(10):
-        with frontend.start_as_current_span("GET /cart", kind=SpanKind.SERVER):
-            with frontend.start_as_current_span("POST checkout", kind=SpanKind.CLIENT) as call:
-                context = trace.set_span_in_context(call)
-                with checkout.start_as_current_span(
-                    "POST /checkout", context=context, kind=SpanKind.SERVER
-                ) as handler:
-                    if i % 5 == 0:
-                        handler.set_status(Status(StatusCode.ERROR, "card declined"))
+        with (
+            frontend.start_as_current_span("GET /cart", kind=SpanKind.SERVER),
+            frontend.start_as_current_span("POST checkout", kind=SpanKind.CLIENT) as call,
+        ):
+            context = trace.set_span_in_context(call)
+            with checkout.start_as_current_span(
+                "POST /checkout", context=context, kind=SpanKind.SERVER
+            ) as handler:
+                if i % 5 == 0:
+                    handler.set_status(Status(StatusCode.ERROR, "card declined"))
 
     headers = bearer(tokens["viewer"])
     graph = httpx.get(f"{server.url}/api/v1/traces/graph", headers=headers).json()
@@ -101,7 +103,9 @@ def test_otlp_json_gzip_and_refusals(client, tokens):
         "Content-Type": "application/json",
         "Content-Encoding": "gzip",
     }
-    ok = client.post("/v1/traces", content=gzip.compress(json.dumps(body).encode()), headers=headers)
+    ok = client.post(
+        "/v1/traces", content=gzip.compress(json.dumps(body).encode()), headers=headers
+    )
     assert ok.status_code == 200, ok.text
     p95 = client.get(
         "/api/v1/traces/red",
@@ -130,23 +134,36 @@ def test_root_cause_blames_the_deepest_anomalous_callee(db):
         for caller, callee in (("frontend", "checkout"), ("checkout", "payments")):
             session.add(ServiceEdgeRow(caller=caller, callee=callee, minute=t0, calls=50, errors=9))
         incident = IncidentRow(
-            title="AnomalyDetected", status="open", severity="warning", service="frontend",
-            source="detector", group_key="service=frontend", labels={}, opened_at=t0,
+            title="AnomalyDetected",
+            status="open",
+            severity="warning",
+            service="frontend",
+            source="detector",
+            group_key="service=frontend",
+            labels={},
+            opened_at=t0,
         )
         session.add(incident)
         session.flush()
         for minutes, service in ((0, "frontend"), (2, "checkout"), (3, "payments")):
             session.add(
                 EvidenceRow(
-                    incident_id=incident.incident_id, signal=f"{service}-errors",
-                    service=service, onset_at=t0 + timedelta(minutes=minutes),
-                    peak_score=0.8, data={},
+                    incident_id=incident.incident_id,
+                    signal=f"{service}-errors",
+                    service=service,
+                    onset_at=t0 + timedelta(minutes=minutes),
+                    peak_score=0.8,
+                    data={},
                 )
             )
         session.add(
             EvidenceRow(
-                incident_id=incident.incident_id, signal="search-latency", service="search",
-                onset_at=t0 + timedelta(minutes=1), peak_score=0.6, data={},
+                incident_id=incident.incident_id,
+                signal="search-latency",
+                service="search",
+                onset_at=t0 + timedelta(minutes=1),
+                peak_score=0.6,
+                data={},
             )
         )
     with db.read() as session:

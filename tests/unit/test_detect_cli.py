@@ -52,8 +52,15 @@ def test_detect_reads_parquet(tmp_path):
     frame.to_parquet(tmp_path / "in.parquet")
     result = runner.invoke(
         app,
-        ["detect", "-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.csv"),
-         "--detector", "robust_zscore"],
+        [
+            "detect",
+            "-i",
+            str(tmp_path / "in.parquet"),
+            "-o",
+            str(tmp_path / "o.csv"),
+            "--detector",
+            "robust_zscore",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "o.csv")) == 50
@@ -96,8 +103,16 @@ def test_bench_nab_mirrors_the_corpus_layout(tmp_path):
         _csv(tmp_path / "corpus" / "data" / category / name, n=120, nan_at=())
     result = runner.invoke(
         app,
-        ["bench", "nab", "--data", str(tmp_path / "corpus"), "--output", str(tmp_path / "res"),
-         "--workers", "1"],
+        [
+            "bench",
+            "nab",
+            "--data",
+            str(tmp_path / "corpus"),
+            "--output",
+            str(tmp_path / "res"),
+            "--workers",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "2 files, 240 rows" in result.output

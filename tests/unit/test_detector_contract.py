@@ -41,7 +41,8 @@ def test_scores_are_in_unit_range_one_per_point(name):
     scores = detectors.make(name).fit_score(data_for(name, series()))
     assert scores.shape == (N,)
     assert np.isfinite(scores).all()
-    assert scores.min() >= 0.0 and scores.max() <= 1.0
+    assert scores.min() >= 0.0
+    assert scores.max() <= 1.0
 
 
 def test_causal_earlier_scores_do_not_change_when_points_are_appended(name):
@@ -80,7 +81,8 @@ def test_nan_and_gaps_are_data_not_errors(name):
     x[::97] = np.nan  # scattered missing points
     scores = detectors.make(name).fit_score(x)
     assert np.isfinite(scores).all()
-    assert scores.min() >= 0.0 and scores.max() <= 1.0
+    assert scores.min() >= 0.0
+    assert scores.max() <= 1.0
     assert (scores[np.isnan(x)] == 0.0).all()
 
 
@@ -114,7 +116,7 @@ def test_infinite_values_are_rejected(name):
 def test_unknown_detector_and_parameter_are_named():
     with pytest.raises(InvalidInputError, match="'nope'"):
         detectors.make("nope")
-    with pytest.raises(InvalidInputError, match="robust_zscore.*bogus"):
+    with pytest.raises(InvalidInputError, match=r"robust_zscore.*bogus"):
         detectors.make("robust_zscore", bogus=1)
     with pytest.raises(InvalidInputError, match=r"window must be in \[16, inf\], got 3"):
         detectors.make("robust_zscore", window=3).fit([])
