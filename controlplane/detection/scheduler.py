@@ -159,6 +159,8 @@ class DetectionScheduler:
             s.name: SignalRun(s, recent=deque(maxlen=self.config.evidence_points))
             for s in self.config.signals
         }
+        # Alerts whose write failed (store down); the intake is idempotent, so resending is safe.
+        self.pending: list[tuple[SignalRun, dict[str, Any]]] = []
 
     # -- the loop ---------------------------------------------------------------------------
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -180,13 +182,19 @@ class DetectionScheduler:
         ]
         report.fetched = len(work)
         report.no_data = len(runs) - len(work)
-        scored = self.scorer.score([(self._detector(run), s.values) for run, s in work])
-        alerts: list[tuple[SignalRun, dict[str, Any]]] = []
+        scored = await asyncio.to_thread(
+            self.scorer.score, [(self._detector(run), s.values) for run, s in work]
+        )
+        alerts, self.pending = self.pending, []
         for (run, series), (detector, scores) in zip(work, scored, strict=True):
             run.detector = detector
             report.points += len(scores)
             alerts.extend((run, a) for a in self._advance(run, series, scores))
-        self._write(alerts, report, now)
+        try:
+            await asyncio.to_thread(self._write, alerts, report, now)
+        except ControlPlaneError:
+            self.pending = alerts  # the store is down: deliver them with the next cycle
+            raise
         return report
 
     # -- fetching --------------------------------------------------------------------------
