@@ -87,6 +87,29 @@ def wait_until_ready(
     raise TemporaryError(f"{what} at {url} not ready after {timeout:.0f} s: {last}")
 
 
+def launch(
+    command: list[str],
+    *,
+    log: Path | None,
+    ready_url: str,
+    what: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+) -> subprocess.Popen[bytes]:
+    """Start a server process logging to `log` and wait until `ready_url` answers 200.
+
+    A process that dies or never gets ready is stopped, and TemporaryError says why.
+    """
+    out = log.open("wb") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(ready_url, timeout=timeout, what=what, process=process, log=log)
+    except TemporaryError:
+        stop_process(process)
+        raise
+    return process
+
+
 class ApiServer:
     """The FastAPI app served by uvicorn in a daemon thread, on a loopback port."""
 
@@ -159,8 +182,7 @@ class Alertmanager:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_file = self.workdir / "alertmanager.yml"
         config_file.write_text(yaml.safe_dump(self.config))
-        log = self.workdir / "alertmanager.log"
-        self._process = subprocess.Popen(
+        self._process = launch(
             [
                 self.binary,
                 f"--config.file={config_file}",
@@ -170,16 +192,10 @@ class Alertmanager:
                 "--cluster.listen-address=",
                 "--log.level=warn",
             ],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+            log=self.workdir / "alertmanager.log",
+            ready_url=f"{self.url}/-/ready",
+            what="Alertmanager",
         )
-        try:
-            wait_until_ready(
-                f"{self.url}/-/ready", what="Alertmanager", process=self._process, log=log
-            )
-        except TemporaryError:
-            self.__exit__(None, None, None)
-            raise
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -239,21 +255,14 @@ class Console:
 
     def __enter__(self) -> Self:
         ensure_port_free(self.port, "console")
-        out = self.log.open("wb") if self.log else subprocess.DEVNULL
-        self._process = subprocess.Popen(
-            self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT
+        self._process = launch(
+            self.command,
+            env=self.env,
+            log=self.log,
+            ready_url=f"{self.url}/_stcore/health",
+            what="console",
+            timeout=60,
         )
-        try:
-            wait_until_ready(
-                f"{self.url}/_stcore/health",
-                timeout=60,
-                what="console",
-                process=self._process,
-                log=self.log,
-            )
-        except TemporaryError:
-            self.__exit__()
-            raise
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -305,8 +314,7 @@ class Prometheus:
             )
         config = self.workdir / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 15s\n")
-        log = self.workdir / "prometheus.log"
-        self._process = subprocess.Popen(
+        self._process = launch(
             [
                 binary,
                 f"--config.file={config}",
@@ -316,16 +324,10 @@ class Prometheus:
                 f"--web.external-url={self.url}",
                 "--log.level=warn",
             ],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+            log=self.workdir / "prometheus.log",
+            ready_url=f"{self.url}/-/ready",
+            what="Prometheus",
         )
-        try:
-            wait_until_ready(
-                f"{self.url}/-/ready", what="Prometheus", process=self._process, log=log
-            )
-        except TemporaryError:
-            self.__exit__()
-            raise
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -8,8 +8,9 @@ points on the most recent `max_train`, so scores stay causal and follow slow dri
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from detectors._calibration import Calibration
 from detectors.base import BaseDetector, check_param
@@ -55,7 +56,7 @@ class IsolationForestDetector(BaseDetector):
     def _reset(self) -> None:
         self.recent_: np.ndarray | None = None  # last `window` rows, for the next features
         self.train_: list[np.ndarray] = []  # recent feature rows (bounded by max_train)
-        self.model_: IsolationForest | None = None
+        self.model_: Any = None  # sklearn.ensemble.IsolationForest once trained
         self.scale_: tuple[np.ndarray, np.ndarray] | None = None
         self.since_fit_ = 0
         # The forest's own score is already in (0, 1]; calibration only removes its baseline.
@@ -95,6 +96,8 @@ class IsolationForestDetector(BaseDetector):
         return np.concatenate([(self.recent_ - row).ravel(), row])
 
     def _refit(self) -> None:
+        from sklearn.ensemble import IsolationForest  # heavy; only when this detector is used
+
         train = np.asarray(self.train_)
         centre = np.median(train, axis=0)
         spread = np.subtract(*np.percentile(train, [75, 25], axis=0))

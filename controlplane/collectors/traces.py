@@ -18,8 +18,10 @@ import bisect
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
@@ -157,58 +159,75 @@ def store(session: Session, aggregate: Aggregate) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TRACE_LOCK_KEY})
-    if aggregate.red:
-        existing = {
-            (r.service, r.operation, r.minute): r
-            for r in session.scalars(
-                select(RedPointRow).where(
-                    RedPointRow.service.in_({k[0] for k in aggregate.red}),
-                    RedPointRow.minute.in_({k[2] for k in aggregate.red}),
-                )
-            )
-        }
-        for key, cell in aggregate.red.items():
-            row = existing.get(key)
-            if row is None:
-                service, operation, minute = key
-                session.add(
-                    RedPointRow(
-                        service=service,
-                        operation=operation,
-                        minute=minute,
-                        requests=cell[0],
-                        errors=cell[1],
-                        latency_buckets={"counts": cell[2:]},
-                    )
-                )
-            else:
-                row.requests += cell[0]
-                row.errors += cell[1]
-                counts = row.latency_buckets["counts"]
-                row.latency_buckets = {
-                    "counts": [a + b for a, b in zip(counts, cell[2:], strict=True)]
-                }
-    if aggregate.edges:
-        edges = {
-            (r.caller, r.callee, r.minute): r
-            for r in session.scalars(
-                select(ServiceEdgeRow).where(
-                    ServiceEdgeRow.caller.in_({k[0] for k in aggregate.edges}),
-                    ServiceEdgeRow.minute.in_({k[2] for k in aggregate.edges}),
-                )
-            )
-        }
-        for (caller, callee, minute), (calls, errors) in aggregate.edges.items():
-            edge = edges.get((caller, callee, minute))
-            if edge is None:
-                session.add(
-                    ServiceEdgeRow(
-                        caller=caller, callee=callee, minute=minute, calls=calls, errors=errors
-                    )
-                )
-            else:
-                edge.calls += calls
-                edge.errors += errors
+    _merge(
+        session, RedPointRow, ("service", "operation", "minute"), aggregate.red, _new_red, _add_red
+    )
+    _merge(
+        session,
+        ServiceEdgeRow,
+        ("caller", "callee", "minute"),
+        aggregate.edges,
+        _new_edge,
+        _add_edge,
+    )
+
+
+def _merge(
+    session: Session,
+    model: type[RedPointRow] | type[ServiceEdgeRow],
+    key_columns: tuple[str, str, str],
+    cells: dict[tuple[str, str, datetime], list[int]],
+    new: Callable[[tuple[str, str, datetime], list[int]], Any],
+    add: Callable[[Any, list[int]], None],
+) -> None:
+    """Add each cell to its row (keyed by `key_columns`), or insert the row."""
+    if not cells:
+        return
+    first, _, minute = (getattr(model, c) for c in key_columns)
+    existing = {
+        tuple(getattr(row, c) for c in key_columns): row
+        for row in session.scalars(
+            select(model).where(first.in_({k[0] for k in cells}), minute.in_({k[2] for k in cells}))
+        )
+    }
+    for key, cell in cells.items():
+        row = existing.get(key)
+        if row is None:
+            session.add(new(key, cell))
+        else:
+            add(row, cell)
+
+
+def _new_red(key: tuple[str, str, datetime], cell: list[int]) -> RedPointRow:
+    service, operation, minute = key
+    return RedPointRow(
+        service=service,
+        operation=operation,
+        minute=minute,
+        requests=cell[0],
+        errors=cell[1],
+        latency_buckets={"counts": cell[2:]},
+    )
+
+
+def _add_red(row: RedPointRow, cell: list[int]) -> None:
+    row.requests += cell[0]
+    row.errors += cell[1]
+    counts = row.latency_buckets["counts"]
+    # A new dict, so the JSON column is seen as changed.
+    row.latency_buckets = {"counts": [a + b for a, b in zip(counts, cell[2:], strict=True)]}
+
+
+def _new_edge(key: tuple[str, str, datetime], cell: list[int]) -> ServiceEdgeRow:
+    caller, callee, minute = key
+    return ServiceEdgeRow(
+        caller=caller, callee=callee, minute=minute, calls=cell[0], errors=cell[1]
+    )
+
+
+def _add_edge(row: ServiceEdgeRow, cell: list[int]) -> None:
+    row.calls += cell[0]
+    row.errors += cell[1]
 
 
 def percentile(counts: list[int], q: float) -> float:

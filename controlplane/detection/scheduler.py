@@ -221,8 +221,8 @@ class DetectionScheduler:
                 series.name, series.timestamps[keep], series.values[keep], series.labels
             )
         if series is None or not len(series):
-            run.status = "no_data" if run.last_success_at is None else run.status
-            run.error = None if run.last_success_at else "the query returned no points"
+            if run.last_success_at is None:  # never any data; otherwise: nothing new yet
+                run.status, run.error = "no_data", "the query returned no points"
             return None
         run.error, run.last_success_at = None, now
         return series
