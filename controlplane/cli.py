@@ -169,6 +169,25 @@ def detect(
     typer.echo(f"{rows} rows scored with {detector} -> {output}")
 
 
+@app.command()
+def forecast(
+    input_file: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet: timestamp,value")],
+    horizon: Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Forecaster name (see forecasters.REGISTRY).")
+    ] = "auto",
+) -> None:
+    """Forecast a series file: writes timestamp,mean,lo-80,hi-80,lo-95,hi-95 for H steps."""
+    from controlplane.capacity.offline import describe, forecast_file
+
+    try:
+        result = forecast_file(input_file, output, horizon, model)
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    typer.echo(f"{describe(result)} -> {output}")
+
+
 @bench_app.command("nab")
 def bench_nab(
     data: Annotated[Path, typer.Option(help="NAB corpus: data/<category>/<file>.csv.")],

@@ -1,3 +1,50 @@
-"""Capacity forecasters (validated fit/predict returning mean and 80/95% bands) and capacity
-maths. Sees only `controlplane.domain`. Arrives with the forecasting work (issue 4).
+"""Capacity forecasters and capacity maths.
+
+Forecasters follow one contract (`base.BaseForecaster`: validated `fit(series)` and
+`predict(horizon, levels)` returning a `Forecast` with mean and 80/95% bands) and are found by
+name in `REGISTRY`; `auto` (the default) picks per series by backtest. `capacity` turns a
+forecast and a limit into crossing dates, a crossing probability and a replica count. Sees only
+`controlplane.domain`. Adding a model = one module plus one line in REGISTRY; the contract test
+(tests/unit/test_forecaster_contract.py) then checks it.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.domain.errors import InvalidInputError
+from forecasters.auto import AutoForecaster
+from forecasters.base import BaseForecaster, Forecast
+from forecasters.ets import ExponentialSmoothingForecaster
+from forecasters.mstl import MstlForecaster
+from forecasters.naive import SeasonalNaive
+from forecasters.profile import SeasonalProfile
+from forecasters.prophet_model import ProphetForecaster
+
+REGISTRY: dict[str, type[BaseForecaster]] = {
+    cls.name: cls
+    for cls in (
+        AutoForecaster,
+        SeasonalNaive,
+        SeasonalProfile,
+        ExponentialSmoothingForecaster,
+        MstlForecaster,
+        ProphetForecaster,
+    )
+}
+DEFAULT = AutoForecaster.name
+
+
+def make(name: str = DEFAULT, **params: Any) -> BaseForecaster:
+    """A fresh, unfitted forecaster; unknown names and parameters are errors that name them."""
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise InvalidInputError(f"model must be one of {sorted(REGISTRY)}, got {name!r}") from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise InvalidInputError(f"model {name!r}: {exc}") from None
+
+
+__all__ = ["DEFAULT", "REGISTRY", "BaseForecaster", "Forecast", "make"]

@@ -1,0 +1,188 @@
+"""The contract every forecaster in `forecasters.REGISTRY` follows, checked for each of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import forecasters
+from controlplane.domain.errors import InvalidInputError, NotFittedError
+from controlplane.domain.series import MetricSeries
+from forecasters.base import Forecast
+
+ALL = sorted(forecasters.REGISTRY)
+#: Prophet costs ~0.2 s per fit; the slow Hypothesis property skips it (the rest covers it).
+FAST = [name for name in ALL if name != "prophet"]
+STEP = np.timedelta64(3600, "s")
+START = np.datetime64("2026-01-05T00:00:00", "ns")
+
+
+def hourly(values: np.ndarray, name: str = "cpu") -> MetricSeries:
+    stamps = START + STEP * np.arange(len(values))
+    return MetricSeries(name, stamps.astype("datetime64[ns]"), np.asarray(values, dtype=float))
+
+
+def daily_load(days: int = 21, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 24)
+    return 50 + 0.02 * t + 20 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, len(t))
+
+
+def assert_well_formed(forecast: Forecast, horizon: int, last: np.datetime64) -> None:
+    assert len(forecast) == horizon
+    assert forecast.frame().columns.tolist() == [
+        "timestamp",
+        "mean",
+        "lo-80",
+        "hi-80",
+        "lo-95",
+        "hi-95",
+    ]
+    expected = last + STEP * np.arange(1, horizon + 1)
+    np.testing.assert_array_equal(forecast.timestamps, expected)
+    lo95, lo80, mean, hi80, hi95 = (
+        forecast.lo(95),
+        forecast.lo(80),
+        forecast.mean,
+        forecast.hi(80),
+        forecast.hi(95),
+    )
+    assert np.isfinite(np.vstack([lo95, lo80, mean, hi80, hi95])).all()
+    assert (lo95 <= lo80).all()
+    assert (lo80 <= mean).all()
+    assert (mean <= hi80).all()
+    assert (hi80 <= hi95).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forecast_shape_order_and_future_timestamps(name: str) -> None:
+    series = hourly(daily_load())
+    forecast = forecasters.make(name).fit(series, horizon=24).predict(48)
+    assert_well_formed(forecast, 48, series.timestamps[-1])
+    assert forecast.fallback is None, forecast.fallback
+    assert forecast.backtest is not None
+    assert forecast.backtest.origins == 3
+    assert forecast.backtest.horizon == 24
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_seasonal_series_is_forecast_well(name: str) -> None:
+    """On a clean daily cycle every model beats a flat line by far (MASE well under 1)."""
+    values = daily_load(days=24)
+    history, actual = values[:-24], values[-24:]
+    forecast = forecasters.make(name).fit(hourly(history), horizon=24).predict(24)
+    scale = np.abs(history[24:] - history[:-24]).mean()
+    mase = np.abs(actual - forecast.mean).mean() / scale
+    assert mase < 1.0, f"{name}: MASE {mase:.2f}"
+    inside = (actual >= forecast.lo(95)) & (actual <= forecast.hi(95))
+    assert inside.mean() >= 0.75
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_gaps_and_nan_are_handled(name: str) -> None:
+    values = daily_load()
+    values[100:110] = np.nan
+    series = hourly(values)
+    keep = np.ones(len(values), dtype=bool)
+    keep[200:230] = False  # a 30-hour hole in the timestamps
+    holed = MetricSeries("cpu", series.timestamps[keep], series.values[keep])
+    forecast = forecasters.make(name).fit(holed, horizon=24).predict(24)
+    assert_well_formed(forecast, 24, series.timestamps[-1])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_short_history_falls_back_or_says_why(name: str) -> None:
+    short = hourly(np.array([5.0, 6.0, 7.0, 6.5, 6.0]))
+    forecast = forecasters.make(name).fit(short).predict(6)
+    assert_well_formed(forecast, 6, short.timestamps[-1])
+    if name not in ("seasonal_naive", "seasonal_profile", "auto"):
+        assert forecast.model == "seasonal_naive"
+        assert forecast.fallback
+        assert "needs" in forecast.fallback
+    with pytest.raises(InvalidInputError, match="at least 2 numeric values"):
+        forecasters.make(name).fit(hourly(np.array([1.0, np.nan])))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_errors_before_fit_and_bad_arguments(name: str) -> None:
+    with pytest.raises(NotFittedError):
+        forecasters.make(name).predict(3)
+    fitted = forecasters.make(name).fit(hourly(daily_load(days=3)))
+    with pytest.raises(InvalidInputError, match="horizon"):
+        fitted.predict(0)
+    with pytest.raises(InvalidInputError, match="levels"):
+        fitted.predict(3, levels=(80, 120))
+    with pytest.raises(InvalidInputError, match="infinity"):
+        forecasters.make(name).fit(hourly(np.array([1.0, np.inf, 2.0])))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_deterministic(name: str) -> None:
+    series = hourly(daily_load(days=10))
+    first = forecasters.make(name).fit(series).predict(12)
+    second = forecasters.make(name).fit(series).predict(12)
+    np.testing.assert_allclose(first.mean, second.mean)
+    np.testing.assert_allclose(first.hi(95), second.hi(95))
+
+
+def test_pandas_series_with_timezone_is_accepted() -> None:
+    index = pd.date_range("2026-03-01", periods=72, freq="h", tz="Europe/Paris")
+    data = pd.Series(daily_load(days=3), index=index, name="cpu")
+    forecast = forecasters.make("seasonal_naive").fit(data).predict(2)
+    assert forecast.timestamps[0] == np.datetime64("2026-03-03T23:00:00")
+
+
+def test_blow_up_falls_back_to_seasonal_naive() -> None:
+    class Exploding(forecasters.REGISTRY["seasonal_naive"]):  # type: ignore[misc,valid-type]
+        name = "exploding"
+
+        def _predict(self, horizon: int) -> np.ndarray:
+            return np.full(horizon, 1e12)
+
+    forecast = Exploding().fit(hourly(daily_load())).predict(24)
+    assert forecast.model == "seasonal_naive"
+    assert forecast.fallback
+    assert "blew up" in forecast.fallback
+    assert forecast.mean.max() < 200
+
+
+def test_auto_records_the_winner_and_every_candidate() -> None:
+    forecast = forecasters.make("auto").fit(hourly(daily_load()), horizon=24).predict(24)
+    assert set(forecast.candidates) == {"seasonal_naive", "seasonal_profile", "ets", "mstl"}
+    assert forecast.model in forecast.candidates
+    assert forecast.backtest is not None
+    assert forecast.candidates[forecast.model] == min(forecast.candidates.values())
+    assert forecast.summary()["backtest"]["mase"] == round(forecast.backtest.mase, 4)
+
+
+def test_unknown_model_and_parameter_are_named() -> None:
+    with pytest.raises(InvalidInputError, match="'nope'"):
+        forecasters.make("nope")
+    with pytest.raises(InvalidInputError, match="colour"):
+        forecasters.make("ets", colour="red")
+    with pytest.raises(InvalidInputError, match="candidates"):
+        forecasters.make("auto", candidates=("auto",)).fit(hourly(daily_load(days=3)))
+
+
+@pytest.mark.parametrize("name", FAST)
+@settings(max_examples=15, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.just(float("nan"))),
+        min_size=2,
+        max_size=80,
+    ),
+    horizon=st.integers(min_value=1, max_value=30),
+)
+def test_any_series_gives_ordered_finite_bands(
+    name: str, values: list[float], horizon: int
+) -> None:
+    array = np.asarray(values)
+    if np.count_nonzero(~np.isnan(array)) < 2:
+        return
+    series = hourly(array)
+    forecast = forecasters.make(name).fit(series).predict(horizon)
+    assert_well_formed(forecast, horizon, series.timestamps[-1])
