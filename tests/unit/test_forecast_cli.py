@@ -57,7 +57,8 @@ def test_bad_input_names_file_row_and_column(tmp_path: Path, rows: list[str], me
     target = tmp_path / "out.csv"
     result = runner.invoke(app, ["forecast", "-i", str(source), "-H", "3", "-o", str(target)])
     assert result.exit_code == 2
-    assert str(source) in result.output and message in result.output
+    assert str(source) in result.output
+    assert message in result.output
     assert not target.exists()
 
 
@@ -66,9 +67,12 @@ def test_missing_column_bad_horizon_and_model(tmp_path: Path) -> None:
     source.write_text("time,value\n2026-01-01,1\n")
     target = str(tmp_path / "o.csv")
     result = runner.invoke(app, ["forecast", "-i", str(source), "-H", "3", "-o", target])
-    assert result.exit_code == 2 and "missing column 'timestamp'" in result.output
+    assert result.exit_code == 2
+    assert "missing column 'timestamp'" in result.output
     good = _hourly(tmp_path / "good.csv")
     result = runner.invoke(app, ["forecast", "-i", str(good), "-H", "0", "-o", target])
-    assert result.exit_code == 2 and "--horizon must be in [1, 100000], got 0" in result.output
+    assert result.exit_code == 2
+    assert "--horizon must be in [1, 100000], got 0" in result.output
     result = runner.invoke(app, ["forecast", "-i", str(good), "-H", "3", "-o", target, "-m", "x"])
-    assert result.exit_code == 2 and "model must be one of" in result.output
+    assert result.exit_code == 2
+    assert "model must be one of" in result.output
