@@ -33,9 +33,13 @@ token_app = typer.Typer(
     help="API tokens (roles: viewer, operator, admin, webhook).", no_args_is_help=True
 )
 bench_app = typer.Typer(help="Quality benchmarks.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports (stored with their history, served by the API).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(bench_app, name="bench")
+app.add_typer(report_app, name="report")
 
 DetectorOption = Annotated[
     str, typer.Option("--detector", "-d", help="Detector name (see detectors.REGISTRY).")
@@ -186,6 +190,62 @@ def forecast(
     except ControlPlaneError as exc:
         fail(str(exc))
     typer.echo(f"{describe(result)} -> {output}")
+
+
+@report_app.command("capacity")
+def report_capacity(
+    config: ConfigOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write report-<id>.{html,md,json} here."),
+    ] = None,
+) -> None:
+    """Forecast every capacity signal now, store the report and raise capacity-risk incidents."""
+    import json
+
+    from rich.progress import Progress
+
+    from controlplane.capacity.job import CapacityJob
+    from controlplane.storage import Database, upgrade
+
+    if config is not None:
+        _State.config = config
+    loaded = settings()
+    if not loaded.capacity.signals:
+        fail("capacity.signals is empty: configure the signals to forecast (see README)")
+    db = Database(loaded.database.url)
+    try:
+        upgrade(loaded.database.url)
+        job = CapacityJob(loaded, db)
+        report_id = job.claim("cli", "cli")
+        if report_id is None:  # only scheduled runs can collide
+            fail("could not claim a report")
+        steps = 2 * len(loaded.capacity.signals)
+        with Progress() as progress:
+            task = progress.add_task("capacity report", total=steps)
+            report = job.produce(report_id, on_progress=lambda step: progress.advance(task))
+        if report is None:
+            fail(f"report {report_id} failed; see `GET /api/v1/reports/{report_id}`")
+        if output is not None:
+            output.mkdir(parents=True, exist_ok=True)
+            document = {"report_id": report_id, **report.as_json()}
+            (output / f"report-{report_id}.json").write_text(json.dumps(document, indent=2))
+            (output / f"report-{report_id}.md").write_text(report.markdown())
+            (output / f"report-{report_id}.html").write_text(report.html())
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+    failed = sum(o.error is not None for o in report.outlooks)
+    typer.echo(
+        f"report {report_id}: {len(report.outlooks)} signals, {len(report.at_risk)} at risk, "
+        f"{failed} without a forecast" + (f" -> {output}" if output else "")
+    )
+    for outlook in report.outlooks:
+        if outlook.error:
+            typer.secho(
+                f"  {outlook.signal.name}: {outlook.error}", err=True, fg=typer.colors.YELLOW
+            )
 
 
 @bench_app.command("nab")

@@ -9,10 +9,18 @@ Sources, highest priority first: keyword arguments, environment variables (`AIOP
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from controlplane.domain.errors import ConfigError
@@ -143,16 +151,113 @@ class DetectionSettings(_Section):
     @field_validator("signals")
     @classmethod
     def _unique_names(cls, signals: list[SignalSettings]) -> list[SignalSettings]:
-        names = [s.name for s in signals]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"signal names must be unique, got {duplicates[0]!r} twice")
-        return signals
+        return _unique(signals)
+
+
+_Named = TypeVar("_Named", SignalSettings, "CapacitySignalSettings")
+
+
+def _unique(signals: list[_Named]) -> list[_Named]:
+    names = [s.name for s in signals]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"signal names must be unique, got {duplicates[0]!r} twice")
+    return signals
+
+
+class ReplicaSettings(_Section):
+    """How a load signal maps to replicas (for the replica recommendation)."""
+
+    capacity_per_replica: float = Field(..., gt=0, description="Load one replica can serve.")
+    target_utilization: float = Field(0.7, gt=0, le=1, description="Planned load / capacity.")
+    current: int = Field(..., ge=0, description="Replicas running now.")
+    min: int = Field(1, ge=0, description="Never recommend fewer.")
+    max: int = Field(100, ge=1, description="Never recommend more.")
+    plan_for: Literal["mean", "hi-80", "hi-95"] = Field(
+        "hi-80", description="Which forecast line the peak is taken from."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaSettings:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class CapacitySignalSettings(_Section):
+    """One resource signal to forecast against its limit (CPU, memory, requests, disk)."""
+
+    name: str = Field(..., min_length=1, max_length=200, description="Unique signal name.")
+    service: str = Field(..., min_length=1, description="Service the resource belongs to.")
+    resource: Literal["cpu", "memory", "requests", "disk", "other"] = Field(
+        "other", description="What the signal measures (shown in reports)."
+    )
+    query: str = Field(..., min_length=1, description="PromQL returning one series.")
+    limit: float | None = Field(None, description="The capacity limit, in the query's unit.")
+    limit_query: str | None = Field(
+        None, description="PromQL whose latest value is the limit (instead of `limit`)."
+    )
+    unit: str = Field("", description="Unit shown in reports, e.g. 'cores', 'GiB', 'req/s'.")
+    model: str = Field("auto", description="Forecaster name (forecasters.REGISTRY).")
+    replicas: ReplicaSettings | None = Field(
+        None, description="Recommend replicas for this load signal."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        import forecasters
+
+        if value not in forecasters.REGISTRY:
+            raise ValueError(f"must be one of {sorted(forecasters.REGISTRY)}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> CapacitySignalSettings:
+        if (self.limit is None) == (self.limit_query is None):
+            raise ValueError("set exactly one of 'limit' and 'limit_query'")
+        return self
+
+
+class CapacitySettings(_Section):
+    schedule: str = Field(
+        "", description="Cron expression (UTC) for scheduled reports, e.g. '0 6 * * *'; empty: off."
+    )
+    history_seconds: int = Field(30 * 86_400, ge=3600, description="History each forecast reads.")
+    horizon_seconds: int = Field(7 * 86_400, ge=60, description="How far ahead to forecast.")
+    step_seconds: int = Field(3600, ge=1, le=86_400, description="Resolution of the series.")
+    lead_seconds: int = Field(
+        3 * 86_400, ge=60, description="A crossing expected within this opens an incident."
+    )
+    min_probability: float = Field(
+        0.2, gt=0, le=1, description="Crossing probability within the lead that opens one."
+    )
+    keep_reports: int = Field(500, ge=1, description="Reports kept in the store (oldest go).")
+    signals: list[CapacitySignalSettings] = Field(
+        default_factory=list, description="Forecast signals."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value:
+            from croniter import croniter
+
+            if not croniter.is_valid(value):
+                raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @field_validator("signals")
+    @classmethod
+    def _unique_names(cls, signals: list[CapacitySignalSettings]) -> list[CapacitySignalSettings]:
+        return _unique(signals)
 
 
 class DaskSettings(_Section):
     address: str | None = Field(
-        None, description="Dask scheduler (tcp://host:8786) for detection batches; none: local."
+        None,
+        description="Dask scheduler (tcp://host:8786) for detection and forecasting batches; "
+        "none: in-process detection and a process pool for forecasts.",
     )
     batch_size: int = Field(500, ge=1, description="Signals per Dask task.")
 
@@ -173,6 +278,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     detection: DetectionSettings = DetectionSettings()
     dask: DaskSettings = DaskSettings()
+    capacity: CapacitySettings = CapacitySettings()
 
     @property
     def console_api_url(self) -> str:

@@ -12,8 +12,9 @@ from fastapi import APIRouter, FastAPI
 from controlplane import __version__
 from controlplane.api import errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
-from controlplane.api.routes import health, incidents, otlp, signals, tokens, webhooks
+from controlplane.api.routes import health, incidents, otlp, reports, signals, tokens, webhooks
 from controlplane.auth import TokenCache
+from controlplane.capacity.job import CapacityJob
 from controlplane.collectors.traces import SpanIndex
 from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
@@ -38,15 +39,17 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             upgrade(settings.database.url)
         writer.start()
         stop = asyncio.Event()
-        detection = None
+        loops = []
         if settings.detection.signals:
             scheduler = DetectionScheduler(settings, db)
-            detection = asyncio.create_task(scheduler.run_forever(stop), name="detection")
+            loops.append(asyncio.create_task(scheduler.run_forever(stop), name="detection"))
+        if settings.capacity.schedule and settings.capacity.signals:
+            capacity = CapacityJob(settings, db)
+            loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))
         log.info("control plane %s serving on %s", __version__, settings.database.url)
         yield
         stop.set()
-        if detection is not None:
-            await detection
+        await asyncio.gather(*loops)
         writer.stop()  # answers every notification already accepted for processing
         db.dispose()
 
@@ -66,7 +69,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (webhooks, incidents, signals, tokens):
+    for module in (webhooks, incidents, signals, reports, tokens):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

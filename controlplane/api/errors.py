@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from controlplane.domain.errors import (
     ConflictError,
     ControlPlaneError,
+    InvalidInputError,
     NotFoundError,
     PermanentError,
     TemporaryError,
@@ -107,6 +108,6 @@ async def _control_plane_error(_: Request, exc: Exception) -> JSONResponse:
         return _body(409, str(exc))
     if isinstance(exc, TemporaryError):
         return _body(503, str(exc), headers={"Retry-After": str(max(1, round(exc.delay)))})
-    if isinstance(exc, PermanentError):
+    if isinstance(exc, PermanentError | InvalidInputError):
         return _body(422, str(exc))
     return _body(500, str(exc))

@@ -64,14 +64,16 @@ class TimelineEntryPublic(_FromRow):
 
 class EvidencePublic(_FromRow):
     evidence_id: int
+    kind: str = Field(description="'anomaly' (detection) or 'capacity_forecast'.")
     signal: str
     service: str
     onset_at: datetime
     peak_score: float
     created_at: datetime
     data: dict[str, Any] = Field(
-        description="query, detector and parameters, threshold, and the window of points "
-        "(at, value, score) around the onset."
+        description="Anomaly: query, detector and parameters, threshold, and the window of "
+        "points (at, value, score) around the onset. Capacity forecast: the limit, crossing "
+        "dates and probability, the model and its backtest error, the forecast and report_id."
     )
 
 
@@ -167,3 +169,24 @@ class FieldError(BaseModel):
 class ErrorBody(BaseModel):
     detail: str
     errors: list[FieldError] = []
+
+
+class ReportPublic(_FromRow):
+    report_id: int
+    kind: str
+    trigger: str = Field(description="schedule, cli or api.")
+    requested_by: str
+    status: str = Field(description="running, done or failed.")
+    scheduled_for: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    signals: int
+    at_risk: int = Field(description="Signals that may cross their limit within the lead time.")
+    error: str | None
+
+
+class ReportsPublic(BaseModel):
+    data: list[ReportPublic]
+    count: int = Field(description="Reports matching the filter, over all pages.")
+    limit: int
+    offset: int

@@ -42,7 +42,13 @@ class _Candidate:
     score: float | None
 
 
+#: Capacity-risk incidents (raised by forecasts) say what may happen, not what went wrong.
+FORECAST = "forecast"
+
+
 def hints_for(session: Session, incident: IncidentRow) -> list[Hint]:
+    if incident.source == FORECAST:  # a prediction, not a symptom: nothing to trace back
+        return []
     lo, hi = incident.opened_at - WINDOW, incident.opened_at + WINDOW
     candidates = _earliest_per_service(_candidates(session, incident, lo, hi))
     if not candidates:
@@ -85,10 +91,11 @@ def _candidates(
 ) -> list[_Candidate]:
     evidence = session.scalars(
         select(EvidenceRow).where(
+            EvidenceRow.kind == "anomaly",
             or_(
                 EvidenceRow.incident_id == incident.incident_id,
                 (EvidenceRow.onset_at >= lo) & (EvidenceRow.onset_at <= hi),
-            )
+            ),
         )
     )
     found = [_Candidate(e.service, e.signal, e.onset_at, e.peak_score) for e in evidence]
@@ -98,6 +105,7 @@ def _candidates(
             IncidentRow.opened_at >= lo,
             IncidentRow.opened_at <= hi,
             IncidentRow.service.is_not(None),
+            IncidentRow.source != FORECAST,
         )
     )
     found += [_Candidate(str(i.service), f"incident:{i.title}", i.opened_at, None) for i in others]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -33,11 +32,10 @@ from controlplane.collectors import traces
 from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import DetectionSettings, Settings, SignalSettings
 from controlplane.detection.compute import Scorer, make_scorer
-from controlplane.domain.alertmanager import Notification
 from controlplane.domain.errors import ControlPlaneError, QueryError, SourceUnavailableError
 from controlplane.domain.models import Severity
 from controlplane.domain.series import MetricSeries, utc
-from controlplane.incidents.intake import Delivery, ingest
+from controlplane.incidents.intake import ingest_alert
 from controlplane.storage import Database
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 
@@ -334,12 +332,7 @@ class DetectionScheduler:
     ) -> None:
         with self.db.write() as session:
             for run, alert in alerts:
-                payload = _notification(run.signal, alert)
-                body = json.dumps(payload, sort_keys=True).encode()
-                delivery = Delivery.of(
-                    body, payload, Notification.model_validate(payload), source=SOURCE
-                )
-                (result,) = ingest(session, [delivery], group_by="service")
+                result = ingest_alert(session, alert, source=SOURCE, group_key=run.signal.name)
                 report.opened.extend(result.opened)
                 report.resolved.extend(result.resolved)
                 incident_ids = result.opened + result.updated
@@ -348,21 +341,6 @@ class DetectionScheduler:
                     session.add(_evidence(incident_ids[0], run.episode))
             for run in self.runs.values():
                 session.merge(_state(run, now))
-
-
-def _notification(signal: SignalSettings, alert: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": "4",
-        "receiver": SOURCE,
-        "status": alert["status"],
-        "alerts": [alert],
-        "groupLabels": {"service": signal.service},
-        "commonLabels": alert["labels"],
-        "commonAnnotations": alert["annotations"],
-        "externalURL": "",
-        "groupKey": f"{SOURCE}/{signal.name}",
-        "truncatedAlerts": 0,
-    }
 
 
 def _evidence(incident_id: int, episode: Episode) -> EvidenceRow:

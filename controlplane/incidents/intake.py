@@ -16,6 +16,7 @@ index `ux_incident_open_group` keeps one open incident per key even across API r
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,29 @@ def ingest(
 ) -> list[IngestResult]:
     """Apply deliveries in order inside the caller's transaction; one result per delivery."""
     return _Batch(session, group_by).run(deliveries)
+
+
+def ingest_alert(
+    session: Session, alert: dict[str, Any], *, source: str, group_key: str
+) -> IngestResult:
+    """Raise one Alertmanager-shaped alert from inside the control plane (detection, capacity
+    forecasts) through the same intake as webhooks, grouped by the alert's service label."""
+    payload = {
+        "version": "4",
+        "receiver": source,
+        "status": alert["status"],
+        "alerts": [alert],
+        "groupLabels": {"service": alert["labels"]["service"]},
+        "commonLabels": alert["labels"],
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "",
+        "groupKey": f"{source}/{group_key}",
+        "truncatedAlerts": 0,
+    }
+    body = json.dumps(payload, sort_keys=True).encode()
+    delivery = Delivery.of(body, payload, Notification.model_validate(payload), source=source)
+    (result,) = ingest(session, [delivery], group_by="service")
+    return result
 
 
 @dataclass

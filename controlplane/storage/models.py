@@ -183,12 +183,14 @@ class ApiTokenRow(Base):
 
 
 class EvidenceRow(Base):
-    """What made the detection scheduler raise or join an incident: query, values, scores."""
+    """What raised or joined an incident: an anomaly (query, values, scores; kind 'anomaly') or
+    a capacity forecast crossing its limit (kind 'capacity_forecast')."""
 
     __tablename__ = "evidence"
 
     evidence_id: Mapped[int] = mapped_column(Id, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.incident_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), default="anomaly", server_default="anomaly")
     signal: Mapped[str] = mapped_column(String(200))
     service: Mapped[str] = mapped_column(String(255))
     onset_at: Mapped[datetime]
@@ -241,3 +243,29 @@ class ServiceEdgeRow(Base):
     minute: Mapped[datetime] = mapped_column(index=True)
     calls: Mapped[int] = mapped_column(Integer)
     errors: Mapped[int] = mapped_column(Integer)
+
+
+class ReportRow(Base):
+    """A generated report (capacity forecasts): its JSON record and the rendered HTML and Markdown.
+
+    `scheduled_for` is set for scheduled runs and unique per kind, so that of several control
+    plane replicas exactly one produces each scheduled report.
+    """
+
+    __tablename__ = "report"
+    __table_args__ = (UniqueConstraint("kind", "scheduled_for", name="ux_report_schedule"),)
+
+    report_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    signals: Mapped[int] = mapped_column(Integer, default=0)
+    at_risk: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None]
+    html: Mapped[str | None] = mapped_column(Text)
+    markdown: Mapped[str | None] = mapped_column(Text)

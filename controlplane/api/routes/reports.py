@@ -1,0 +1,107 @@
+"""`/api/v1/reports`: capacity-forecast reports with their history; JSON, HTML or Markdown.
+
+`POST /reports` (operator) produces one now: the row is claimed and returned at once (202,
+status `running`), the forecasting runs in the background and the row turns `done` or
+`failed`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from sqlalchemy import func, select
+
+from controlplane.api.deps import DbDep, Operator, Viewer
+from controlplane.api.schemas import ErrorBody, ReportPublic, ReportsPublic
+from controlplane.capacity.job import CapacityJob
+from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from controlplane.storage.models import ReportRow
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+}
+Format = Literal["json", "html", "markdown"]
+
+
+@router.get("", response_model=ReportsPublic, responses=_ERRORS)
+async def list_reports(
+    db: DbDep,
+    _: Viewer,
+    status: Annotated[Literal["running", "done", "failed"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReportsPublic:
+    """Newest first, without the documents themselves."""
+
+    def query() -> ReportsPublic:
+        where = [ReportRow.status == status] if status else []
+        with db.read() as session:
+            total = session.scalar(select(func.count()).select_from(ReportRow).where(*where))
+            rows = session.scalars(
+                select(ReportRow)
+                .where(*where)
+                .order_by(ReportRow.report_id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return ReportsPublic(
+                data=[ReportPublic.model_validate(r) for r in rows],
+                count=total or 0,
+                limit=limit,
+                offset=offset,
+            )
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/{report_id}", responses={**_ERRORS, 409: {"model": ErrorBody}})
+async def get_report(
+    report_id: int,
+    db: DbDep,
+    _: Viewer,
+    format: Annotated[Format, Query(description="json (default), html or markdown.")] = "json",
+) -> Response:
+    """The report: the JSON record, the self-contained HTML page, or Markdown."""
+
+    def query() -> Response:
+        with db.read() as session:
+            row = session.get(ReportRow, report_id)
+            if row is None:
+                raise NotFoundError(f"report {report_id} does not exist")
+            if format == "json":
+                meta = ReportPublic.model_validate(row).model_dump(mode="json")
+                return JSONResponse({**meta, "document": row.data})
+            if row.status != "done":
+                raise ConflictError(f"report {report_id} is {row.status}; only JSON is available")
+            if format == "html":
+                return HTMLResponse(row.html or "")
+            return PlainTextResponse(row.markdown or "", media_type="text/markdown")
+
+    return await run_in_threadpool(query)
+
+
+@router.post("", status_code=202, response_model=ReportPublic, responses=_ERRORS)
+async def create_report(
+    request: Request, db: DbDep, principal: Operator, background: BackgroundTasks
+) -> ReportPublic:
+    """Produce a capacity report now (operator); poll `GET /reports/{id}` for the result."""
+    settings = request.app.state.settings
+    if not settings.capacity.signals:
+        raise InvalidInputError("capacity.signals is empty: there is nothing to forecast")
+    job = CapacityJob(settings, db)
+    report_id = await run_in_threadpool(job.claim, "api", principal.name)
+    if report_id is None:  # pragma: no cover - only scheduled slots can collide
+        raise ConflictError("a report is already being produced")
+    background.add_task(run_in_threadpool, job.produce, report_id)
+
+    def query() -> ReportPublic:
+        with db.read() as session:
+            return ReportPublic.model_validate(session.get(ReportRow, report_id))
+
+    return await run_in_threadpool(query)
