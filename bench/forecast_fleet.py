@@ -69,9 +69,9 @@ def main() -> None:
     rows = [timed(f"process pool ({cores} workers)", jobs, workers=cores)]
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True) as cluster:
-        with Client(cluster) as client:
-            rows.append(timed(f"Dask LocalCluster ({cores} workers)", jobs, dask_address=client))
+    cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)
+    with cluster, Client(cluster) as client:
+        rows.append(timed(f"Dask LocalCluster ({cores} workers)", jobs, dask_address=client))
     peak = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
