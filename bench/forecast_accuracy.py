@@ -32,7 +32,7 @@ from forecasters.base import smape
 
 CATEGORIES = ("realAWSCloudwatch", "realTraffic", "realAdExchange")
 ORIGINS = 4
-MODELS = ("seasonal_naive", "ets", "mstl", "prophet", "auto")
+MODELS = ("seasonal_naive", "seasonal_profile", "ets", "mstl", "prophet", "auto")
 
 
 @dataclass

@@ -45,18 +45,22 @@ class AutoForecaster(BaseForecaster):
                 f"got {list(self.candidates)!r}"
             )
         data = as_series(series)
-        fitted = [
-            make(name, origins=self.origins, periods=self.periods).fit(data, horizon)
-            for name in self.candidates
+        models = [
+            make(name, origins=self.origins, periods=self.periods) for name in self.candidates
         ]
+        for model in models:
+            model.prepare(data, horizon)
+            model.backtest()
         self.scores_ = {
             model.name: model.backtest_.mase
-            for model in fitted
+            for model in models
             if model.fallback_ is None and model.backtest_ is not None
         }
         self.winner_ = min(
-            fitted, key=lambda m: self.scores_.get(m.name, np.inf) if self.scores_ else 0.0
+            models, key=lambda m: self.scores_.get(m.name, np.inf) if self.scores_ else 0.0
         )
+        if self.winner_.fallback_ is None:  # only the winner is fitted on the whole history
+            self.winner_.fit_history()
         self.grid_ = self.winner_.grid_
         return self
 

@@ -143,6 +143,13 @@ class BaseForecaster(ABC):
     # -- public surface -----------------------------------------------------------------
     def fit(self, series: MetricSeries | pd.Series, horizon: int | None = None) -> Self:
         """Backtest on the history, then fit all of it. `horizon`: steps the backtest checks."""
+        self.prepare(series, horizon)
+        if self.backtest():
+            self.fit_history()
+        return self
+
+    def prepare(self, series: MetricSeries | pd.Series, horizon: int | None = None) -> None:
+        """Validate the series onto its grid and detect its seasons (the first step of fit)."""
         if self.origins < 0:
             raise InvalidInputError(f"origins must be >= 0, got {self.origins!r}")
         grid = regularize(as_series(series))
@@ -157,14 +164,22 @@ class BaseForecaster(ABC):
         self.fallback_: str | None = None
         self.errors_: np.ndarray | None = None
         self.backtest_: Backtest | None = None
+
+    def backtest(self) -> bool:
+        """Rolling-origin backtest (second step); False when the model failed and fell back."""
         try:
-            errors, self.backtest_ = self._backtest(grid)
-            self._fit_checked(grid.values)
+            self.errors_, self.backtest_ = self._backtest(self.grid_)
         except ModelFailedError as exc:
             self._fall_back(str(exc))
-            return self
-        self.errors_ = errors
-        return self
+            return False
+        return True
+
+    def fit_history(self) -> None:
+        """Fit the whole history (last step; `auto` does it for the winner only)."""
+        try:
+            self._fit_checked(self.grid_.values)
+        except ModelFailedError as exc:
+            self._fall_back(str(exc))
 
     def predict(self, horizon: int, levels: Sequence[int] = LEVELS) -> Forecast:
         self._check_fitted()

@@ -36,7 +36,8 @@ class ExponentialSmoothingForecaster(BaseForecaster):
             seasonal_periods=period,
             initialization_method="heuristic" if period else "estimated",
         )
-        self.result_ = model.fit(use_brute=False)
+        # least_squares: the lowest SSE of the optimizers tried, and faster than L-BFGS-B.
+        self.result_ = model.fit(use_brute=False, method="least_squares")
 
     def _predict(self, horizon: int) -> np.ndarray:
         return np.asarray(self.result_.forecast(horizon), dtype=np.float64)

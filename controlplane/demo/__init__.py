@@ -8,10 +8,12 @@ Alertmanager binary the same alerts are delivered straight to the webhook, and i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,10 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from controlplane import auth
 from controlplane.api import create_app
-from controlplane.config import load_settings
+from controlplane.capacity.job import CapacityJob
+from controlplane.config import Settings, load_settings
+from controlplane.demo import capacity
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Role
-from controlplane.servers import Alertmanager, ApiServer, Console
+from controlplane.servers import Alertmanager, ApiServer, Console, Prometheus
 from controlplane.storage import Database, upgrade
 
 SCENARIO = Path(__file__).with_name("scenario.yaml")
@@ -75,12 +79,27 @@ def run_demo(
     if data_dir.exists():
         shutil.rmtree(data_dir)  # the demo always starts from an empty store
     data_dir.mkdir(parents=True)
-    settings = load_settings(
-        database={"url": f"sqlite:///{data_dir.resolve() / 'aiops.db'}"},
-        api={"port": api_port},
-        console={"port": console_port},
-        incidents={"group_by": "service"},
-    )
+    with contextlib.ExitStack() as stack:
+        prometheus = _prometheus(stack, data_dir)
+        settings = load_settings(
+            database={"url": f"sqlite:///{data_dir.resolve() / 'aiops.db'}"},
+            api={"port": api_port},
+            console={"port": console_port},
+            incidents={"group_by": "service"},
+            **(capacity.settings(prometheus.url) if prometheus else {}),
+        )
+        _serve(settings, scenario, data_dir, api_port, console_port, alertmanager_port, cycles)
+
+
+def _serve(
+    settings: Settings,
+    scenario: Scenario,
+    data_dir: Path,
+    api_port: int,
+    console_port: int,
+    alertmanager_port: int,
+    cycles: int,
+) -> None:
     upgrade(settings.database.url)
     db = Database(settings.database.url)
     with db.write() as session:
@@ -93,7 +112,10 @@ def run_demo(
         _alert_sink(data_dir, api.url, webhook, alertmanager_port) as sink,
     ):
         am_url = sink.url if isinstance(sink, Alertmanager) else None
-        _print_banner(api.url, console.url, am_url, admin, webhook)
+        _print_banner(api.url, console.url, am_url, admin, webhook, settings.prometheus.url)
+        if settings.capacity.signals:  # the first report now; then hourly, on the schedule
+            job = CapacityJob(settings, db)
+            threading.Thread(target=job.run, args=("demo", "demo"), daemon=True).start()
         try:
             _play(scenario, sink.post_alerts, cycles)
         except KeyboardInterrupt:
@@ -152,6 +174,17 @@ class _DirectSink:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _prometheus(stack: contextlib.ExitStack, data_dir: Path) -> Prometheus | None:
+    """A real Prometheus holding two weeks of the shop's resource history (for capacity)."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    try:
+        server = Prometheus(data_dir / "prometheus", history=capacity.history(end))
+        return stack.enter_context(server)
+    except ConfigError as exc:
+        print(f"note: {exc}\n      the demo runs without capacity forecasts.")
+        return None
 
 
 def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> Alertmanager | _DirectSink:
@@ -224,13 +257,17 @@ def _am_alert(alert: ScenarioAlert, cycle_start: datetime, ends: datetime | None
     return body
 
 
-def _print_banner(api: str, console: str, am: str | None, admin: str, webhook: str) -> None:
+def _print_banner(
+    api: str, console: str, am: str | None, admin: str, webhook: str, prometheus: str
+) -> None:
     print(f"""
 AIOps control plane demo (Ctrl-C stops everything)
   console       {console}   sign in with the admin token below
   API           {api}/docs
   metrics       {api}/metrics
   Alertmanager  {am or "not installed: alerts go straight to the webhook"}
+  Prometheus    {prometheus or "not installed: no capacity forecasts"}
+  reports       {api}/api/v1/reports (capacity forecasts, first one within a minute)
 
   admin token   {admin}
   webhook token {webhook}   (Alertmanager uses it)

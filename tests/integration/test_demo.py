@@ -1,5 +1,6 @@
-"""The demo's pieces: the bundled scenario validates, and without an Alertmanager binary its
-alerts still reach the real API as version-4 notifications that open and resolve incidents."""
+"""The demo's pieces: the bundled scenario validates, without an Alertmanager binary its
+alerts still reach the real API as version-4 notifications that open and resolve incidents,
+and its capacity workload produces a report with risks."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import httpx
 import pytest
 
 from controlplane.api import create_app
-from controlplane.demo import Scenario, _am_alert, _DirectSink
-from controlplane.servers import ApiServer
+from controlplane.capacity.job import CapacityJob
+from controlplane.config import load_settings
+from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
+from controlplane.servers import ApiServer, Prometheus
+from controlplane.storage.models import IncidentRow
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.integration
@@ -37,3 +41,23 @@ def test_direct_delivery_opens_and_resolves_incidents(settings, db, tokens):
         detail = httpx.get(f"{api.url}/api/v1/incidents/{incident_id}", headers=viewer).json()
     assert detail["status"] == "resolved"
     assert len(detail["alerts"]) == 2
+
+
+def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tmp_path):
+    """What `make demo` shows on the capacity side: the bundled history in a real Prometheus,
+    forecast into a report with two signals at risk and their CapacityRisk incidents."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    with Prometheus(tmp_path / "prometheus", history=capacity.history(end)) as prometheus:
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            **capacity.settings(prometheus.url),
+        )
+        report = CapacityJob(config, db, clock=lambda: end, workers=1).produce(
+            CapacityJob(config, db).claim("demo", "demo")
+        )
+    assert report is not None
+    assert sorted(o.signal.name for o in report.at_risk) == ["checkout-cpu", "inventory-disk"]
+    assert all(o.error is None for o in report.outlooks)
+    with db.read() as session:
+        services = {i.service for i in session.query(IncidentRow).filter_by(source="forecast")}
+    assert services == {"checkout", "inventory"}

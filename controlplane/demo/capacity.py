@@ -1,0 +1,66 @@
+"""The demo's capacity workload: two weeks of resource history for the shop, in a real
+Prometheus, forecast into a capacity report when the demo starts and then every hour.
+
+checkout CPU grows toward its limit and inventory's disk fills up (both become CapacityRisk
+incidents); payments traffic is steady (a replica recommendation); search memory is flat.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+DAYS = 14
+STEP_MINUTES = 5
+
+SIGNALS: list[dict[str, Any]] = [
+    {"name": "checkout-cpu", "service": "checkout", "resource": "cpu", "unit": "cores",
+     "query": 'demo_cpu_cores{service="checkout"}', "limit": 4.1},
+    {"name": "inventory-disk", "service": "inventory", "resource": "disk", "unit": "GiB",
+     "query": 'demo_disk_used_gib{service="inventory"}', "limit": 200},
+    {"name": "payments-requests", "service": "payments", "resource": "requests",
+     "unit": "req/s", "query": 'demo_requests_per_second{service="payments"}', "limit": 1000,
+     "replicas": {"capacity_per_replica": 50, "current": 3, "min": 2, "max": 20}},
+    {"name": "search-memory", "service": "search", "resource": "memory", "unit": "GiB",
+     "query": 'demo_memory_gib{service="search"}', "limit": 16},
+]  # fmt: skip
+
+
+def settings(prometheus_url: str) -> dict[str, Any]:
+    """The `prometheus` and `capacity` settings sections of the demo."""
+    return {
+        "prometheus": {"url": prometheus_url},
+        "capacity": {
+            "schedule": "0 * * * *",
+            "history_seconds": DAYS * 86_400,
+            "signals": SIGNALS,
+        },
+    }
+
+
+def history(end: datetime, seed: int = 5) -> str:
+    """OpenMetrics text of every demo series, 5-minute samples up to `end`."""
+    rng = np.random.default_rng(seed)
+    n = DAYS * 24 * 60 // STEP_MINUTES
+    days = np.arange(n) * STEP_MINUTES / 1440
+    start = end - timedelta(minutes=STEP_MINUTES * (n - 1))
+    stamps = [start.timestamp() + 60 * STEP_MINUTES * i for i in range(n)]
+    daily = np.sin(2 * np.pi * days)
+    weekday = np.where((days % 7) < 5, 1.0, 0.8)
+    series = {
+        ("demo_cpu_cores", "checkout"): 2.0 + 0.11 * days + 0.4 * daily + rng.normal(0, 0.03, n),
+        ("demo_disk_used_gib", "inventory"): 120 + 5.2 * days + rng.normal(0, 0.3, n),
+        ("demo_requests_per_second", "payments"): (100 + 30 * daily) * weekday
+        + rng.normal(0, 2, n),
+        ("demo_memory_gib", "search"): 9 + 0.2 * daily + rng.normal(0, 0.05, n),
+    }
+    lines = []
+    for (metric, service), values in series.items():
+        lines.append(f"# TYPE {metric} gauge")
+        lines += [
+            f'{metric}{{service="{service}"}} {v:.5f} {t:.0f}'
+            for v, t in zip(values, stamps, strict=True)
+        ]
+    return "\n".join([*lines, "# EOF", ""])
