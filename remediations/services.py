@@ -1,0 +1,81 @@
+"""Failover: point a Service at the standby deployment's pods (and back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediations._kube import Kube, retry_on_conflict
+from remediations.base import Action, Outcome, Plan, wait_for
+
+
+class Failover(Action):
+    """Switch `service`'s selector from the primary's labels to the standby's. Verification
+    waits until the standby deployment has all its replicas ready; rollback switches back."""
+
+    name = "failover"
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        namespace: str,
+        service: str,
+        standby: str,
+        standby_selector: dict[str, str],
+    ) -> None:
+        self.kube, self.namespace, self.service = kube, namespace, service
+        self.standby, self.standby_selector = standby, dict(standby_selector)
+
+    def plan(self) -> Plan:
+        current = self.kube.service(self.namespace, self.service)
+        before = {"selector": current["spec"].get("selector", {})}
+        after = {"selector": self.standby_selector}
+        answer = self.kube.patch_service(
+            self.namespace, self.service, _selector_patch(after["selector"], None), dry_run=True
+        )
+        return Plan(
+            self.name,
+            {"kind": "Service", "namespace": self.namespace, "name": self.service},
+            before,
+            after,
+            f"switch service {self.namespace}/{self.service} to the pods of {self.standby}",
+            answer,
+            {"standby": self.standby},
+        )
+
+    def execute(self, plan: Plan, *, dry_run: bool) -> Outcome:
+        return self._switch(plan.after["selector"], dry_run=dry_run)
+
+    def rollback(self, plan: Plan) -> Outcome:
+        return self._switch(plan.before["selector"], dry_run=False)
+
+    def verify(self, plan: Plan, *, timeout_seconds: float) -> Outcome:
+        def check() -> Outcome:
+            service = self.kube.service(self.namespace, self.service)
+            standby = self.kube.deployment(self.namespace, self.standby)
+            want = standby["spec"].get("replicas", 1)
+            ready = standby.get("status", {}).get("readyReplicas", 0) or 0
+            switched = service["spec"].get("selector") == plan.after["selector"]
+            ok = switched and want > 0 and ready >= want
+            return Outcome(ok, f"selector switched: {switched}; standby {ready}/{want} ready")
+
+        return wait_for(check, timeout_seconds=timeout_seconds)
+
+    def _switch(self, selector: dict[str, str], *, dry_run: bool) -> Outcome:
+        def attempt() -> dict[str, Any]:
+            version = self.kube.service(self.namespace, self.service)["metadata"]["resourceVersion"]
+            body = _selector_patch(selector, version)
+            return self.kube.patch_service(self.namespace, self.service, body, dry_run=dry_run)
+
+        answer = retry_on_conflict(attempt)
+        return Outcome(True, f"selector={answer['spec'].get('selector')}", answer["spec"])
+
+
+def _selector_patch(selector: dict[str, str], version: str | None) -> list[dict[str, Any]]:
+    """A JSON patch replacing the whole selector (a merge would keep the primary's extra
+    labels), guarded by a test of the resourceVersion that was read."""
+    operations: list[dict[str, Any]] = []
+    if version is not None:
+        operations.append({"op": "test", "path": "/metadata/resourceVersion", "value": version})
+    operations.append({"op": "replace", "path": "/spec/selector", "value": selector})
+    return operations
