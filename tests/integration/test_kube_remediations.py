@@ -37,7 +37,8 @@ def test_scale_plans_with_server_dry_run_then_sets_absolute_replicas(cluster, ku
     version = cluster.get("deployments", NS, "checkout")["metadata"]["resourceVersion"]
     plan = action.plan()
     assert (plan.before, plan.after) == ({"replicas": 2}, {"replicas": 5})
-    assert '-  "replicas": 2' in plan.diff() and '+  "replicas": 5' in plan.diff()
+    assert '-  "replicas": 2' in plan.diff()
+    assert '+  "replicas": 5' in plan.diff()
     (dry,) = cluster.sent("PATCH")
     assert dry.path == "/apis/apps/v1/namespaces/shop/deployments/checkout/scale"
     assert dry.query["dryRun"] == ["All"]
@@ -121,7 +122,8 @@ def test_rollback_puts_back_the_previous_revision(cluster, kube):
     action = RollbackDeployment(kube, namespace=NS, deployment="checkout")
     plan = action.plan()
     assert plan.details == {"from_revision": 2, "to_revision": 1}
-    assert "shop/checkout:1.5" in plan.diff() and "shop/checkout:1.4" in plan.diff()
+    assert "shop/checkout:1.5" in plan.diff()
+    assert "shop/checkout:1.4" in plan.diff()
     assert cluster.sent("PATCH")[-1].content_type == "application/json-patch+json"
     action.execute(plan, dry_run=False)
     restored = cluster.get("deployments", NS, "checkout")
@@ -167,7 +169,7 @@ def test_failover_switches_the_service_selector_and_back(cluster, kube):
 def test_errors_are_named_and_conflicts_retried(cluster, kube):
     with pytest.raises(NotFoundError, match='404 deployments "nope" not found'):
         kube.deployment(NS, "nope")
-    with pytest.raises(PermanentError, match="422 spec.replicas: Invalid value: -1"):
+    with pytest.raises(PermanentError, match=r"422 spec\.replicas: Invalid value: -1"):
         kube.patch_deployment(NS, "checkout", {"spec": {"replicas": -1}}, dry_run=True)
     stale = {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 3}}
     with pytest.raises(KubeConflictError, match="409 Operation cannot be fulfilled"):
