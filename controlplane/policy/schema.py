@@ -1,0 +1,239 @@
+"""The policy schema (`runbooks/policies/*.yaml`) and its loader.
+
+A policy file holds `policies:`, a list of policies. Each says which incidents it matches, the
+action it proposes with typed parameters, the mode (`dry_run`, the default; `approval`;
+`auto`), the guardrails that may refuse it, how to verify it and whether to roll back when
+verification fails, and the runbook it belongs to. Unknown keys are errors; every error names
+the file, the policy, the key and the value. Parameters may use `{service}`, `{namespace}`
+and `{labels[NAME]}` placeholders, filled from the incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from controlplane.domain.errors import ConfigError
+from controlplane.domain.models import Severity
+
+Mode = Literal["dry_run", "approval", "auto"]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Every given field must match (lists: any of their values); omitted fields match all."""
+
+    source: list[str] | None = Field(None, description="alertmanager, detector or forecast.")
+    service: list[str] | None = None
+    severity: list[Severity] | None = None
+    alertname: list[str] | None = None
+    detector: list[str] | None = None
+    labels: dict[str, str] = Field(default_factory=dict, description="Exact label values.")
+
+
+class _Deployment(_Strict):
+    namespace: str = Field("{namespace}", min_length=1)
+    deployment: str = Field("{service}", min_length=1)
+
+
+class ScaleParams(_Deployment):
+    type: Literal["scale_deployment"]
+    replicas: int | None = Field(None, ge=0, description="Absolute replica count.")
+    by: int | None = Field(None, description="Change from the current count (e.g. +2).")
+
+    @model_validator(mode="after")
+    def _one(self) -> ScaleParams:
+        if (self.replicas is None) == (self.by is None):
+            raise ValueError("set exactly one of 'replicas' and 'by'")
+        return self
+
+
+class RestartParams(_Deployment):
+    type: Literal["rollout_restart"]
+
+
+class RollbackParams(_Deployment):
+    type: Literal["rollback_deployment"]
+
+
+class FailoverParams(_Strict):
+    type: Literal["failover"]
+    namespace: str = Field("{namespace}", min_length=1)
+    service: str = Field("{service}", min_length=1, description="The Kubernetes Service.")
+    standby: str = Field(..., min_length=1, description="The standby deployment.")
+    standby_selector: dict[str, str] = Field(..., min_length=1)
+
+
+class WarmCacheParams(_Strict):
+    type: Literal["warm_cache"]
+    target: Literal["redis", "http"]
+    url: str = Field(..., description="redis://host:port/db or the HTTP base URL.")
+    keys_file: str = Field(..., description="Keys (redis) or paths (http), one per line.")
+    source_url: str | None = Field(
+        None, description="redis: where values are copied from (else the keys are touched)."
+    )
+    concurrency: int = Field(8, ge=1, le=256)
+    rate_per_second: float = Field(200, gt=0)
+
+
+class NotifyParams(_Strict):
+    type: Literal["notify"]
+    url: str = Field(..., description="Webhook URL (Slack-compatible body).")
+    text: str = Field("{summary}", description="Message; placeholders from the incident.")
+
+
+ActionParams = Annotated[
+    ScaleParams | RestartParams | RollbackParams | FailoverParams | WarmCacheParams | NotifyParams,
+    Field(discriminator="type"),
+]
+
+
+class BlastRadius(_Strict):
+    max_replica_change: int | None = Field(None, ge=0, description="Absolute, either way.")
+    max_replica_change_percent: float | None = Field(None, ge=0, description="Of the current.")
+    min_replicas: int = Field(0, ge=0)
+    max_replicas: int | None = Field(None, ge=0)
+
+
+class Window(_Strict):
+    """A weekly change window in UTC: actions that change something run only inside one."""
+
+    days: list[Day] = Field(default_factory=lambda: list(DAYS))
+    start: time
+    end: time
+
+    def contains(self, at: datetime) -> bool:
+        if DAYS[at.weekday()] not in self.days:
+            return False
+        now = at.time().replace(tzinfo=None)
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end  # across midnight
+
+
+class Guardrails(_Strict):
+    cooldown_seconds: int = Field(900, ge=0, description="Per target, between actions.")
+    max_actions_per_hour: int = Field(4, ge=0, description="This policy, all targets.")
+    blast_radius: BlastRadius = BlastRadius()
+    maintenance_windows: list[Window] = Field(
+        default_factory=list, description="If set, changes run only inside one of them."
+    )
+    namespaces: list[str] | None = Field(None, description="Allowed namespaces.")
+    environments: list[str] | None = Field(
+        None, description="Allowed values of the incident's `env`/`environment` label."
+    )
+
+
+class Verify(_Strict):
+    promql: str | None = Field(
+        None, description="Must return a non-empty result within the timeout (e.g. 'x < 0.5')."
+    )
+    timeout_seconds: float = Field(300, gt=0, le=3600)
+
+
+class Policy(_Strict):
+    name: str = Field(..., description="Unique, lowercase, dashes.")
+    description: str = ""
+    runbook: str | None = Field(None, description="Name of the runbook it belongs to.")
+    enabled: bool = True
+    match: Match = Match()
+    action: ActionParams
+    mode: Mode = "dry_run"
+    guardrails: Guardrails = Guardrails()
+    verify: Verify = Verify()
+    rollback_on_failure: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"must be lowercase letters, digits and dashes, got {value!r}")
+        return value
+
+    @field_validator("runbook")
+    @classmethod
+    def _runbook(cls, value: str | None) -> str | None:
+        import runbooks
+
+        if value is not None and value not in runbooks.names():
+            raise ValueError(f"no runbook named {value!r}; known: {', '.join(runbooks.names())}")
+        return value
+
+    @property
+    def version(self) -> str:
+        """A digest of the policy's content, recorded with every decision."""
+        text = self.model_dump_json(exclude_none=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class PolicyFile(_Strict):
+    policies: list[Policy] = Field(default_factory=list)
+
+
+def load_policies(directory: Path) -> list[Policy]:
+    """Every policy of every `*.yaml` file in `directory`, validated; names must be unique."""
+    if not directory.is_dir():
+        raise ConfigError(f"policies directory {str(directory)!r} does not exist")
+    policies: list[Policy] = []
+    for path in sorted(directory.glob("*.yaml")):
+        policies.extend(load_file(path))
+    names = [p.name for p in policies]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"policies in {str(directory)!r}: name {twice[0]!r} is used twice")
+    return policies
+
+
+def load_file(path: Path) -> list[Policy]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"policy file {str(path)!r} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"policy file {str(path)!r} is not valid YAML: {exc}") from None
+    try:
+        return PolicyFile.model_validate(loaded or {}).policies
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, loaded, exc)) from None
+
+
+def _describe(path: Path, loaded: Any, exc: ValidationError) -> str:
+    lines = [f"policy file {str(path)!r}:"]
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        where = ".".join(location)
+        if len(location) >= 2 and location[0] == "policies" and location[1].isdigit():
+            name = _policy_name(loaded, int(location[1]))
+            where = f"policy {name!r}: " + ".".join(p for p in location[2:] if p not in _UNION_TAGS)
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where} = {error.get('input')!r}: {message}")
+    return "\n".join(lines)
+
+
+_UNION_TAGS = {
+    "scale_deployment",
+    "rollout_restart",
+    "rollback_deployment",
+    "failover",
+    "warm_cache",
+    "notify",
+}
+
+
+def _policy_name(loaded: Any, index: int) -> str:
+    try:
+        return str(loaded["policies"][index]["name"])
+    except (KeyError, IndexError, TypeError):
+        return f"#{index + 1}"
