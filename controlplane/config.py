@@ -253,6 +253,35 @@ class CapacitySettings(_Section):
         return _unique(signals)
 
 
+class KubernetesSettings(_Section):
+    """The cluster remediations act on. Nothing set: the kubeconfig ($KUBECONFIG or
+    ~/.kube/config) if there is one; otherwise plans fail with a clear reason."""
+
+    host: str | None = Field(None, description="API server URL, e.g. https://127.0.0.1:6443.")
+    token: SecretStr | None = Field(None, description="Bearer token for `host`.")
+    kubeconfig: Path | None = Field(None, description="Kubeconfig file (instead of `host`).")
+    context: str | None = Field(None, description="Kubeconfig context.")
+    verify_tls: bool = Field(True, description="Verify the API server certificate.")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Per-request timeout.")
+
+
+class AutomationSettings(_Section):
+    enabled: bool = Field(True, description="Evaluate policies on new and changed incidents.")
+    policies_dir: Path | None = Field(
+        None, description="Policy YAML files; empty: the shipped runbooks/policies."
+    )
+    interval_seconds: float = Field(
+        0.5, gt=0, le=300, description="How often new incidents and approvals are looked for."
+    )
+    max_actions_per_hour: int = Field(
+        10, ge=0, description="All policies together (each policy has its own limit too)."
+    )
+    lease_seconds: int = Field(
+        900, ge=30, description="An execution not finished by then goes to a human."
+    )
+    kubernetes: KubernetesSettings = KubernetesSettings()
+
+
 class DaskSettings(_Section):
     address: str | None = Field(
         None,
@@ -279,6 +308,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     dask: DaskSettings = DaskSettings()
     capacity: CapacitySettings = CapacitySettings()
+    automation: AutomationSettings = AutomationSettings()
 
     @property
     def console_api_url(self) -> str:

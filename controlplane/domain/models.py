@@ -47,6 +47,8 @@ class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    DECISION = "decision"  # a policy decided (dry run, approval needed, approved, refused)
+    ACTION = "action"  # an approval, execution, verification or rollback
 
 
 class AlertStatus(StrEnum):
@@ -63,6 +65,8 @@ class TimelineKind(StrEnum):
     SEVERITY_RAISED = "severity_raised"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    DECISION = "decision"  # a policy decided (dry run, approval needed, approved, refused)
+    ACTION = "action"  # an approval, execution, verification or rollback
 
 
 class Role(StrEnum):

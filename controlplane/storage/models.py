@@ -269,3 +269,55 @@ class ReportRow(Base):
     data: Mapped[dict[str, Any] | None]
     html: Mapped[str | None] = mapped_column(Text)
     markdown: Mapped[str | None] = mapped_column(Text)
+
+
+class DecisionRow(Base):
+    """What the policy engine decided for one incident and one policy, and what came of it.
+
+    Unique per (incident, policy): a policy decides once per incident, whatever replica
+    evaluates it. Execution is claimed with a conditional update (status `approved` ->
+    `executing`, with a lease), so each decision runs at most once; a lease that expires
+    mid-run hands the decision to a human (`needs_attention`), it is never re-run blindly.
+    """
+
+    __tablename__ = "decision"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "policy", name="ux_decision_incident_policy"),
+        Index("ix_decision_status_created", "status", "created_at"),
+    )
+
+    decision_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.incident_id"), index=True)
+    policy: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(255), index=True)
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text)
+    checks: Mapped[list[Any]] = mapped_column(JsonDoc)
+    plan: Mapped[dict[str, Any] | None]
+    runbook: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime | None]
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[dict[str, Any] | None]
+
+
+class AutomationStateRow(Base):
+    """The kill switch (one row): while paused, no decision changes anything."""
+
+    __tablename__ = "automation_state"
+
+    automation_state_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    paused: Mapped[bool]
+    changed_by: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)

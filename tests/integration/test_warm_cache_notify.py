@@ -1,0 +1,160 @@
+"""warm_cache against the real Redis on this machine (and an HTTP cache on loopback), notify
+against a webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+import redis
+
+from controlplane.domain.errors import InvalidInputError, PermanentError
+from remediations import build
+
+pytestmark = pytest.mark.integration
+TARGET, SOURCE = "redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def caches() -> Iterator[tuple[redis.Redis, redis.Redis]]:
+    target, source = redis.Redis.from_url(TARGET), redis.Redis.from_url(SOURCE)
+    try:
+        target.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    target.flushdb()
+    source.flushdb()
+    yield target, source
+    target.flushdb()
+    source.flushdb()
+
+
+def test_warm_redis_from_a_source_with_rate_and_hit_ratio(caches, tmp_path):
+    target, source = caches
+    keys = [f"product:{i}" for i in range(200)]
+    for key in keys:
+        source.set(key, f"value-{key}", px=600_000)
+    for key in keys[:50]:
+        target.set(key, "old")
+    (tmp_path / "keys.txt").write_text("# hot products\n" + "\n".join(keys) + "\n")
+    action = build(
+        {"type": "warm_cache", "target": "redis", "url": TARGET, "source_url": SOURCE,
+         "keys_file": str(tmp_path / "keys.txt"), "concurrency": 4, "rate_per_second": 2000},
+        kube=_no_cluster,
+    )  # fmt: skip
+    plan = action.plan()
+    assert plan.before == {"hit_ratio": 0.25}
+    assert plan.after["entries"] == 200
+    assert action.execute(plan, dry_run=True).message == "dry run: 200 entries would be warmed"
+    assert target.dbsize() == 50
+    outcome = action.execute(plan, dry_run=False)
+    assert outcome.ok
+    assert outcome.state["warmed"] == 200
+    assert outcome.state["seconds"] >= 199 / 2000  # the rate limit held
+    assert target.get("product:7") == b"value-product:7"
+    assert 0 < target.pttl("product:7") <= 600_000
+    verified = action.verify(plan, timeout_seconds=1)
+    assert verified.ok
+    assert verified.state["hit_ratio"] == 1.0
+
+
+def test_warm_redis_from_key_value_lines_and_bad_files(caches, tmp_path):
+    target, _ = caches
+    (tmp_path / "kv.txt").write_text("a 1\nb 2\n")
+    action = build(
+        {
+            "type": "warm_cache",
+            "target": "redis",
+            "url": TARGET,
+            "keys_file": str(tmp_path / "kv.txt"),
+        },
+        kube=_no_cluster,
+    )
+    action.execute(action.plan(), dry_run=False)
+    assert target.get("b") == b"2"
+    (tmp_path / "bad.txt").write_text("a 1\nlonely\n")
+    bad = build(
+        {
+            "type": "warm_cache",
+            "target": "redis",
+            "url": TARGET,
+            "keys_file": str(tmp_path / "bad.txt"),
+        },
+        kube=_no_cluster,
+    )
+    with pytest.raises(InvalidInputError, match="line 2: no value for 'lonely'"):
+        bad.plan()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list] = []
+    cached: ClassVar[set] = set()
+
+    def log_message(self, *args) -> None:
+        return
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(json.loads(body))
+        status = 200 if "ok" in self.path else 403
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        hit = self.path in self.cached
+        self.cached.add(self.path)
+        self.send_response(200)
+        self.send_header("X-Cache", "HIT" if hit else "MISS")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received.clear()
+    _Receiver.cached.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_warm_http_reports_hits_before_and_after(receiver, tmp_path):
+    _Receiver.cached.update({"/p/1", "/p/2"})
+    (tmp_path / "paths.txt").write_text("\n".join(f"/p/{i}" for i in range(10)))
+    action = build(
+        {
+            "type": "warm_cache",
+            "target": "http",
+            "url": receiver,
+            "keys_file": str(tmp_path / "paths.txt"),
+        },
+        kube=_no_cluster,
+    )
+    outcome = action.execute(action.plan(), dry_run=False)
+    assert outcome.state["hit_ratio_before"] == 0.2
+    assert action.verify(action.plan(), timeout_seconds=1).state["hit_ratio"] == 1.0
+
+
+def test_notify_posts_a_slack_compatible_body(receiver):
+    action = build(
+        {"type": "notify", "url": f"{receiver}/ok", "text": "checkout scaled"}, kube=_no_cluster
+    )
+    plan = action.plan()
+    assert action.execute(plan, dry_run=True).message == "dry run: not sent"
+    assert _Receiver.received == []
+    assert action.execute(plan, dry_run=False).ok
+    assert _Receiver.received == [{"text": "checkout scaled"}]
+    refused = build({"type": "notify", "url": f"{receiver}/no", "text": "x"}, kube=_no_cluster)
+    with pytest.raises(PermanentError, match="refused: 403"):
+        refused.execute(refused.plan(), dry_run=False)
+
+
+def _no_cluster():
+    raise AssertionError("these actions need no cluster")
