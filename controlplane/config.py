@@ -266,9 +266,13 @@ class KubernetesSettings(_Section):
 
 
 class AutomationSettings(_Section):
-    enabled: bool = Field(True, description="Evaluate policies on new and changed incidents.")
+    enabled: bool = Field(
+        True, description="Evaluate the policies of `policies_dir` on new and changed incidents."
+    )
     policies_dir: Path | None = Field(
-        None, description="Policy YAML files; empty: the shipped runbooks/policies."
+        None,
+        description="Folder of policy YAML files; none: no policies (the demo uses the "
+        "example policies shipped in runbooks/policies).",
     )
     interval_seconds: float = Field(
         0.5, gt=0, le=300, description="How often new incidents and approvals are looked for."

@@ -88,11 +88,12 @@ def crossing(forecast: Forecast, limit: float, lead_seconds: float) -> Crossing:
     ahead = (forecast.timestamps - forecast.timestamps[0]) / np.timedelta64(1, "s")
     within = ahead + forecast.step_seconds <= lead_seconds
     sigma = (upper - forecast.mean) / norm.ppf(0.5 + widest / 200)
-    chance = np.where(
-        sigma > 0,
-        norm.sf((limit - forecast.mean) / np.where(sigma > 0, sigma, 1.0)),
-        (forecast.mean >= limit).astype(float),
-    )
+    with np.errstate(over="ignore", divide="ignore"):  # a tiny sigma: z is +-inf, sf is exact
+        chance = np.where(
+            sigma > 0,
+            norm.sf((limit - forecast.mean) / np.where(sigma > 0, sigma, 1.0)),
+            (forecast.mean >= limit).astype(float),
+        )
     probability = float(chance[within].max()) if within.any() else 0.0
     at_risk = bool((upper >= limit)[within].any())
     return Crossing(float(limit), float(lead_seconds), mean_at, risk_at, probability, at_risk)

@@ -12,13 +12,23 @@ from fastapi import APIRouter, FastAPI
 from controlplane import __version__
 from controlplane.api import errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
-from controlplane.api.routes import health, incidents, otlp, reports, signals, tokens, webhooks
+from controlplane.api.routes import (
+    automation,
+    health,
+    incidents,
+    otlp,
+    reports,
+    signals,
+    tokens,
+    webhooks,
+)
 from controlplane.auth import TokenCache
 from controlplane.capacity.job import CapacityJob
 from controlplane.collectors.traces import SpanIndex
 from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.incidents.writer import IntakeWriter
+from controlplane.policy.runner import PolicyRunner
 from controlplane.storage import Database, upgrade
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         if settings.detection.signals:
             scheduler = DetectionScheduler(settings, db)
             loops.append(asyncio.create_task(scheduler.run_forever(stop), name="detection"))
+        if settings.automation.enabled and settings.automation.policies_dir is not None:
+            runner = PolicyRunner(settings, db)
+            loops.append(asyncio.create_task(runner.run_forever(stop), name="policies"))
         if settings.capacity.schedule and settings.capacity.signals:
             capacity = CapacityJob(settings, db)
             loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))
@@ -69,7 +82,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (webhooks, incidents, signals, reports, tokens):
+    for module in (webhooks, incidents, signals, reports, automation, tokens):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

@@ -190,3 +190,73 @@ class ReportsPublic(BaseModel):
     count: int = Field(description="Reports matching the filter, over all pages.")
     limit: int
     offset: int
+
+
+class DecisionPublic(_FromRow):
+    decision_id: int
+    incident_id: int
+    policy: str
+    policy_version: str
+    mode: str = Field(description="dry_run, approval or auto.")
+    action: str
+    target: str
+    params: dict[str, Any]
+    status: str = Field(
+        description="refused, dry_run, pending_approval, approved, rejected, executing, "
+        "succeeded, failed, rolled_back, cancelled or needs_attention."
+    )
+    reason: str
+    checks: list[dict[str, Any]] = Field(description="Every guardrail evaluated, with its verdict.")
+    plan: dict[str, Any] | None = Field(
+        description="before, after, diff, summary and the API server's dry-run answer."
+    )
+    runbook: str | None
+    created_at: datetime
+    updated_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_comment: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: dict[str, Any] | None = Field(description="execute, verify and rollback outcomes.")
+
+
+class DecisionsPublic(BaseModel):
+    data: list[DecisionPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str = Field(..., min_length=1, max_length=2000, description="Why (required).")
+
+
+class AutomationPublic(_FromRow):
+    paused: bool
+    changed_by: str
+    changed_at: datetime
+    reason: str | None
+
+
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class AuditEventPublic(_FromRow):
+    audit_event_id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEventPublic]
+    count: int
+    limit: int
+    offset: int

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,14 +86,24 @@ class PrometheusCollector:
                 parts.setdefault(key, (labels, []))[1].extend(item.get("values", []))
         return [_series(query, labels, values) for labels, values in parts.values()]
 
+    def instant(self, query: str) -> list[dict[str, Any]]:
+        """An instant query's result vector (empty: the condition does not hold)."""
+        return self._ask(query, lambda: self.client.custom_query(query))
+
     def _request(
         self, query: str, start: datetime, end: datetime, step_seconds: int
     ) -> list[dict[str, Any]]:
+        return self._ask(
+            query,
+            lambda: self.client.custom_query_range(
+                query, start_time=start, end_time=end, step=f"{step_seconds}s"
+            ),
+        )
+
+    def _ask(self, query: str, call: Callable[[], Any]) -> list[dict[str, Any]]:
         where = f"Prometheus at {self.settings.url}"
         try:
-            result: list[dict[str, Any]] = self.client.custom_query_range(
-                query, start_time=start, end_time=end, step=f"{step_seconds}s"
-            )
+            result: list[dict[str, Any]] = call()
         except requests.RequestException as exc:
             raise SourceUnavailableError(f"{where} unreachable: {type(exc).__name__}") from None
         except PrometheusApiClientException as exc:

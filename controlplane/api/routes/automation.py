@@ -1,0 +1,240 @@
+"""Decisions and the humans' controls: `/decisions`, `/actions/{id}/approve|reject`,
+`/automation` (the kill switch), and the audit log `/audit` with its JSON-lines export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+from sqlalchemy import Select, func, select
+
+from controlplane.api.deps import Admin, DbDep, Operator, Viewer
+from controlplane.api.schemas import (
+    AuditEventPublic,
+    AuditPublic,
+    AutomationPublic,
+    DecisionPublic,
+    DecisionsPublic,
+    ErrorBody,
+    PauseRequest,
+    ReviewRequest,
+)
+from controlplane.domain.errors import NotFoundError
+from controlplane.domain.models import Principal
+from controlplane.policy import state
+from controlplane.storage import Database
+from controlplane.storage.models import AuditEventRow, DecisionRow
+
+router = APIRouter(tags=["automation"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody},
+}
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.get("/decisions", response_model=DecisionsPublic, responses=_ERRORS)
+async def list_decisions(
+    db: DbDep,
+    _: Viewer,
+    status: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
+    policy: str | None = None,
+    incident_id: int | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DecisionsPublic:
+    """Newest first."""
+    where: list[Any] = []
+    if status:
+        where.append(DecisionRow.status.in_(status))
+    if policy:
+        where.append(DecisionRow.policy == policy)
+    if incident_id is not None:
+        where.append(DecisionRow.incident_id == incident_id)
+
+    def query() -> DecisionsPublic:
+        with db.read() as session:
+            rows, total = _page(
+                session, select(DecisionRow), DecisionRow.decision_id, where, limit, offset
+            )
+            return DecisionsPublic(
+                data=[DecisionPublic.model_validate(r) for r in rows],
+                count=total,
+                limit=limit,
+                offset=offset,
+            )
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/decisions/{decision_id}", response_model=DecisionPublic, responses=_ERRORS)
+async def get_decision(decision_id: int, db: DbDep, _: Viewer) -> DecisionPublic:
+    def query() -> DecisionPublic:
+        with db.read() as session:
+            row = session.get(DecisionRow, decision_id)
+            if row is None:
+                raise NotFoundError(f"decision {decision_id} does not exist")
+            return DecisionPublic.model_validate(row)
+
+    return await run_in_threadpool(query)
+
+
+@router.post("/actions/{decision_id}/approve", response_model=DecisionPublic, responses=_ERRORS)
+async def approve(
+    decision_id: int, body: ReviewRequest, db: DbDep, who: Operator
+) -> DecisionPublic:
+    """Approve a pending decision (operator; comment required). The executor runs it next."""
+    return await run_in_threadpool(_review, db, decision_id, who, True, body.comment)
+
+
+@router.post("/actions/{decision_id}/reject", response_model=DecisionPublic, responses=_ERRORS)
+async def reject(decision_id: int, body: ReviewRequest, db: DbDep, who: Operator) -> DecisionPublic:
+    """Reject a pending decision (operator; comment required). Nothing will run."""
+    return await run_in_threadpool(_review, db, decision_id, who, False, body.comment)
+
+
+def _review(
+    db: Database, decision_id: int, who: Principal, approve: bool, comment: str
+) -> DecisionPublic:
+    with db.write() as session:
+        row = state.review(session, decision_id, who, approve=approve, comment=comment)
+        return DecisionPublic.model_validate(row)
+
+
+@router.get("/automation", response_model=AutomationPublic, responses=_ERRORS)
+async def automation(db: DbDep, _: Viewer) -> AutomationPublic:
+    def query() -> AutomationPublic:
+        with db.read() as session:
+            return AutomationPublic.model_validate(state.automation_state(session))
+
+    return await run_in_threadpool(query)
+
+
+@router.post("/automation/pause", response_model=AutomationPublic, responses=_ERRORS)
+async def pause(db: DbDep, who: Admin, body: PauseRequest | None = None) -> AutomationPublic:
+    """The kill switch (admin): no action that changes anything runs until resumed."""
+    return await run_in_threadpool(_switch, db, True, who, body.reason if body else None)
+
+
+@router.post("/automation/resume", response_model=AutomationPublic, responses=_ERRORS)
+async def resume(db: DbDep, who: Admin, body: PauseRequest | None = None) -> AutomationPublic:
+    return await run_in_threadpool(_switch, db, False, who, body.reason if body else None)
+
+
+def _switch(db: Database, paused: bool, who: Principal, reason: str | None) -> AutomationPublic:
+    with db.write() as session:
+        return AutomationPublic.model_validate(state.set_paused(session, paused, who, reason))
+
+
+def _audit_filter(
+    actor: str | None,
+    action: str | None,
+    target_type: str | None,
+    target_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    where: list[Any] = []
+    if actor:
+        where.append(AuditEventRow.actor == actor)
+    if action:  # a prefix: "decision." matches decision.approved and decision.rejected
+        where.append(AuditEventRow.action.startswith(action))
+    if target_type:
+        where.append(AuditEventRow.target_type == target_type)
+    if target_id:
+        where.append(AuditEventRow.target_id == target_id)
+    if since:
+        where.append(AuditEventRow.at >= since)
+    if until:
+        where.append(AuditEventRow.at < until)
+    return where
+
+
+AuditQuery = dict[str, Any]
+
+
+@router.get("/audit", response_model=AuditPublic, responses=_ERRORS)
+async def list_audit(
+    db: DbDep,
+    _: Viewer,
+    actor: str | None = None,
+    action: Annotated[str | None, Query(description="Prefix, e.g. 'decision.'.")] = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> AuditPublic:
+    """Newest first."""
+    where = _audit_filter(actor, action, target_type, target_id, since, until)
+
+    def query() -> AuditPublic:
+        with db.read() as session:
+            rows, total = _page(
+                session, select(AuditEventRow), AuditEventRow.audit_event_id, where, limit, offset
+            )
+            return AuditPublic(
+                data=[AuditEventPublic.model_validate(r) for r in rows],
+                count=total,
+                limit=limit,
+                offset=offset,
+            )
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/audit/export", responses=_ERRORS)
+async def export_audit(
+    db: DbDep,
+    _: Viewer,
+    actor: str | None = None,
+    action: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> StreamingResponse:
+    """The matching audit rows as JSON lines, oldest first, streamed in pages."""
+    where = _audit_filter(actor, action, target_type, target_id, since, until)
+
+    def lines() -> Iterator[bytes]:
+        after = 0
+        while True:
+            with db.read() as session:
+                rows = session.scalars(
+                    select(AuditEventRow)
+                    .where(*where, AuditEventRow.audit_event_id > after)
+                    .order_by(AuditEventRow.audit_event_id)
+                    .limit(1000)
+                ).all()
+                chunk = [AuditEventPublic.model_validate(r).model_dump(mode="json") for r in rows]
+            if not chunk:
+                return
+            after = chunk[-1]["audit_event_id"]
+            yield "".join(json.dumps(item) + "\n" for item in chunk).encode()
+
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="audit.jsonl"'},
+    )
+
+
+def _page(
+    session: Any, query: Select[Any], key: Any, where: list[Any], limit: int, offset: int
+) -> tuple[list[Any], int]:
+    total = session.scalar(select(func.count()).select_from(query.where(*where).subquery())) or 0
+    rows = session.scalars(
+        query.where(*where).order_by(key.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total

@@ -1,0 +1,265 @@
+"""The self-healing loop end to end, on SQLite and PostgreSQL: a real Alertmanager
+notification (recorded payload) arrives at the webhook, a policy matches, and the decision is
+planned against the fake Kubernetes API server through the official client. Dry run leaves
+the cluster unchanged and shows the diff; approval waits for a human; auto scales, verifies
+and rolls back on failed verification; the kill switch stops everything; two runners on one
+store execute a decision once; a crashed execution goes to a human. Every step is audited."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from controlplane.api import create_app
+from controlplane.config import Settings, load_settings
+from controlplane.policy.runner import PolicyRunner
+from controlplane.policy.schema import Policy
+from controlplane.storage.models import DecisionRow
+from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
+from tests.kube_fake import FakeKube
+
+pytestmark = pytest.mark.integration
+SCALE_PATH = "/apis/apps/v1/namespaces/shop/deployments/checkout/scale"
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeKube]:
+    with FakeKube() as fake:
+        fake.add_deployment("shop", "checkout", replicas=2)
+        yield fake
+
+
+@pytest.fixture
+def config(settings: Settings, cluster: FakeKube) -> Settings:
+    return load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        auth={"webhook_token": WEBHOOK_TOKEN},
+        incidents={"group_by": "service"},
+        automation={"kubernetes": {"host": cluster.url}, "interval_seconds": 0.1},
+    )
+
+
+@pytest.fixture
+def api(config: Settings, db) -> Iterator[TestClient]:
+    with TestClient(create_app(config, db)) as client:  # no policies_dir: no runner in the app
+        yield client
+
+
+def scale_policy(mode: str, **extra) -> Policy:
+    return Policy.model_validate(
+        {
+            "name": f"checkout-{mode.replace('_', '-')}",
+            "runbook": "scale-deployment",
+            "match": {"service": ["checkout"], "alertname": ["HighLatency"]},
+            "action": {"type": "scale_deployment", "deployment": "{labels[deployment]}", "by": 2},
+            "mode": mode,
+            "guardrails": {"blast_radius": {"max_replica_change": 4}, "namespaces": ["shop"]},
+            "verify": {"promql": "up == 1", "timeout_seconds": 0.5},
+            **extra,
+        }
+    )
+
+
+def runner(config, db, policies, *, promql=lambda q: True, owner=None) -> PolicyRunner:
+    return PolicyRunner(config, db, policies=policies, promql=promql, owner=owner)
+
+
+def alert(api: TestClient) -> int:
+    response = api.post(
+        "/api/v1/webhooks/alertmanager",
+        json=alertmanager_fixture("sample"),
+        headers=bearer(WEBHOOK_TOKEN),
+    )
+    assert response.status_code == 200, response.text
+    (incident,) = api.get("/api/v1/incidents", headers=bearer_viewer(api)).json()["data"]
+    return incident["incident_id"]
+
+
+def bearer_viewer(api: TestClient) -> dict[str, str]:
+    return bearer(api.app.state.test_tokens["viewer"])
+
+
+@pytest.fixture(autouse=True)
+def _tokens_on_app(api, tokens):
+    api.app.state.test_tokens = tokens
+
+
+def replicas(cluster: FakeKube) -> int:
+    return cluster.get("deployments", "shop", "checkout")["spec"]["replicas"]
+
+
+def actions(api, tokens, decision_id: int) -> list[str]:
+    audit = api.get(
+        "/api/v1/audit",
+        params={"target_type": "decision", "target_id": str(decision_id), "limit": 50},
+        headers=bearer(tokens["viewer"]),
+    ).json()["data"]
+    return [a["action"] for a in reversed(audit)]
+
+
+def test_dry_run_plans_with_the_cluster_and_changes_nothing(api, config, db, cluster, tokens):
+    incident_id = alert(api)
+    version = cluster.get("deployments", "shop", "checkout")["metadata"]["resourceVersion"]
+    report = runner(config, db, [scale_policy("dry_run")]).cycle()
+    assert len(report.decided) == 1
+    assert report.executed == []
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    assert (decision["status"], decision["incident_id"]) == ("dry_run", incident_id)
+    assert decision["plan"]["before"] == {"replicas": 2}
+    assert decision["plan"]["after"] == {"replicas": 4}
+    assert '+  "replicas": 4' in decision["plan"]["diff"]
+    assert decision["plan"]["server_dry_run"]["spec"]["replicas"] == 4
+    assert {c["guardrail"] for c in decision["checks"]} >= {
+        "kill switch",
+        "blast radius",
+        "cooldown",
+    }
+    (dry,) = cluster.sent("PATCH")
+    assert dry.path == SCALE_PATH
+    assert dry.query["dryRun"] == ["All"]
+    assert replicas(cluster) == 2
+    assert cluster.get("deployments", "shop", "checkout")["metadata"]["resourceVersion"] == version
+    detail = api.get(f"/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])).json()
+    assert any(t["kind"] == "decision" for t in detail["timeline"])
+    assert actions(api, tokens, decision["decision_id"]) == ["policy.decided"]
+
+
+def test_approval_waits_for_a_human_then_scales_and_verifies(api, config, db, cluster, tokens):
+    alert(api)
+    loop = runner(config, db, [scale_policy("approval")])
+    loop.cycle()
+    loop.cycle()
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    assert decision["status"] == "pending_approval"
+    assert replicas(cluster) == 2
+    path = f"/api/v1/actions/{decision['decision_id']}/approve"
+    assert (
+        api.post(path, json={"comment": "go"}, headers=bearer(tokens["viewer"])).status_code == 403
+    )
+    missing = api.post(path, json={}, headers=bearer(tokens["operator"]))
+    assert missing.status_code == 422
+    assert "comment" in missing.text
+    approved = api.post(
+        path, json={"comment": "latency hurts, scale"}, headers=bearer(tokens["operator"])
+    )
+    assert approved.json()["status"] == "approved"
+    assert approved.json()["reviewed_by"] == "test-operator"
+    again = api.post(path, json={"comment": "twice"}, headers=bearer(tokens["operator"]))
+    assert again.status_code == 409
+    assert loop.cycle().executed == [decision["decision_id"]]
+    assert replicas(cluster) == 4
+    done = api.get(
+        f"/api/v1/decisions/{decision['decision_id']}", headers=bearer(tokens["viewer"])
+    ).json()
+    assert done["status"] == "succeeded"
+    assert done["outcome"]["verify"]["ok"] is True
+    steps = ["decided", "approved", "execute", "verify", "succeeded"]
+    assert [a.split(".")[1] for a in actions(api, tokens, decision["decision_id"])] == steps
+    assert loop.cycle().executed == []  # nothing acts twice
+    exported = api.get(
+        "/api/v1/audit/export", params={"target_type": "decision"}, headers=bearer(tokens["viewer"])
+    )
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    assert len(exported.text.strip().splitlines()) == 5
+
+
+def test_auto_rolls_back_when_verification_fails(api, config, db, cluster, tokens):
+    alert(api)
+    report = runner(config, db, [scale_policy("auto")], promql=lambda q: False).cycle()
+    assert len(report.executed) == 1
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    assert decision["status"] == "rolled_back"
+    assert "PromQL did not hold within 0.5 s: up == 1" in decision["reason"]
+    assert replicas(cluster) == 2
+    writes = [r for r in cluster.sent("PATCH") if "dryRun" not in r.query]
+    assert [w.body for w in writes] == [{"spec": {"replicas": 4}}, {"spec": {"replicas": 2}}]
+    assert actions(api, tokens, decision["decision_id"])[-2:] == [
+        "action.rollback",
+        "action.rolled_back",
+    ]
+
+
+def test_kill_switch_stops_everything(api, config, db, cluster, tokens):
+    paused = api.post(
+        "/api/v1/automation/pause",
+        json={"reason": "incident review"},
+        headers=bearer(tokens["admin"]),
+    )
+    assert paused.json()["paused"] is True
+    assert (
+        api.post("/api/v1/automation/pause", headers=bearer(tokens["operator"])).status_code == 403
+    )
+    alert(api)
+    runner(config, db, [scale_policy("auto"), scale_policy("approval")]).cycle()
+    rows = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    assert {r["status"] for r in rows} == {"refused"}
+    assert all(r["reason"] == "automation is paused" for r in rows)
+    assert cluster.sent("PATCH") == []
+    state = api.get("/api/v1/automation", headers=bearer(tokens["viewer"])).json()
+    assert (state["paused"], state["changed_by"], state["reason"]) == (
+        True,
+        "test-admin",
+        "incident review",
+    )
+
+
+def test_pausing_cancels_approved_work_and_blocks_approvals(api, config, db, cluster, tokens):
+    alert(api)
+    loop = runner(config, db, [scale_policy("approval")])
+    loop.cycle()
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    path = f"/api/v1/actions/{decision['decision_id']}/approve"
+    api.post(path, json={"comment": "ok"}, headers=bearer(tokens["operator"]))
+    api.post("/api/v1/automation/pause", headers=bearer(tokens["admin"]))
+    loop.cycle()
+    done = api.get(
+        f"/api/v1/decisions/{decision['decision_id']}", headers=bearer(tokens["viewer"])
+    ).json()
+    assert done["status"] == "cancelled"
+    assert replicas(cluster) == 2
+
+
+def test_two_runners_on_one_store_execute_once(api, config, db, cluster, tokens):
+    alert(api)
+    policies = [scale_policy("auto")]
+    first, second = runner(config, db, policies, owner="a"), runner(config, db, policies, owner="b")
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def run(loop: PolicyRunner) -> None:
+        barrier.wait()
+        reports.append(loop.cycle())
+
+    threads = [threading.Thread(target=run, args=(loop,)) for loop in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with db.read() as session:
+        rows = session.query(DecisionRow).all()
+    assert len(rows) == 1
+    assert rows[0].status == "succeeded"
+    assert sum(len(r.executed) for r in reports) == 1
+    real_writes = [r for r in cluster.sent("PATCH") if "dryRun" not in r.query]
+    assert len(real_writes) == 1
+
+
+def test_a_crashed_execution_goes_to_a_human(api, config, db, cluster, tokens):
+    alert(api)
+    loop = runner(config, db, [scale_policy("approval")])
+    loop.cycle()
+    with db.write() as session:
+        row = session.query(DecisionRow).one()
+        row.status, row.lease_owner = "executing", "crashed-replica"
+        row.lease_until = datetime.now(UTC) - timedelta(seconds=1)
+    report = loop.cycle()
+    assert report.executed == []
+    assert len(report.handed_over) == 1
+    done = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"][0]
+    assert done["status"] == "needs_attention"
+    assert "crashed-replica did not finish" in done["reason"]
+    assert [r for r in cluster.sent("PATCH") if "dryRun" not in r.query] == []
