@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -40,6 +41,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
+policy_app = typer.Typer(help="Remediation policies: validate, backtest.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 DetectorOption = Annotated[
     str, typer.Option("--detector", "-d", help="Detector name (see detectors.REGISTRY).")
@@ -246,6 +249,83 @@ def report_capacity(
             typer.secho(
                 f"  {outlook.signal.name}: {outlook.error}", err=True, fg=typer.colors.YELLOW
             )
+
+
+PoliciesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policies", help="Folder of policy YAML files (default: automation.policies_dir)."
+    ),
+]
+
+
+def _policy_folder(folder: Path | None, config: Settings) -> Path:
+    chosen = folder or config.automation.policies_dir
+    if chosen is None:
+        fail("no policies: pass --policies DIR or set automation.policies_dir")
+    return chosen
+
+
+@policy_app.command("validate")
+def policy_validate(policies: PoliciesOption = None) -> None:
+    """Load and validate every policy file; errors name the file, policy, key and value."""
+    from controlplane.policy.schema import load_policies
+
+    config = settings()
+    try:
+        loaded = load_policies(_policy_folder(policies, config))
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    for policy in loaded:
+        typer.echo(f"{policy.name:40} {policy.mode:9} {policy.action.type:20} {policy.version}")
+    typer.echo(f"{len(loaded)} policies valid")
+
+
+@policy_app.command("backtest")
+def policy_backtest(
+    since: Annotated[
+        datetime | None, typer.Option(help="Incidents opened at or after (UTC).")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="Incidents opened before (UTC).")] = None,
+    policies: PoliciesOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+) -> None:
+    """Replay stored incidents through the policies: what they would have done (no changes)."""
+    import json
+
+    from controlplane.policy.backtest import backtest
+    from controlplane.policy.schema import load_policies
+
+    config = settings()
+    try:
+        loaded = load_policies(_policy_folder(policies, config))
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    with _session(write=False) as session:
+        result = backtest(
+            session,
+            loaded,
+            since=_utc(since),
+            until=_utc(until),
+            global_max_per_hour=config.automation.max_actions_per_hour,
+        )
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    summary = result.summary()
+    typer.echo(f"{summary['incidents']} incidents, {summary['decisions']} decisions")
+    for name, counts in summary["by_policy"].items():
+        typer.echo(f"  {name:40} " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    refused = summary["refused_by_guardrail"]
+    typer.echo("refused by: " + (", ".join(f"{k} {v}" for k, v in refused.items()) or "nothing"))
+    rate = summary["actions_per_hour"]
+    typer.echo(f"actions per hour: at most {rate['max']} (busiest {rate['busiest_hour']})")
+
+
+def _utc(stamp: datetime | None) -> datetime | None:
+    if stamp is None:
+        return None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
 
 
 @bench_app.command("nab")

@@ -17,6 +17,7 @@ from controlplane.api.routes import (
     health,
     incidents,
     otlp,
+    policies,
     reports,
     signals,
     tokens,
@@ -82,7 +83,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (webhooks, incidents, signals, reports, automation, tokens):
+    for module in (webhooks, incidents, signals, reports, automation, policies, tokens):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from controlplane.domain.models import IncidentStatus, Role, Severity
 
@@ -94,6 +94,14 @@ class IncidentDetailPublic(IncidentPublic):
         default_factory=list,
         description="Candidate causes, most likely first: deepest anomalous callee on the "
         "trace dependency graph, then earliest onset.",
+    )
+    decisions: list[DecisionPublic] = Field(
+        default_factory=list, description="What the policies decided for this incident."
+    )
+    runbooks: list[str] = Field(
+        default_factory=list,
+        description="Runbooks linked by the matching policies and by the alerts' `runbook` "
+        "annotation; read them at /api/v1/runbooks/{name}.",
     )
 
 
@@ -260,3 +268,42 @@ class AuditPublic(BaseModel):
     count: int
     limit: int
     offset: int
+
+
+class RunbookPublic(BaseModel):
+    name: str
+    title: str
+
+
+class RunbookDetailPublic(RunbookPublic):
+    markdown: str
+    policies: list[str] = Field(description="Loaded policies that link this runbook.")
+
+
+class PolicyPublic(BaseModel):
+    name: str
+    version: str
+    description: str
+    runbook: str | None
+    enabled: bool
+    mode: str
+    action: dict[str, Any]
+    match: dict[str, Any]
+    guardrails: dict[str, Any]
+    verify: dict[str, Any]
+    rollback_on_failure: bool
+
+
+class PoliciesPublic(BaseModel):
+    directory: str | None = Field(description="Where the policies were loaded from.")
+    policies: list[PolicyPublic]
+    errors: list[str] = Field(description="Why files failed to load (then none are active).")
+
+
+class BacktestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: AwareDatetime | None = Field(None, description="Incidents opened at or after.")
+    until: AwareDatetime | None = Field(None, description="Incidents opened before.")
+
+
+IncidentDetailPublic.model_rebuild()

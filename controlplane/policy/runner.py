@@ -421,19 +421,20 @@ def _views(incident: IncidentRow) -> list[IncidentView]:
     """One view per firing alert (newest first), or the incident itself when it has none."""
     firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING]
     labels = [a.labels for a in reversed(firing)] or [incident.labels]
-    return [
-        IncidentView(
-            incident_id=incident.incident_id,
-            source=incident.source,
-            service=incident.service,
-            severity=Severity.from_label(alert_labels.get("severity")).value
-            if alert_labels.get("severity")
-            else incident.severity,
-            labels={str(k): str(v) for k, v in alert_labels.items()},
-            title=incident.title,
-        )
-        for alert_labels in labels
-    ]
+    return [alert_view(incident, alert_labels) for alert_labels in labels]
+
+
+def alert_view(incident: IncidentRow, labels: dict[str, Any]) -> IncidentView:
+    """What policies see of an incident through one of its alerts."""
+    severity = labels.get("severity")
+    return IncidentView(
+        incident_id=incident.incident_id,
+        source=incident.source,
+        service=incident.service,
+        severity=Severity.from_label(str(severity)).value if severity else incident.severity,
+        labels={str(k): str(v) for k, v in labels.items()},
+        title=incident.title,
+    )
 
 
 def _timeline(

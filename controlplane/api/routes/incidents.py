@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
+from sqlalchemy import select
 
+import runbooks
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.schemas import (
+    DecisionPublic,
     ErrorBody,
     EvidencePublic,
     IncidentDetailPublic,
@@ -22,6 +26,7 @@ from controlplane.detection import rootcause
 from controlplane.domain.models import IncidentStatus, Principal, Severity
 from controlplane.incidents import lifecycle
 from controlplane.storage import Database
+from controlplane.storage.models import DecisionRow, IncidentRow
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -74,6 +79,13 @@ async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetail
             detail.root_cause_hints = [
                 RootCauseHintPublic.model_validate(h) for h in rootcause.hints_for(session, row)
             ]
+            decisions = session.scalars(
+                select(DecisionRow)
+                .where(DecisionRow.incident_id == incident_id)
+                .order_by(DecisionRow.decision_id)
+            ).all()
+            detail.decisions = [DecisionPublic.model_validate(d) for d in decisions]
+            detail.runbooks = _runbooks(row, decisions)
             return detail
 
     return await run_in_threadpool(query)
@@ -101,6 +113,19 @@ async def resolve(
     body: TransitionRequest | None = None,
 ) -> IncidentPublic:
     return await run_in_threadpool(_transition, db, lifecycle.resolve, incident_id, actor, body)
+
+
+def _runbooks(incident: IncidentRow, decisions: Sequence[DecisionRow]) -> list[str]:
+    """Runbooks of the matching policies, then those the alerts name in a `runbook`
+    annotation (a runbook name, or a URL ending in one)."""
+    known = set(runbooks.names())
+    linked = [d.runbook for d in decisions if d.runbook]
+    for alert in incident.alerts:
+        named = str(alert.annotations.get("runbook") or alert.annotations.get("runbook_url") or "")
+        name = named.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
+        if name in known:
+            linked.append(name)
+    return list(dict.fromkeys(linked))
 
 
 def _transition(
