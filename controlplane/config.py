@@ -274,6 +274,9 @@ class AutomationSettings(_Section):
         description="Folder of policy YAML files; none: no policies (the demo uses the "
         "example policies shipped in runbooks/policies).",
     )
+    dry_run_only: bool = Field(
+        False, description="Evaluate every policy as dry_run (staging, or a first look)."
+    )
     interval_seconds: float = Field(
         0.5, gt=0, le=300, description="How often new incidents and approvals are looked for."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import signal
 import threading
@@ -29,8 +30,10 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.demo import capacity
+from controlplane.demo.kube import FakeKube
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Role
+from controlplane.policy.runner import shipped_policies
 from controlplane.servers import Alertmanager, ApiServer, Console, Prometheus
 from controlplane.storage import Database, upgrade
 
@@ -38,6 +41,8 @@ SCENARIO = Path(__file__).with_name("scenario.yaml")
 # Firing alerts are re-pushed this often: Alertmanager resolves an alert it has not heard
 # of for resolve_timeout (5 min), as it would for a Prometheus that stopped sending it.
 REPUSH_SECONDS = 30
+#: The shop's deployments in the Kubernetes stand-in, with their replicas.
+SHOP = {"checkout": 3, "payments": 2, "search": 2, "inventory": 2}
 
 
 class ScenarioAlert(BaseModel):
@@ -86,6 +91,7 @@ def run_demo(
             api={"port": api_port},
             console={"port": console_port},
             incidents={"group_by": "service"},
+            automation=_automation(stack),
             **(capacity.settings(prometheus.url) if prometheus else {}),
         )
         _serve(settings, scenario, data_dir, api_port, console_port, alertmanager_port, cycles)
@@ -112,7 +118,9 @@ def _serve(
         _alert_sink(data_dir, api.url, webhook, alertmanager_port) as sink,
     ):
         am_url = sink.url if isinstance(sink, Alertmanager) else None
-        _print_banner(api.url, console.url, am_url, admin, webhook, settings.prometheus.url)
+        k8s = settings.automation.kubernetes.host
+        kube = f"{k8s} (stand-in)" if k8s else "KUBECONFIG, dry run only"
+        _print_banner(api.url, console.url, am_url, admin, webhook, settings.prometheus.url, kube)
         if settings.capacity.signals:  # the first report now; then hourly, on the schedule
             job = CapacityJob(settings, db)
             threading.Thread(target=job.run, args=("demo", "demo"), daemon=True).start()
@@ -174,6 +182,22 @@ class _DirectSink:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _automation(stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The shipped shop policies, against a real cluster in dry run when KUBECONFIG is set,
+    else against the Kubernetes stand-in holding the shop's deployments."""
+    policies = {"policies_dir": str(shipped_policies()), "interval_seconds": 0.5}
+    if os.environ.get("KUBECONFIG"):
+        return {**policies, "dry_run_only": True}
+    cluster = stack.enter_context(FakeKube())
+    for name, replicas in SHOP.items():
+        cluster.add_deployment("shop", name, replicas=replicas, image=f"shop/{name}:1.0")
+    cluster.roll_out("shop", "payments", "shop/payments:1.1")  # the release that went wrong
+    cluster.add_deployment("shop", "checkout-standby", replicas=2, image="shop/checkout:1.0")
+    cluster.add_service("shop", "checkout", {"app": "checkout"})
+    cluster.add_hpa("shop", "search", target="search", low=2, high=6)
+    return {**policies, "kubernetes": {"host": cluster.url}}
 
 
 def _prometheus(stack: contextlib.ExitStack, data_dir: Path) -> Prometheus | None:
@@ -258,7 +282,7 @@ def _am_alert(alert: ScenarioAlert, cycle_start: datetime, ends: datetime | None
 
 
 def _print_banner(
-    api: str, console: str, am: str | None, admin: str, webhook: str, prometheus: str
+    api: str, console: str, am: str | None, admin: str, webhook: str, prometheus: str, kube: str
 ) -> None:
     print(f"""
 AIOps control plane demo (Ctrl-C stops everything)
@@ -267,7 +291,9 @@ AIOps control plane demo (Ctrl-C stops everything)
   metrics       {api}/metrics
   Alertmanager  {am or "not installed: alerts go straight to the webhook"}
   Prometheus    {prometheus or "not installed: no capacity forecasts"}
+  Kubernetes    {kube}
   reports       {api}/api/v1/reports (capacity forecasts, first one within a minute)
+  decisions     {api}/api/v1/decisions (policies in runbooks/policies; approve in the console)
 
   admin token   {admin}
   webhook token {webhook}   (Alertmanager uses it)

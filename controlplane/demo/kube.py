@@ -123,6 +123,15 @@ class FakeKube:
         }
         return self.create("deployments", namespace, body)
 
+    def roll_out(self, namespace: str, name: str, image: str) -> dict[str, Any]:
+        """A new release: every container of the deployment gets `image` (a new revision)."""
+        with self.lock:
+            current = self._load("deployments", namespace, name)
+            updated = copy.deepcopy(current)
+            for container in updated["spec"]["template"]["spec"]["containers"]:
+                container["image"] = image
+            return self._store("deployments", namespace, name, current, updated, dry_run=False)
+
     def add_hpa(self, namespace: str, name: str, target: str, low: int, high: int) -> None:
         self.create(
             "horizontalpodautoscalers",

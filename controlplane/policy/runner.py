@@ -95,6 +95,8 @@ class PolicyRunner:
         if policies is None:
             folder = self.config.policies_dir
             policies = load_policies(folder) if folder is not None else []
+        if self.config.dry_run_only:
+            policies = [p.model_copy(update={"mode": "dry_run"}) for p in policies]
         self.policies = policies
         self._kube = kube
         self._connection: Kube | None = None

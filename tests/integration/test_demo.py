@@ -4,6 +4,7 @@ and its capacity workload produces a report with risks."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,9 +13,10 @@ import pytest
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import load_settings
-from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
+from controlplane.demo import Scenario, _am_alert, _automation, _DirectSink, capacity
+from controlplane.policy.runner import PolicyRunner
 from controlplane.servers import ApiServer, Prometheus
-from controlplane.storage.models import IncidentRow
+from controlplane.storage.models import DecisionRow, IncidentRow
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.integration
@@ -61,3 +63,33 @@ def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tm
     with db.read() as session:
         services = {i.service for i in session.query(IncidentRow).filter_by(source="forecast")}
     assert services == {"checkout", "inventory"}
+
+
+def test_demo_scenario_drives_the_shipped_policies_on_the_stand_in(settings, db, tokens):
+    """What `make demo` shows on the self-healing side: scenario alerts, the shipped shop
+    policies and the Kubernetes stand-in give a dry-run rollback plan (payments' bad release),
+    a scale-out waiting for approval (checkout) and an automatic restart (search)."""
+    wanted = {"HighLatency": "checkout", "HighErrorRate": "payments", "PodCrashLooping": "search"}
+    alerts = [a for a in Scenario.load().alerts if wanted.get(a.name) == a.service]
+    with contextlib.ExitStack() as stack:
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            incidents={"group_by": "service"},
+            automation=_automation(stack),
+        )
+        quiet = config.model_copy(
+            update={"automation": config.automation.model_copy(update={"enabled": False})}
+        )  # the test runs the policy loop itself
+        with ApiServer(create_app(quiet, db)) as api:
+            sink = _DirectSink(f"{api.url}/api/v1/webhooks/alertmanager", tokens["webhook"])
+            sink.post_alerts([_am_alert(a, datetime.now(UTC), ends=None) for a in alerts])
+        report = PolicyRunner(config, db).cycle()
+    with db.read() as session:
+        decisions = {d.policy: d for d in session.query(DecisionRow)}
+    assert decisions["payments-errors-rollback"].status == "dry_run"
+    diff = decisions["payments-errors-rollback"].plan["diff"]
+    assert "shop/payments:1.1" in diff
+    assert "shop/payments:1.0" in diff
+    assert decisions["checkout-latency-scale-out"].status == "pending_approval"
+    assert decisions["search-crashloop-restart"].status == "succeeded"
+    assert report.executed == [decisions["search-crashloop-restart"].decision_id]
