@@ -48,7 +48,12 @@ from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy, load_policies
 from controlplane.policy.state import is_paused
 from controlplane.storage import Database
-from controlplane.storage.models import DecisionRow, IncidentRow, TimelineEntryRow
+from controlplane.storage.models import (
+    DecisionRow,
+    EvidenceRow,
+    IncidentRow,
+    TimelineEntryRow,
+)
 from remediations import Kube
 from remediations.base import Outcome, Plan
 
@@ -215,8 +220,15 @@ class PolicyRunner:
             with self.db.write() as session:
                 session.add(row)
                 session.flush()
+                evidence = session.execute(
+                    select(EvidenceRow.evidence_id, EvidenceRow.kind, EvidenceRow.signal).where(
+                        EvidenceRow.incident_id == decision.incident_id
+                    )
+                )
                 details = {
                     "incident_id": decision.incident_id,
+                    "incident": view.title,
+                    "evidence": [{"id": i, "kind": k, "signal": s} for i, k, s in evidence],
                     "alert_labels": dict(view.labels),
                     "policy": policy.name,
                     "policy_version": policy.version,

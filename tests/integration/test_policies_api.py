@@ -112,7 +112,7 @@ def test_incident_shows_its_decisions_and_runbooks(api, config, db, tokens):
     assert "no Kubernetes cluster configured" in by_policy["checkout-restart"]["reason"]
     assert by_policy["checkout-notify"]["status"] == "dry_run"
     assert by_policy["checkout-notify"]["params"]["text"] == incident["title"]
-    assert detail["runbooks"] == ["rollout-restart", "incident-response"]
+    assert detail["runbooks"] == ["rollout-restart", "incident-response", "high-latency"]
 
 
 def test_backtest_replays_history_through_the_policies(api, tokens, config, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -116,16 +117,19 @@ async def resolve(
 
 
 def _runbooks(incident: IncidentRow, decisions: Sequence[DecisionRow]) -> list[str]:
-    """Runbooks of the matching policies, then those the alerts name in a `runbook`
-    annotation (a runbook name, or a URL ending in one)."""
+    """Runbooks of the matching policies, then the alerts' own: a `runbook` or `runbook_url`
+    annotation naming one, or the runbook named after the alert (HighLatency: high-latency)."""
     known = set(runbooks.names())
     linked = [d.runbook for d in decisions if d.runbook]
     for alert in incident.alerts:
         named = str(alert.annotations.get("runbook") or alert.annotations.get("runbook_url") or "")
-        name = named.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
-        if name in known:
-            linked.append(name)
+        candidates = [named.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md"), _kebab(alert.name)]
+        linked.extend(name for name in candidates if name in known)
     return list(dict.fromkeys(linked))
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
 def _transition(
