@@ -70,6 +70,7 @@ ACTING = (
     "needs_attention",
 )
 LOOKBACK = timedelta(hours=24)
+EVALUATION_LOCK = 0x41494F5001  # "AIOP" + 1: the policy evaluation advisory lock
 
 PromQLCheck = Callable[[str], bool]
 
@@ -128,6 +129,12 @@ class PolicyRunner:
 
     # -- 1. decide -------------------------------------------------------------------------
     def evaluate(self) -> list[int]:
+        """Decide on new and changed incidents. One replica at a time (an advisory lock), so
+        that rates and cooldowns count every decision, whichever replica made it."""
+        with self.db.exclusive(EVALUATION_LOCK) as mine:
+            return self._evaluate() if mine else []
+
+    def _evaluate(self) -> list[int]:
         now = self.clock()
         since, self.watermark = self.watermark - timedelta(seconds=5), now
         with self.db.read() as session:
