@@ -64,6 +64,30 @@ class ApiClient:
             "POST", f"/api/v1/incidents/{incident_id}/resolve", json={"comment": comment or None}
         )
 
+    def decisions(
+        self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return self._call("GET", "/api/v1/decisions", params=params)
+
+    def decision(self, decision_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/decisions/{decision_id}")
+
+    def review(self, decision_id: int, *, approve: bool, comment: str) -> dict[str, Any]:
+        verb = "approve" if approve else "reject"
+        return self._call(
+            "POST", f"/api/v1/actions/{decision_id}/{verb}", json={"comment": comment}
+        )
+
+    def automation(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/automation")
+
+    def set_paused(self, paused: bool, reason: str | None = None) -> dict[str, Any]:
+        path = "/api/v1/automation/pause" if paused else "/api/v1/automation/resume"
+        return self._call("POST", path, json={"reason": reason or None})
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = httpx.request(

@@ -55,7 +55,8 @@ else:
                 title="Incidents",
                 icon=":material/crisis_alert:",
                 default=True,
-            )
+            ),
+            st.Page("app_pages/approvals.py", title="Approvals", icon=":material/approval:"),
         ]
     )
     page.run()

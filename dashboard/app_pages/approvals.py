@@ -1,0 +1,150 @@
+"""Approvals: decisions waiting for a human, with the plan's diff, the guardrails and the
+policy; Approve / Reject with a required comment; recent decisions; the kill switch (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard.api_client import ApiClient, ApiError
+
+CAN_REVIEW = {"operator", "admin"}
+RECENT = [
+    "approved",
+    "executing",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "refused",
+    "dry_run",
+    "rejected",
+    "cancelled",
+    "needs_attention",
+]
+
+client = ApiClient(st.session_state["token"])
+role = st.session_state["user"]["role"]
+
+st.title("Approvals")
+
+try:
+    switch = client.automation()
+except ApiError as exc:
+    st.error(f"Could not load the automation state: {exc}")
+    st.stop()
+if switch["paused"]:
+    st.warning(
+        f"Automation is **paused** by {switch['changed_by']}"
+        + (f": {switch['reason']}" if switch["reason"] else "")
+        + ". Nothing that changes a system will run."
+    )
+with st.expander("Kill switch", expanded=switch["paused"]):
+    is_admin = role == "admin"
+    reason = st.text_input("Reason", key="switch_reason", disabled=not is_admin)
+    label = "Resume automation" if switch["paused"] else "Pause all automation"
+    if st.button(
+        label,
+        key="switch",
+        disabled=not is_admin,
+        help=None if is_admin else "Needs the admin role.",
+    ):
+        try:
+            client.set_paused(not switch["paused"], reason)
+        except ApiError as exc:
+            st.error(f"Refused: {exc}")
+        else:
+            st.rerun()
+
+try:
+    pending = client.decisions(status=["pending_approval"], limit=100)
+except ApiError as exc:
+    st.error(f"Could not load decisions: {exc}")
+    st.stop()
+
+st.subheader(f"Waiting for approval ({pending['count']})")
+if not pending["data"]:
+    st.info("Nothing is waiting for approval.")
+else:
+    decisions: dict[int, dict[str, Any]] = {d["decision_id"]: d for d in pending["data"]}
+
+    def label(decision_id: int) -> str:
+        d = decisions[decision_id]
+        return f"#{decision_id} {d['policy']}: {d['plan']['summary'] if d['plan'] else d['action']}"
+
+    chosen = st.selectbox("Decision", list(decisions), key="pending_choice", format_func=label)
+    decision = decisions[int(chosen)]
+    cols = st.columns(4)
+    cols[0].metric("Incident", f"#{decision['incident_id']}")
+    cols[1].metric("Action", decision["action"])
+    cols[2].metric("Target", decision["target"])
+    cols[3].metric("Policy version", decision["policy_version"])
+    if decision["plan"]:
+        st.markdown(f"**Plan:** {decision['plan']['summary']}")
+        st.code(decision["plan"]["diff"] or "(no change)", language="diff")
+    st.markdown("**Guardrails**")
+    st.dataframe(
+        [
+            {"guardrail": c["guardrail"], "ok": "✅" if c["ok"] else "❌", "detail": c["detail"]}
+            for c in decision["checks"]
+        ],
+        hide_index=True,
+        width="stretch",
+        key="checks_table",
+    )
+    if decision["runbook"]:
+        st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
+    allowed = role in CAN_REVIEW
+    comment = st.text_input(
+        "Comment (required)",
+        key="review_comment",
+        disabled=not allowed,
+        help=None if allowed else "Needs the operator role.",
+    )
+    left, right = st.columns(2)
+    approve = left.button(
+        "Approve", key="approve", type="primary", disabled=not allowed or switch["paused"]
+    )
+    reject = right.button("Reject", key="reject", disabled=not allowed)
+    if approve or reject:
+        if not comment.strip():
+            st.error("A comment is required: say why.")
+        else:
+            try:
+                client.review(decision["decision_id"], approve=approve, comment=comment.strip())
+            except ApiError as exc:
+                st.error(f"Refused: {exc}")
+            else:
+                st.success(
+                    f"Decision #{decision['decision_id']} {'approved' if approve else 'rejected'}."
+                )
+                st.rerun()
+
+st.subheader("Recent decisions")
+try:
+    recent = client.decisions(status=RECENT, limit=25)
+except ApiError as exc:
+    st.error(f"Could not load decisions: {exc}")
+    st.stop()
+if not recent["data"]:
+    st.info("No decisions yet.")
+else:
+    st.dataframe(
+        [
+            {
+                "id": d["decision_id"],
+                "incident": d["incident_id"],
+                "policy": d["policy"],
+                "mode": d["mode"],
+                "status": d["status"],
+                "target": d["target"],
+                "reason": d["reason"],
+                "reviewed by": d["reviewed_by"] or "",
+                "decided": d["created_at"][:19].replace("T", " "),
+            }
+            for d in recent["data"]
+        ],
+        hide_index=True,
+        width="stretch",
+        key="recent_table",
+    )
