@@ -18,6 +18,7 @@ from controlplane.api import create_app
 from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
+from controlplane.storage import Database
 from controlplane.storage.models import DecisionRow
 from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
 from tests.kube_fake import FakeKube
@@ -224,9 +225,14 @@ def test_pausing_cancels_approved_work_and_blocks_approvals(api, config, db, clu
 
 
 def test_two_runners_on_one_store_execute_once(api, config, db, cluster, tokens):
+    """Two control planes (each its own engine and connection pool) on one store."""
     alert(api)
     policies = [scale_policy("auto")]
-    first, second = runner(config, db, policies, owner="a"), runner(config, db, policies, owner="b")
+    other = Database(config.database.url)
+    first, second = (
+        runner(config, db, policies, owner="a"),
+        runner(config, other, policies, owner="b"),
+    )
     barrier = threading.Barrier(2)
     reports = []
 
@@ -239,6 +245,7 @@ def test_two_runners_on_one_store_execute_once(api, config, db, cluster, tokens)
         thread.start()
     for thread in threads:
         thread.join()
+    other.dispose()
     with db.read() as session:
         rows = session.query(DecisionRow).all()
     assert len(rows) == 1
