@@ -11,7 +11,9 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from controlplane.api import create_app
@@ -270,3 +272,60 @@ def test_a_crashed_execution_goes_to_a_human(api, config, db, cluster, tokens):
     assert done["status"] == "needs_attention"
     assert "crashed-replica did not finish" in done["reason"]
     assert [r for r in cluster.sent("PATCH") if "dryRun" not in r.query] == []
+
+
+def test_a_real_alertmanager_drives_a_policy_to_an_approved_scale_out(
+    config, db, cluster, tokens, tmp_path
+):
+    """The whole loop with the real Alertmanager binary and the API's own policy loop."""
+    from controlplane.domain.errors import ConfigError
+    from controlplane.servers import Alertmanager, ApiServer, find_alertmanager
+    from tests.integration.test_alertmanager_e2e import am_alert, wait_for
+
+    try:
+        find_alertmanager()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    policy = scale_policy("approval").model_dump(mode="json", exclude={"verify"})
+    policy["action"]["deployment"] = "{service}"
+    policy["guardrails"]["namespaces"] = None
+    (folder / "checkout.yaml").write_text(yaml.safe_dump({"policies": [policy]}))
+    live = config.model_copy(
+        update={"automation": config.automation.model_copy(update={"policies_dir": folder})}
+    )
+    viewer = bearer(tokens["viewer"])
+    with (
+        ApiServer(create_app(live, db)) as server,
+        Alertmanager(
+            tmp_path / "alertmanager",
+            webhook_url=f"{server.url}/api/v1/webhooks/alertmanager",
+            token=tokens["webhook"],
+        ) as am,
+    ):
+        firing = am_alert("HighLatency", "checkout", "checkout-1")
+        firing["labels"]["namespace"] = "shop"
+        am.post_alerts([firing])
+
+        def pending():
+            rows = httpx.get(f"{server.url}/api/v1/decisions", headers=viewer).json()["data"]
+            return rows if rows and rows[0]["status"] == "pending_approval" else None
+
+        (decision,) = wait_for(pending, what="a decision waiting for approval")
+        assert replicas(cluster) == 2
+        httpx.post(
+            f"{server.url}/api/v1/actions/{decision['decision_id']}/approve",
+            json={"comment": "go"},
+            headers=bearer(tokens["operator"]),
+        ).raise_for_status()
+
+        def finished():
+            row = httpx.get(
+                f"{server.url}/api/v1/decisions/{decision['decision_id']}", headers=viewer
+            ).json()
+            return row if row["status"] not in ("approved", "executing") else None
+
+        done = wait_for(finished, what="the approved decision to run")
+    assert done["status"] == "succeeded", done["reason"]
+    assert replicas(cluster) == 4
