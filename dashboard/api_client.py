@@ -88,7 +88,57 @@ class ApiClient:
         path = "/api/v1/automation/pause" if paused else "/api/v1/automation/resume"
         return self._call("POST", path, json={"reason": reason or None})
 
+    def overview(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/overview")
+
+    def dependency_graph(self, minutes: int = 60) -> list[dict[str, Any]]:
+        return self._list("/api/v1/traces/graph", params={"minutes": minutes})
+
+    def reports(self, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/reports", params={"limit": limit, "offset": offset})
+
+    def report(self, report_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/reports/{report_id}")
+
+    def report_text(self, report_id: int, fmt: str) -> str:
+        return self._text(f"/api/v1/reports/{report_id}", params={"format": fmt})
+
+    def create_report(self) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/reports")
+
+    def audit(self, *, limit: int = 100, offset: int = 0, **filters: Any) -> dict[str, Any]:
+        params = {"limit": limit, "offset": offset, **{k: v for k, v in filters.items() if v}}
+        return self._call("GET", "/api/v1/audit", params=params)
+
+    def audit_export(self, **filters: Any) -> str:
+        params = {k: v for k, v in filters.items() if v}
+        return self._text("/api/v1/audit/export", params=params)
+
+    def policies(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/policies")
+
+    def runbooks(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/runbooks")
+
+    def runbook(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/runbooks/{name}")
+
+    def backtest(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in {"since": since, "until": until}.items() if v}
+        return self._call("POST", "/api/v1/policies/backtest", json=body)
+
+    def _list(self, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        body: Any = self._call("GET", path, **kwargs)
+        return list(body)
+
+    def _text(self, path: str, **kwargs: Any) -> str:
+        return self._send("GET", path, **kwargs).text
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._send(method, path, **kwargs).json()
+        return body
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = httpx.request(
                 method, self.base_url + path, headers=self._headers, timeout=self._timeout, **kwargs
@@ -96,8 +146,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise ApiError(f"The API at {self.base_url} cannot be reached ({exc}).") from None
         if response.is_success:
-            body: dict[str, Any] = response.json()
-            return body
+            return response
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:

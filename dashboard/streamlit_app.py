@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError, api_url
+from dashboard.live import INTERVAL_SECONDS
 
 st.set_page_config(page_title="AIOps control plane", page_icon=":rotating_light:", layout="wide")
 
@@ -48,15 +49,25 @@ else:
     with st.sidebar:
         st.markdown(f"Signed in as **{user['name']}** ({user['role']})")
         st.button("Sign out", on_click=sign_out)
+        st.session_state.setdefault("auto_refresh", True)
+        st.toggle(f"Auto-refresh ({INTERVAL_SECONDS} s)", key="auto_refresh")
     page = st.navigation(
         [
             st.Page(
-                "app_pages/incidents.py",
-                title="Incidents",
-                icon=":material/crisis_alert:",
+                "app_pages/overview.py",
+                title="Overview",
+                icon=":material/dashboard:",
                 default=True,
             ),
+            st.Page("app_pages/incidents.py", title="Incidents", icon=":material/crisis_alert:"),
             st.Page("app_pages/approvals.py", title="Approvals", icon=":material/approval:"),
+            st.Page("app_pages/actions.py", title="Actions and audit", icon=":material/history:"),
+            st.Page("app_pages/capacity.py", title="Capacity", icon=":material/trending_up:"),
+            st.Page(
+                "app_pages/policies.py",
+                title="Policies and runbooks",
+                icon=":material/menu_book:",
+            ),
         ]
     )
     page.run()

@@ -17,6 +17,7 @@ from controlplane.api.routes import (
     health,
     incidents,
     otlp,
+    overview,
     policies,
     reports,
     signals,
@@ -83,7 +84,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (webhooks, incidents, signals, reports, automation, policies, tokens):
+    for module in (webhooks, incidents, signals, reports, automation, policies, overview, tokens):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

@@ -65,6 +65,12 @@ class Outlook:
             "model": self.forecast.summary() if self.forecast else None,
             "current": _last(self.history) if self.history is not None else None,
         }
+        if self.history is not None:
+            recent = _tail(self.history)
+            out["history"] = {
+                "timestamps": [utc(t).isoformat() for t in recent.timestamps],
+                "values": [None if np.isnan(v) else round(float(v), 6) for v in recent.values],
+            }
         if self.forecast is not None:
             frame = self.forecast.frame()
             out["forecast"] = {
@@ -324,6 +330,14 @@ def _plot(
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _tail(series: MetricSeries, points: int = 500) -> MetricSeries:
+    """The last PLOTTED_HISTORY days of a series, at most `points` of them (evenly thinned)."""
+    start = series.timestamps[-1] - np.timedelta64(PLOTTED_HISTORY, "D")
+    keep = np.flatnonzero(series.timestamps >= start)
+    keep = keep[:: max(1, len(keep) // points)]
+    return MetricSeries(series.name, series.timestamps[keep], series.values[keep])
 
 
 def _last(series: MetricSeries | None) -> float | None:

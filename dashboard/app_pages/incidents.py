@@ -1,9 +1,15 @@
-"""Incidents: open incidents with filters, a detail view (alerts, timeline), Ack / Resolve."""
+"""Incidents: a filtered, paginated list (refreshing itself) and the detail of one: the metric
+chart (values, anomaly scores, the incident window shaded), evidence, root-cause hints, the
+dependency graph around the service, policy decisions, alerts, the timeline, the linked
+runbooks, and Acknowledge / Resolve."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
@@ -101,6 +107,101 @@ if ack or res:
         st.success(f"Incident #{detail['incident_id']} {'acknowledged' if ack else 'resolved'}.")
         st.rerun()
 
+
+def evidence_chart(points: list[dict[str, Any]], start: str, end: str, threshold: float) -> None:
+    frame = pd.DataFrame(points)
+    frame["at"] = pd.to_datetime(frame["at"])
+    window = pd.DataFrame({"start": [pd.to_datetime(start)], "end": [pd.to_datetime(end)]})
+    shade = alt.Chart(window).mark_rect(opacity=0.15, color="red").encode(x="start:T", x2="end:T")
+    values = alt.Chart(frame).mark_line().encode(x=alt.X("at:T", title=None), y=alt.Y("value:Q"))
+    scores = (
+        alt.Chart(frame)
+        .mark_line(color="orange")
+        .encode(x="at:T", y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1]), title="anomaly score"))
+    )
+    limit = alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(strokeDash=[4, 3]).encode(y="t:Q")
+    st.altair_chart(
+        alt.layer(shade, values).properties(height=180)
+        & alt.layer(shade, scores, limit).properties(height=120),
+        width="stretch",
+    )
+
+
+st.markdown("#### Evidence")
+if not detail["evidence"]:
+    st.caption("No evidence: this incident came from alerts, not from detection or forecasts.")
+window_end = detail["resolved_at"] or datetime.now(UTC).isoformat()
+for evidence in detail["evidence"]:
+    data = evidence["data"]
+    if evidence["kind"] == "anomaly" and data.get("points"):
+        onset = evidence["onset_at"][:19].replace("T", " ")
+        st.markdown(
+            f"**{evidence['signal']}** ({data['detector']}), onset {onset}, "
+            f"peak score {evidence['peak_score']:.2f}"
+        )
+        st.code(data["query"], language="promql")
+        evidence_chart(data["points"], evidence["onset_at"], window_end, data["threshold"])
+    elif evidence["kind"] == "capacity_forecast":
+        crossing = data["crossing"]
+        st.markdown(
+            f"**{evidence['signal']}**: limit {crossing['limit']:g} {data.get('unit', '')}, "
+            f"mean crosses {crossing['mean_at'] or '—'}, risk date {crossing['risk_at'] or '—'}, "
+            f"P = {100 * crossing['probability']:.0f}% (report #{data['report_id']}, see Capacity)"
+        )
+
+if detail["root_cause_hints"]:
+    st.markdown("#### Root-cause hints")
+    st.dataframe(
+        [
+            {
+                "rank": h["rank"],
+                "service": h["service"],
+                "signal": h["signal"],
+                "onset": h["onset_at"][:19].replace("T", " "),
+                "score": h["score"],
+                "why": "; ".join(h["reasons"]),
+            }
+            for h in detail["root_cause_hints"]
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
+if detail["service"]:
+    try:
+        edges = client.dependency_graph(minutes=60)
+    except ApiError:
+        edges = []
+    near = [e for e in edges if detail["service"] in (e["caller"], e["callee"])]
+    if near:
+        st.markdown(f"#### Dependencies of {detail['service']} (last hour, from traces)")
+        lines = [f'"{detail["service"]}" [style=filled, fillcolor="#fcbba1"];']
+        for e in near:
+            color = "red" if e["errors"] else "gray"
+            lines.append(
+                f'"{e["caller"]}" -> "{e["callee"]}" '
+                f'[label="{e["calls"]} calls, {e["errors"]} errors", color={color}];'
+            )
+        st.graphviz_chart("digraph {rankdir=LR; " + " ".join(lines) + "}")
+
+if detail["decisions"]:
+    st.markdown("#### Policy decisions")
+    st.dataframe(
+        [
+            {
+                "id": d["decision_id"],
+                "policy": d["policy"],
+                "status": d["status"],
+                "action": d["action"],
+                "target": d["target"],
+                "reason": d["reason"],
+            }
+            for d in detail["decisions"]
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
 st.markdown("#### Alerts")
 st.dataframe(
     [
@@ -126,3 +227,12 @@ for entry in detail["timeline"]:
         f"- `{entry['at'][:19].replace('T', ' ')}` **{entry['kind']}** "
         f"({entry['actor']}): {entry['message']}"
     )
+
+if detail["runbooks"]:
+    st.markdown("#### Runbooks")
+    for name in detail["runbooks"]:
+        with st.expander(f"Runbook: {name}"):
+            try:
+                st.markdown(client.runbook(name)["markdown"])
+            except ApiError as exc:
+                st.error(f"Could not load runbook {name}: {exc}")

@@ -37,10 +37,14 @@ def seeded(api, tokens):
     return api
 
 
-def signed_in(token: str, role: str, name: str) -> AppTest:
+def signed_in(token: str, role: str, name: str, page: str = "incidents") -> AppTest:
     app = AppTest.from_file(APP, default_timeout=30)
     app.session_state["token"] = token
     app.session_state["user"] = {"name": name, "role": role}
+    app.session_state["auto_refresh"] = False  # AppTest runs scripts once; no timers
+    app.run()
+    if page != "overview":
+        app.switch_page(f"app_pages/{page}.py")
     return app.run()
 
 
@@ -54,7 +58,7 @@ def test_sign_in_with_a_token(api, tokens):
     app.text_input[0].input(tokens["operator"])
     app.button[0].click().run()
     assert app.session_state["user"] == {"name": "test-operator", "role": "operator"}
-    assert app.title[0].value == "Incidents"
+    assert app.title[0].value == "Overview"
 
 
 def test_lists_incidents_and_shows_detail(seeded, tokens):

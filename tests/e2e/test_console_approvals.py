@@ -16,6 +16,7 @@ from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
 from controlplane.servers import ApiServer
 from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
+from tests.e2e.test_console import signed_in
 from tests.kube_fake import FakeKube
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
@@ -52,12 +53,7 @@ def pending(settings, db, tokens, monkeypatch) -> Iterator[str]:
 
 
 def page(token: str, role: str, name: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.session_state["token"] = token
-    app.session_state["user"] = {"name": name, "role": role}
-    app.run()
-    app.switch_page("app_pages/approvals.py")
-    return app.run()
+    return signed_in(token, role, name, "approvals")
 
 
 def test_pending_decision_shows_plan_and_guardrails(pending, tokens):

@@ -1,0 +1,133 @@
+"""Capacity: forecasts with their bands, limit and crossing date per signal; the report
+history with downloads; "generate now" for operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.api_client import ApiClient, ApiError
+
+CAN_GENERATE = {"operator", "admin"}
+client = ApiClient(st.session_state["token"])
+role = st.session_state["user"]["role"]
+
+st.title("Capacity")
+allowed = role in CAN_GENERATE
+if st.button(
+    "Generate a report now",
+    key="generate",
+    disabled=not allowed,
+    help=None if allowed else "Needs the operator role.",
+):
+    try:
+        created = client.create_report()
+    except ApiError as exc:
+        st.error(f"Refused: {exc}")
+    else:
+        st.success(f"Report #{created['report_id']} is being produced; it appears below.")
+
+try:
+    history = client.reports(limit=20)
+except ApiError as exc:
+    st.error(f"Could not load reports: {exc}")
+    st.stop()
+if not history["data"]:
+    st.info("No capacity report yet. Configure capacity.signals and generate one.")
+    st.stop()
+
+st.subheader("Report history")
+st.dataframe(
+    [
+        {
+            "id": r["report_id"],
+            "created": r["created_at"][:16].replace("T", " "),
+            "status": r["status"],
+            "trigger": r["trigger"],
+            "by": r["requested_by"],
+            "signals": r["signals"],
+            "at risk": r["at_risk"],
+            "error": r["error"] or "",
+        }
+        for r in history["data"]
+    ],
+    hide_index=True,
+    width="stretch",
+)
+done = [r for r in history["data"] if r["status"] == "done"]
+if not done:
+    st.info("No finished report yet.")
+    st.stop()
+report_id = st.selectbox(
+    "Report", [r["report_id"] for r in done], key="report_choice", format_func=lambda i: f"#{i}"
+)
+try:
+    document: dict[str, Any] = client.report(int(report_id))["document"]
+except ApiError as exc:
+    st.error(f"Could not load report #{report_id}: {exc}")
+    st.stop()
+
+with st.container(horizontal=True):
+    for fmt, mime, ext in (("html", "text/html", "html"), ("markdown", "text/markdown", "md")):
+        try:
+            text = client.report_text(int(report_id), fmt)
+        except ApiError as exc:
+            st.error(f"Could not load the {fmt} report: {exc}")
+            continue
+        st.download_button(
+            f"Download {ext.upper()}",
+            text,
+            file_name=f"report-{report_id}.{ext}",
+            mime=mime,
+            key=f"download_{fmt}",
+        )
+
+st.subheader(f"Report #{report_id}: {document['at_risk']} of {document['signals']} at risk")
+for outlook in document["outlooks"]:
+    title = f"{outlook['service']} / {outlook['signal']}"
+    if outlook["error"]:
+        st.error(f"{title}: no forecast: {outlook['error']}")
+        continue
+    crossing, model = outlook["crossing"], outlook["model"]
+    mark = "🔴" if crossing["at_risk"] else "🟢"
+    label = f"{mark} {title}: limit {outlook['limit']:g} {outlook['unit']}"
+    with st.expander(label, expanded=crossing["at_risk"]):
+        cols = st.columns(4)
+        cols[0].metric("Mean crosses", (crossing["mean_at"] or "—")[:16].replace("T", " "))
+        cols[1].metric("Risk date", (crossing["risk_at"] or "—")[:16].replace("T", " "))
+        cols[2].metric("P(cross in lead)", f"{100 * crossing['probability']:.0f}%")
+        backtest = model["backtest"]
+        cols[3].metric(
+            "Model (backtest MASE)",
+            f"{model['model']} ({backtest['mase']:.2f})" if backtest else model["model"],
+        )
+        forecast = pd.DataFrame(outlook["forecast"])
+        forecast["timestamp"] = pd.to_datetime(forecast["timestamps"])
+        past = pd.DataFrame(outlook.get("history") or {"timestamps": [], "values": []})
+        past["timestamp"] = pd.to_datetime(past["timestamps"])
+        base = alt.Chart(forecast).encode(x=alt.X("timestamp:T", title=None))
+        layers = [
+            base.mark_area(opacity=0.25).encode(
+                y=alt.Y("lo-95:Q", title=outlook["unit"] or "value"), y2="hi-95:Q"
+            ),
+            base.mark_area(opacity=0.4).encode(y="lo-80:Q", y2="hi-80:Q"),
+            base.mark_line().encode(y="mean:Q"),
+            alt.Chart(pd.DataFrame({"limit": [outlook["limit"]]}))
+            .mark_rule(color="red", strokeDash=[6, 3])
+            .encode(y="limit:Q"),
+        ]
+        if len(past):
+            layers.insert(
+                0, alt.Chart(past).mark_line(color="gray").encode(x="timestamp:T", y="values:Q")
+            )
+        st.altair_chart(alt.layer(*layers), width="stretch")
+        if outlook["replicas"]:
+            r = outlook["replicas"]
+            st.caption(
+                f"Replicas: {r['current']} now → {r['needed']} needed for the {r['plan_for']} peak "
+                f"of {r['peak_load']:.4g} (headroom now {100 * r['headroom_now']:.0f}%, at peak "
+                f"{100 * r['headroom_at_peak']:.0f}%)."
+            )

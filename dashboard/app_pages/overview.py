@@ -1,0 +1,100 @@
+"""Overview: open incidents by severity and service, SLO burn, actions in the last 24 h, the
+kill switch, and the health of the control plane and its sources. Refreshes itself."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.api_client import ApiClient, ApiError
+from dashboard.live import refresh_interval
+
+SEVERITIES = ["critical", "error", "warning", "info"]
+client = ApiClient(st.session_state["token"])
+
+st.title("Overview")
+
+
+@st.fragment(run_every=refresh_interval())
+def live() -> None:
+    try:
+        data = client.overview()
+    except ApiError as exc:
+        st.error(f"Could not load the overview: {exc}")
+        return
+    incidents = data["incidents"]
+    if data["automation"]["paused"]:
+        st.warning(
+            f"Automation is **paused** by {data['automation']['changed_by']}"
+            + (f": {data['automation']['reason']}" if data["automation"]["reason"] else "")
+        )
+    cols = st.columns(len(SEVERITIES) + 1)
+    cols[0].metric("Open incidents", incidents["open"])
+    for col, severity in zip(cols[1:], SEVERITIES, strict=True):
+        col.metric(severity.capitalize(), incidents["by_severity"].get(severity, 0))
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Open incidents by service")
+        if incidents["by_service"]:
+            st.bar_chart(
+                {r["service"]: r["open"] for r in incidents["by_service"]}, horizontal=True
+            )
+        else:
+            st.info("No open incidents.")
+    with right:
+        st.subheader("Actions in the last 24 h")
+        actions = data["actions_24h"]
+        if actions:
+            st.dataframe(
+                [{"status": k, "decisions": v} for k, v in sorted(actions.items())],
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.info("No policy decisions in the last 24 hours.")
+        st.metric("Automation", "paused" if data["automation"]["paused"] else "on")
+
+    st.subheader("SLO burn")
+    if data["slo_burn"]:
+        st.dataframe(data["slo_burn"], hide_index=True, width="stretch")
+    else:
+        st.caption("No SLO burn-rate signals configured (detector `slo_burn_rate`).")
+
+    st.subheader("Sources")
+    prometheus = data["prometheus"]
+    if not prometheus["configured"]:
+        st.caption("Prometheus: not configured.")
+    elif prometheus["reachable"]:
+        st.success("Prometheus: reachable.")
+    else:
+        st.error(f"Prometheus: unreachable ({prometheus['detail']}).")
+    if data["signals"]:
+        st.dataframe(
+            [
+                {
+                    "signal": s["signal"],
+                    "service": s["service"],
+                    "status": {"ok": "🟢 ok", "anomalous": "🔴 anomalous"}.get(
+                        s["status"], "⚪ no data"
+                    ),
+                    "last successful collection": s["last_success_at"] or "never",
+                    "error": s["last_error"] or "",
+                }
+                for s in data["signals"]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption("No detection signals configured.")
+    report = data["capacity"]
+    if report:
+        st.caption(
+            f"Latest capacity report #{report['report_id']} ({report['status']}, "
+            f"{report['created_at'][:16].replace('T', ' ')}): {report['at_risk']} of "
+            f"{report['signals']} signals at risk."
+        )
+    st.caption(f"Updated {data['generated_at'][11:19]} UTC.")
+
+
+live()

@@ -1,0 +1,215 @@
+"""Every console page through AppTest against the real API: rendered with data, empty states,
+API errors, role restrictions, and the actions calling the API with the right payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from controlplane.api import create_app
+from controlplane.capacity.job import CapacityJob
+from controlplane.config import load_settings
+from controlplane.domain.series import MetricSeries
+from controlplane.policy.runner import PolicyRunner
+from controlplane.servers import ApiServer, free_port
+from controlplane.storage.models import EvidenceRow
+from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
+from tests.e2e.test_console import signed_in
+
+pytestmark = pytest.mark.integration
+POLICIES = {
+    "policies": [
+        {
+            "name": "checkout-notify",
+            "runbook": "notify",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "notify", "url": "http://127.0.0.1:9/hook", "text": "{summary}"},
+            "mode": "dry_run",
+        }
+    ]
+}
+
+
+def _cpu(query: str, start: datetime, end: datetime, step: int) -> list[MetricSeries]:
+    """Two weeks of hourly CPU growing toward its limit (what Prometheus would return)."""
+    hours = np.arange(14 * 24)
+    stamps = np.datetime64(end.replace(tzinfo=None), "ns") - np.timedelta64(1, "h") * hours[::-1]
+    values = 2 + 0.004 * hours + 0.3 * np.sin(2 * np.pi * hours / 24)
+    return [MetricSeries("cpu", stamps.astype("datetime64[ns]"), values)]
+
+
+@pytest.fixture
+def console(settings, db, tokens, tmp_path: Path, monkeypatch) -> Iterator[str]:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "shop.yaml").write_text(yaml.safe_dump(POLICIES))
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        auth={"webhook_token": WEBHOOK_TOKEN},
+        automation={"policies_dir": str(folder), "enabled": False},
+        capacity={
+            "history_seconds": 14 * 86_400,
+            "signals": [
+                {
+                    "name": "checkout-cpu",
+                    "service": "checkout",
+                    "resource": "cpu",
+                    "query": "cpu",
+                    "limit": 3.5,
+                    "unit": "cores",
+                }
+            ],
+        },
+    )
+    with ApiServer(create_app(config, db)) as server:
+        monkeypatch.setenv("AIOPS_CONSOLE__API_URL", server.url)
+        yield server.url
+
+
+@pytest.fixture
+def seeded(console, settings, db, tokens) -> str:
+    httpx.post(
+        f"{console}/api/v1/webhooks/alertmanager",
+        json=alertmanager_fixture("sample"),
+        headers=bearer(WEBHOOK_TOKEN),
+    ).raise_for_status()
+    incident_id = httpx.get(f"{console}/api/v1/incidents", headers=bearer(tokens["viewer"])).json()[
+        "data"
+    ][0]["incident_id"]
+    onset = datetime.now(UTC) - timedelta(minutes=10)
+    with db.write() as session:
+        session.add(
+            EvidenceRow(
+                incident_id=incident_id,
+                signal="checkout-latency",
+                service="checkout",
+                onset_at=onset,
+                peak_score=0.93,
+                data={
+                    "signal": "checkout-latency",
+                    "query": 'latency{service="checkout"}',
+                    "detector": "ensemble",
+                    "threshold": 0.5,
+                    "points": [
+                        {
+                            "at": (onset + timedelta(minutes=m - 30)).isoformat(),
+                            "value": 0.2 + (0.5 if m >= 30 else 0),
+                            "score": 0.9 if m >= 30 else 0.05,
+                        }
+                        for m in range(40)
+                    ],
+                },
+            )
+        )
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        automation={
+            "policies_dir": httpx.get(
+                f"{console}/api/v1/policies", headers=bearer(tokens["viewer"])
+            ).json()["directory"]
+        },
+        capacity={
+            "history_seconds": 14 * 86_400,
+            "signals": [
+                {
+                    "name": "checkout-cpu",
+                    "service": "checkout",
+                    "resource": "cpu",
+                    "query": "cpu",
+                    "limit": 3.5,
+                    "unit": "cores",
+                }
+            ],
+        },
+    )
+    PolicyRunner(config, db).cycle()
+    job = CapacityJob(config, db, fetch=_cpu, workers=1)
+    job.run("cli", "test")
+    return console
+
+
+def test_overview_with_data_and_without(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "overview")
+    assert not app.exception
+    assert app.metric[0].label == "Open incidents"
+    assert app.metric[0].value == "2"  # the alert, and the forecast's CapacityRisk
+    assert any("Prometheus: not configured" in c.value for c in app.caption)
+    assert any("Latest capacity report #1" in c.value for c in app.caption)
+
+
+def test_overview_empty_and_api_down(console, tokens, monkeypatch):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "overview")
+    assert app.info[0].value == "No open incidents."
+    monkeypatch.setenv("AIOPS_CONSOLE__API_URL", f"http://127.0.0.1:{free_port()}")
+    down = signed_in(tokens["viewer"], "viewer", "test-viewer", "overview")
+    assert "cannot be reached" in down.error[0].value
+
+
+def test_incident_detail_shows_evidence_hints_decisions_and_runbooks(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "incidents")
+    incidents = httpx.get(
+        f"{seeded}/api/v1/incidents",
+        params={"service": "checkout"},
+        headers=bearer(tokens["viewer"]),
+    ).json()["data"]
+    alerted = next(i["incident_id"] for i in incidents if i["source"] == "alertmanager")
+    app.selectbox(key="selected_incident").set_value(alerted).run()
+    assert not app.exception
+    headings = [m.value for m in app.markdown]
+    for heading in (
+        "#### Evidence",
+        "#### Root-cause hints",
+        "#### Policy decisions",
+        "#### Runbooks",
+    ):
+        assert heading in headings
+    assert app.code[0].value == 'latency{service="checkout"}'
+    assert any(e.label == "Runbook: notify" for e in app.expander)
+
+
+def test_actions_and_audit(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "actions")
+    assert not app.exception
+    assert app.info[0].value == "No action has run yet."
+    assert "audit event(s) match" in app.caption[0].value
+    app.text_input(key="audit_action").input("policy.").run()
+    assert app.caption[0].value.startswith("1 audit event(s) match")
+    app.button(key="prepare_export").click().run()
+    assert not app.exception
+    assert '"action": "policy.decided"' in app.session_state["audit_export"]
+    app.text_input(key="audit_action").input("nothing.").run()
+    assert app.info[-1].value == "No audit events match these filters."
+
+
+def test_capacity_page(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "capacity")
+    assert not app.exception
+    assert app.button(key="generate").disabled
+    assert app.subheader[1].value.startswith("Report #1: 1 of 1 at risk")
+    assert app.expander[0].label.startswith("🔴 checkout / checkout-cpu: limit 3.5 cores")
+    assert app.metric[2].label == "P(cross in lead)"
+    operator = signed_in(tokens["operator"], "operator", "test-operator", "capacity")
+    operator.button(key="generate").click().run()
+    assert operator.success[0].value.startswith("Report #2 is being produced")
+
+
+def test_capacity_page_empty(console, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "capacity")
+    assert app.info[0].value.startswith("No capacity report yet")
+
+
+def test_policies_runbooks_and_backtest(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "policies")
+    assert not app.exception
+    assert list(app.dataframe[0].value["policy"]) == ["checkout-notify"]
+    app.selectbox(key="runbook_choice").set_value("failover").run()
+    assert any("Runbook: fail over to the standby" in m.value for m in app.markdown)
+    app.button[0].click().run()  # the backtest form's submit button
+    assert not app.exception
+    assert [m.value for m in app.metric] == ["2", "2", "0"]  # 2 incidents, both notify (dry run)
