@@ -74,18 +74,22 @@ else:
 
     chosen = st.selectbox("Decision", list(decisions), key="pending_choice", format_func=label)
     decision = decisions[int(chosen)]
-    cols = st.columns(4)
-    cols[0].metric("Incident", f"#{decision['incident_id']}")
-    cols[1].metric("Action", decision["action"])
-    cols[2].metric("Target", decision["target"])
-    cols[3].metric("Policy version", decision["policy_version"])
+    st.markdown(
+        f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
+        f"`{decision['target']}` · policy **{decision['policy']}** "
+        f"(version `{decision['policy_version']}`, mode {decision['mode']})"
+    )
     if decision["plan"]:
         st.markdown(f"**Plan:** {decision['plan']['summary']}")
         st.code(decision["plan"]["diff"] or "(no change)", language="diff")
     st.markdown("**Guardrails**")
     st.dataframe(
         [
-            {"guardrail": c["guardrail"], "ok": "✅" if c["ok"] else "❌", "detail": c["detail"]}
+            {
+                "guardrail": c["guardrail"],
+                "verdict": "pass" if c["ok"] else "REFUSE",
+                "detail": c["detail"],
+            }
             for c in decision["checks"]
         ],
         hide_index=True,

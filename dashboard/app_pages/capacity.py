@@ -92,12 +92,14 @@ for outlook in document["outlooks"]:
         st.error(f"{title}: no forecast: {outlook['error']}")
         continue
     crossing, model = outlook["crossing"], outlook["model"]
-    mark = "🔴" if crossing["at_risk"] else "🟢"
-    label = f"{mark} {title}: limit {outlook['limit']:g} {outlook['unit']}"
-    with st.expander(label, expanded=crossing["at_risk"]):
+    label = f"{title}: limit {outlook['limit']:g} {outlook['unit']}"
+    if crossing["at_risk"]:
+        label += " (at risk)"
+    icon = ":material/warning:" if crossing["at_risk"] else ":material/check_circle:"
+    with st.expander(label, expanded=crossing["at_risk"], icon=icon):
         cols = st.columns(4)
-        cols[0].metric("Mean crosses", (crossing["mean_at"] or "—")[:16].replace("T", " "))
-        cols[1].metric("Risk date", (crossing["risk_at"] or "—")[:16].replace("T", " "))
+        cols[0].metric("Mean crosses (UTC)", (crossing["mean_at"] or "—")[5:16].replace("T", " "))
+        cols[1].metric("Risk date (UTC)", (crossing["risk_at"] or "—")[5:16].replace("T", " "))
         cols[2].metric("P(cross in lead)", f"{100 * crossing['probability']:.0f}%")
         backtest = model["backtest"]
         cols[3].metric(

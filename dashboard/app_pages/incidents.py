@@ -16,7 +16,6 @@ from dashboard.api_client import ApiClient, ApiError
 
 STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "error", "warning", "info"]
-SEVERITY_ICON = {"critical": "🔴", "error": "🟠", "warning": "🟡", "info": "🔵"}
 PAGE_SIZE = 25
 CAN_ACT = {"operator", "admin"}
 
@@ -53,7 +52,7 @@ if not incidents:
 rows = [
     {
         "id": i["incident_id"],
-        "severity": f"{SEVERITY_ICON.get(i['severity'], '')} {i['severity']}",
+        "severity": i["severity"],
         "status": i["status"],
         "service": i["service"] or "-",
         "title": i["title"],

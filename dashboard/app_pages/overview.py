@@ -74,9 +74,7 @@ def live() -> None:
                 {
                     "signal": s["signal"],
                     "service": s["service"],
-                    "status": {"ok": "🟢 ok", "anomalous": "🔴 anomalous"}.get(
-                        s["status"], "⚪ no data"
-                    ),
+                    "status": s["status"].replace("_", " "),
                     "last successful collection": s["last_success_at"] or "never",
                     "error": s["last_error"] or "",
                 }

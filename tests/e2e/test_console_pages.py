@@ -192,7 +192,7 @@ def test_capacity_page(seeded, tokens):
     assert not app.exception
     assert app.button(key="generate").disabled
     assert app.subheader[1].value.startswith("Report #1: 1 of 1 at risk")
-    assert app.expander[0].label.startswith("🔴 checkout / checkout-cpu: limit 3.5 cores")
+    assert app.expander[0].label == "checkout / checkout-cpu: limit 3.5 cores (at risk)"
     assert app.metric[2].label == "P(cross in lead)"
     operator = signed_in(tokens["operator"], "operator", "test-operator", "capacity")
     operator.button(key="generate").click().run()
