@@ -39,10 +39,13 @@ class ApiClient:
         status: list[str] | None = None,
         severity: list[str] | None = None,
         service: str | None = None,
+        text: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if text:
+            params["q"] = text
         if status:
             params["status"] = status
         if severity:

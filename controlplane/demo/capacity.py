@@ -1,5 +1,6 @@
-"""The demo's capacity workload: two weeks of resource history for the shop, in a real
-Prometheus, forecast into a capacity report when the demo starts and then every hour.
+"""The demo's Prometheus workload: two weeks of resource history for the shop, in a real
+Prometheus, forecast into a capacity report when the demo starts and then every hour, and
+watched by the detection scheduler.
 
 checkout CPU grows toward its limit and inventory's disk fills up (both become CapacityRisk
 incidents); payments traffic is steady (a replica recommendation); search memory is flat.
@@ -16,22 +17,59 @@ DAYS = 14
 STEP_MINUTES = 5
 
 SIGNALS: list[dict[str, Any]] = [
-    {"name": "checkout-cpu", "service": "checkout", "resource": "cpu", "unit": "cores",
-     "query": 'demo_cpu_cores{service="checkout"}', "limit": 4.1},
-    {"name": "inventory-disk", "service": "inventory", "resource": "disk", "unit": "GiB",
-     "query": 'demo_disk_used_gib{service="inventory"}', "limit": 200},
-    {"name": "payments-requests", "service": "payments", "resource": "requests",
-     "unit": "req/s", "query": 'demo_requests_per_second{service="payments"}', "limit": 1000,
-     "replicas": {"capacity_per_replica": 50, "current": 3, "min": 2, "max": 20}},
-    {"name": "search-memory", "service": "search", "resource": "memory", "unit": "GiB",
-     "query": 'demo_memory_gib{service="search"}', "limit": 16},
-]  # fmt: skip
+    {
+        "name": "checkout-cpu",
+        "service": "checkout",
+        "resource": "cpu",
+        "unit": "cores",
+        "query": 'demo_cpu_cores{service="checkout"}',
+        "limit": 4.1,
+    },
+    {
+        "name": "inventory-disk",
+        "service": "inventory",
+        "resource": "disk",
+        "unit": "GiB",
+        "query": 'demo_disk_used_gib{service="inventory"}',
+        "limit": 200,
+    },
+    {
+        "name": "payments-requests",
+        "service": "payments",
+        "resource": "requests",
+        "unit": "req/s",
+        "query": 'demo_requests_per_second{service="payments"}',
+        "limit": 1000,
+        "replicas": {"capacity_per_replica": 50, "current": 3, "min": 2, "max": 20},
+    },
+    {
+        "name": "search-memory",
+        "service": "search",
+        "resource": "memory",
+        "unit": "GiB",
+        "query": 'demo_memory_gib{service="search"}',
+        "limit": 16,
+    },
+]
 
 
 def settings(prometheus_url: str) -> dict[str, Any]:
-    """The `prometheus` and `capacity` settings sections of the demo."""
+    """The `prometheus`, `capacity` and `detection` settings sections of the demo (detection
+    watches two of the same series, so the console's sources show live signals)."""
     return {
         "prometheus": {"url": prometheus_url},
+        "detection": {
+            "signals": [
+                {
+                    "name": s["name"],
+                    "service": s["service"],
+                    "query": s["query"],
+                    "step_seconds": 60 * STEP_MINUTES,
+                }
+                for s in SIGNALS
+                if s["resource"] in ("cpu", "requests")
+            ]
+        },
         "capacity": {
             "schedule": "0 * * * *",
             "history_seconds": DAYS * 86_400,

@@ -29,6 +29,7 @@ class IncidentFilter:
     service: str | None = None
     opened_after: datetime | None = None
     opened_before: datetime | None = None
+    text: str | None = None  # case-insensitive substring of the title
 
 
 Transition = Callable[[Session, int, Principal, str | None], IncidentRow]
@@ -142,4 +143,7 @@ def _filtered(query: _Q, where: IncidentFilter) -> _Q:
         query = query.where(IncidentRow.opened_at >= where.opened_after)
     if where.opened_before:
         query = query.where(IncidentRow.opened_at < where.opened_before)
+    if where.text:
+        escaped = where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(IncidentRow.title.ilike(f"%{escaped}%", escape="\\"))
     return query

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.live import refresh_interval
 
 CAN_REVIEW = {"operator", "admin"}
 RECENT = [
@@ -56,99 +57,108 @@ with st.expander("Kill switch", expanded=switch["paused"]):
         else:
             st.rerun()
 
-try:
-    pending = client.decisions(status=["pending_approval"], limit=100)
-except ApiError as exc:
-    st.error(f"Could not load decisions: {exc}")
-    st.stop()
 
-st.subheader(f"Waiting for approval ({pending['count']})")
-if not pending["data"]:
-    st.info("Nothing is waiting for approval.")
-else:
-    decisions: dict[int, dict[str, Any]] = {d["decision_id"]: d for d in pending["data"]}
+@st.fragment(run_every=refresh_interval())
+def live() -> None:
+    """Pending and recent decisions refresh themselves; the selection and comment stay."""
+    try:
+        pending = client.decisions(status=["pending_approval"], limit=100)
+    except ApiError as exc:
+        st.error(f"Could not load decisions: {exc}")
+        return
 
-    def label(decision_id: int) -> str:
-        d = decisions[decision_id]
-        return f"#{decision_id} {d['policy']}: {d['plan']['summary'] if d['plan'] else d['action']}"
+    st.subheader(f"Waiting for approval ({pending['count']})")
+    if not pending["data"]:
+        st.info("Nothing is waiting for approval.")
+    else:
+        decisions: dict[int, dict[str, Any]] = {d["decision_id"]: d for d in pending["data"]}
 
-    chosen = st.selectbox("Decision", list(decisions), key="pending_choice", format_func=label)
-    decision = decisions[int(chosen)]
-    st.markdown(
-        f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
-        f"`{decision['target']}` · policy **{decision['policy']}** "
-        f"(version `{decision['policy_version']}`, mode {decision['mode']})"
-    )
-    if decision["plan"]:
-        st.markdown(f"**Plan:** {decision['plan']['summary']}")
-        st.code(decision["plan"]["diff"] or "(no change)", language="diff")
-    st.markdown("**Guardrails**")
-    st.dataframe(
-        [
-            {
-                "guardrail": c["guardrail"],
-                "verdict": "pass" if c["ok"] else "REFUSE",
-                "detail": c["detail"],
-            }
-            for c in decision["checks"]
-        ],
-        hide_index=True,
-        width="stretch",
-        key="checks_table",
-    )
-    if decision["runbook"]:
-        st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
-    allowed = role in CAN_REVIEW
-    comment = st.text_input(
-        "Comment (required)",
-        key="review_comment",
-        disabled=not allowed,
-        help=None if allowed else "Needs the operator role.",
-    )
-    left, right = st.columns(2)
-    approve = left.button(
-        "Approve", key="approve", type="primary", disabled=not allowed or switch["paused"]
-    )
-    reject = right.button("Reject", key="reject", disabled=not allowed)
-    if approve or reject:
-        if not comment.strip():
-            st.error("A comment is required: say why.")
-        else:
-            try:
-                client.review(decision["decision_id"], approve=approve, comment=comment.strip())
-            except ApiError as exc:
-                st.error(f"Refused: {exc}")
+        def label(decision_id: int) -> str:
+            d = decisions[decision_id]
+            what = d["plan"]["summary"] if d["plan"] else d["action"]
+            return f"#{decision_id} {d['policy']}: {what}"
+
+        chosen = st.selectbox("Decision", list(decisions), key="pending_choice", format_func=label)
+        decision = decisions[int(chosen)]
+        st.markdown(
+            f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
+            f"`{decision['target']}` · policy **{decision['policy']}** "
+            f"(version `{decision['policy_version']}`, mode {decision['mode']})"
+        )
+        if decision["plan"]:
+            st.markdown(f"**Plan:** {decision['plan']['summary']}")
+            st.code(decision["plan"]["diff"] or "(no change)", language="diff")
+        st.markdown("**Guardrails**")
+        st.dataframe(
+            [
+                {
+                    "guardrail": c["guardrail"],
+                    "verdict": "pass" if c["ok"] else "REFUSE",
+                    "detail": c["detail"],
+                }
+                for c in decision["checks"]
+            ],
+            hide_index=True,
+            width="stretch",
+            key="checks_table",
+        )
+        if decision["runbook"]:
+            st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
+        allowed = role in CAN_REVIEW
+        comment = st.text_input(
+            "Comment (required)",
+            key="review_comment",
+            disabled=not allowed,
+            help=None if allowed else "Needs the operator role.",
+        )
+        left, right = st.columns(2)
+        approve = left.button(
+            "Approve", key="approve", type="primary", disabled=not allowed or switch["paused"]
+        )
+        reject = right.button("Reject", key="reject", disabled=not allowed)
+        if approve or reject:
+            if not comment.strip():
+                st.error("A comment is required: say why.")
             else:
-                st.success(
-                    f"Decision #{decision['decision_id']} {'approved' if approve else 'rejected'}."
-                )
-                st.rerun()
+                try:
+                    client.review(decision["decision_id"], approve=approve, comment=comment.strip())
+                except ApiError as exc:
+                    st.error(f"Refused: {exc}")
+                else:
+                    st.success(
+                        f"Decision #{decision['decision_id']} "
+                        + ("approved." if approve else "rejected.")
+                    )
+                    st.rerun()
 
-st.subheader("Recent decisions")
-try:
-    recent = client.decisions(status=RECENT, limit=25)
-except ApiError as exc:
-    st.error(f"Could not load decisions: {exc}")
-    st.stop()
-if not recent["data"]:
-    st.info("No decisions yet.")
-else:
-    st.dataframe(
-        [
-            {
-                "id": d["decision_id"],
-                "incident": d["incident_id"],
-                "policy": d["policy"],
-                "mode": d["mode"],
-                "status": d["status"],
-                "target": d["target"],
-                "reason": d["reason"],
-                "reviewed by": d["reviewed_by"] or "",
-                "decided": d["created_at"][:19].replace("T", " "),
-            }
-            for d in recent["data"]
-        ],
-        hide_index=True,
-        width="stretch",
-        key="recent_table",
-    )
+    st.subheader("Recent decisions")
+    try:
+        recent = client.decisions(status=RECENT, limit=25)
+    except ApiError as exc:
+        st.error(f"Could not load decisions: {exc}")
+        return
+    if not recent["data"]:
+        st.info("No decisions yet.")
+    else:
+        st.dataframe(
+            [
+                {
+                    "id": d["decision_id"],
+                    "incident": d["incident_id"],
+                    "policy": d["policy"],
+                    "mode": d["mode"],
+                    "status": d["status"],
+                    "target": d["target"],
+                    "reason": d["reason"],
+                    "reviewed by": d["reviewed_by"] or "",
+                    "decided": d["created_at"][:19].replace("T", " "),
+                }
+                for d in recent["data"]
+            ],
+            hide_index=True,
+            width="stretch",
+            key="recent_table",
+        )
+
+
+live()

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.live import refresh_interval
 
 STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "error", "warning", "info"]
@@ -29,209 +30,230 @@ with st.container(horizontal=True):
     )
     severities = st.multiselect("Severity", SEVERITIES, key="filter_severity")
     service = st.text_input("Service", key="filter_service").strip()
+    search = st.text_input("Search titles", key="filter_text").strip()
 page_no = st.number_input("Page", min_value=1, value=1, step=1, key="page")
 
-try:
-    listing = client.incidents(
-        status=statuses,
-        severity=severities,
-        service=service or None,
-        limit=PAGE_SIZE,
-        offset=(int(page_no) - 1) * PAGE_SIZE,
-    )
-except ApiError as exc:
-    st.error(f"Could not load incidents: {exc}")
-    st.stop()
 
-incidents: list[dict[str, Any]] = listing["data"]
-st.caption(f"{listing['count']} incident(s) match; showing {len(incidents)}.")
-if not incidents:
-    st.info("No incidents match these filters.")
-    st.stop()
-
-rows = [
-    {
-        "id": i["incident_id"],
-        "severity": i["severity"],
-        "status": i["status"],
-        "service": i["service"] or "-",
-        "title": i["title"],
-        "opened": i["opened_at"],
-        "acknowledged by": i["acknowledged_by"] or "",
-    }
-    for i in incidents
-]
-st.dataframe(rows, hide_index=True, width="stretch", key="incident_table")
-
-choice = st.selectbox(
-    "Incident",
-    [i["incident_id"] for i in incidents],
-    key="selected_incident",
-    format_func=lambda i: next(f"#{r['id']} {r['title']}" for r in rows if r["id"] == i),
-)
-try:
-    detail = client.incident(int(choice))
-except ApiError as exc:
-    st.error(f"Could not load incident #{choice}: {exc}")
-    st.stop()
-
-st.subheader(f"#{detail['incident_id']} {detail['title']}")
-cols = st.columns(4)
-cols[0].metric("Status", detail["status"])
-cols[1].metric("Severity", detail["severity"])
-cols[2].metric("Service", detail["service"] or "-")
-cols[3].metric("Alerts", len(detail["alerts"]))
-
-allowed = role in CAN_ACT
-comment = st.text_input("Comment (kept in the timeline)", key="comment", disabled=not allowed)
-left, right = st.columns(2)
-ack = left.button(
-    "Acknowledge",
-    key="ack",
-    disabled=not allowed or detail["status"] != "open",
-    help=None if allowed else "Needs the operator role.",
-)
-res = right.button(
-    "Resolve",
-    key="resolve",
-    disabled=not allowed or detail["status"] == "resolved",
-    help=None if allowed else "Needs the operator role.",
-)
-if ack or res:
+@st.fragment(run_every=refresh_interval())
+def live() -> None:
+    """Everything below the filters refreshes itself; filters and selection stay."""
     try:
-        (client.acknowledge if ack else client.resolve)(detail["incident_id"], comment)
+        listing = client.incidents(
+            status=statuses,
+            severity=severities,
+            service=service or None,
+            text=search or None,
+            limit=PAGE_SIZE,
+            offset=(int(page_no) - 1) * PAGE_SIZE,
+        )
     except ApiError as exc:
-        st.error(f"Refused: {exc}")
-    else:
-        st.success(f"Incident #{detail['incident_id']} {'acknowledged' if ack else 'resolved'}.")
-        st.rerun()
+        st.error(f"Could not load incidents: {exc}")
+        return
 
+    incidents: list[dict[str, Any]] = listing["data"]
+    st.caption(f"{listing['count']} incident(s) match; showing {len(incidents)}.")
+    if not incidents:
+        st.info("No incidents match these filters.")
+        return
 
-def evidence_chart(points: list[dict[str, Any]], start: str, end: str, threshold: float) -> None:
-    frame = pd.DataFrame(points)
-    frame["at"] = pd.to_datetime(frame["at"])
-    window = pd.DataFrame({"start": [pd.to_datetime(start)], "end": [pd.to_datetime(end)]})
-    shade = alt.Chart(window).mark_rect(opacity=0.15, color="red").encode(x="start:T", x2="end:T")
-    values = alt.Chart(frame).mark_line().encode(x=alt.X("at:T", title=None), y=alt.Y("value:Q"))
-    scores = (
-        alt.Chart(frame)
-        .mark_line(color="orange")
-        .encode(x="at:T", y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1]), title="anomaly score"))
-    )
-    limit = alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(strokeDash=[4, 3]).encode(y="t:Q")
-    st.altair_chart(
-        alt.layer(shade, values).properties(height=180)
-        & alt.layer(shade, scores, limit).properties(height=120),
-        width="stretch",
-    )
-
-
-st.markdown("#### Evidence")
-if not detail["evidence"]:
-    st.caption("No evidence: this incident came from alerts, not from detection or forecasts.")
-window_end = detail["resolved_at"] or datetime.now(UTC).isoformat()
-for evidence in detail["evidence"]:
-    data = evidence["data"]
-    if evidence["kind"] == "anomaly" and data.get("points"):
-        onset = evidence["onset_at"][:19].replace("T", " ")
-        st.markdown(
-            f"**{evidence['signal']}** ({data['detector']}), onset {onset}, "
-            f"peak score {evidence['peak_score']:.2f}"
-        )
-        st.code(data["query"], language="promql")
-        evidence_chart(data["points"], evidence["onset_at"], window_end, data["threshold"])
-    elif evidence["kind"] == "capacity_forecast":
-        crossing = data["crossing"]
-        st.markdown(
-            f"**{evidence['signal']}**: limit {crossing['limit']:g} {data.get('unit', '')}, "
-            f"mean crosses {crossing['mean_at'] or '—'}, risk date {crossing['risk_at'] or '—'}, "
-            f"P = {100 * crossing['probability']:.0f}% (report #{data['report_id']}, see Capacity)"
-        )
-
-if detail["root_cause_hints"]:
-    st.markdown("#### Root-cause hints")
-    st.dataframe(
-        [
-            {
-                "rank": h["rank"],
-                "service": h["service"],
-                "signal": h["signal"],
-                "onset": h["onset_at"][:19].replace("T", " "),
-                "score": h["score"],
-                "why": "; ".join(h["reasons"]),
-            }
-            for h in detail["root_cause_hints"]
-        ],
-        hide_index=True,
-        width="stretch",
-    )
-
-if detail["service"]:
-    try:
-        edges = client.dependency_graph(minutes=60)
-    except ApiError:
-        edges = []
-    near = [e for e in edges if detail["service"] in (e["caller"], e["callee"])]
-    if near:
-        st.markdown(f"#### Dependencies of {detail['service']} (last hour, from traces)")
-        lines = [f'"{detail["service"]}" [style=filled, fillcolor="#fcbba1"];']
-        for e in near:
-            color = "red" if e["errors"] else "gray"
-            lines.append(
-                f'"{e["caller"]}" -> "{e["callee"]}" '
-                f'[label="{e["calls"]} calls, {e["errors"]} errors", color={color}];'
-            )
-        st.graphviz_chart("digraph {rankdir=LR; " + " ".join(lines) + "}")
-
-if detail["decisions"]:
-    st.markdown("#### Policy decisions")
-    st.dataframe(
-        [
-            {
-                "id": d["decision_id"],
-                "policy": d["policy"],
-                "status": d["status"],
-                "action": d["action"],
-                "target": d["target"],
-                "reason": d["reason"],
-            }
-            for d in detail["decisions"]
-        ],
-        hide_index=True,
-        width="stretch",
-    )
-
-st.markdown("#### Alerts")
-st.dataframe(
-    [
+    rows = [
         {
-            "alert": a["name"],
-            "status": a["status"],
-            "severity": a["severity"],
-            "started": a["starts_at"],
-            "ended": a["ends_at"] or "",
-            "labels": ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())),
-            "summary": a["annotations"].get("summary", ""),
+            "id": i["incident_id"],
+            "severity": i["severity"],
+            "status": i["status"],
+            "service": i["service"] or "-",
+            "title": i["title"],
+            "opened": i["opened_at"],
+            "acknowledged by": i["acknowledged_by"] or "",
         }
-        for a in detail["alerts"]
-    ],
-    hide_index=True,
-    width="stretch",
-    key="alerts_table",
-)
+        for i in incidents
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch", key="incident_table")
 
-st.markdown("#### Timeline")
-for entry in detail["timeline"]:
-    st.markdown(
-        f"- `{entry['at'][:19].replace('T', ' ')}` **{entry['kind']}** "
-        f"({entry['actor']}): {entry['message']}"
+    choice = st.selectbox(
+        "Incident",
+        [i["incident_id"] for i in incidents],
+        key="selected_incident",
+        format_func=lambda i: next(f"#{r['id']} {r['title']}" for r in rows if r["id"] == i),
+    )
+    try:
+        detail = client.incident(int(choice))
+    except ApiError as exc:
+        st.error(f"Could not load incident #{choice}: {exc}")
+        return
+
+    st.subheader(f"#{detail['incident_id']} {detail['title']}")
+    cols = st.columns(4)
+    cols[0].metric("Status", detail["status"])
+    cols[1].metric("Severity", detail["severity"])
+    cols[2].metric("Service", detail["service"] or "-")
+    cols[3].metric("Alerts", len(detail["alerts"]))
+
+    allowed = role in CAN_ACT
+    comment = st.text_input("Comment (kept in the timeline)", key="comment", disabled=not allowed)
+    left, right = st.columns(2)
+    ack = left.button(
+        "Acknowledge",
+        key="ack",
+        disabled=not allowed or detail["status"] != "open",
+        help=None if allowed else "Needs the operator role.",
+    )
+    res = right.button(
+        "Resolve",
+        key="resolve",
+        disabled=not allowed or detail["status"] == "resolved",
+        help=None if allowed else "Needs the operator role.",
+    )
+    if ack or res:
+        try:
+            (client.acknowledge if ack else client.resolve)(detail["incident_id"], comment)
+        except ApiError as exc:
+            st.error(f"Refused: {exc}")
+        else:
+            st.success(
+                f"Incident #{detail['incident_id']} {'acknowledged' if ack else 'resolved'}."
+            )
+            st.rerun()
+
+    def evidence_chart(
+        points: list[dict[str, Any]], start: str, end: str, threshold: float
+    ) -> None:
+        frame = pd.DataFrame(points)
+        frame["at"] = pd.to_datetime(frame["at"])
+        window = pd.DataFrame({"start": [pd.to_datetime(start)], "end": [pd.to_datetime(end)]})
+        shade = (
+            alt.Chart(window).mark_rect(opacity=0.15, color="red").encode(x="start:T", x2="end:T")
+        )
+        values = (
+            alt.Chart(frame).mark_line().encode(x=alt.X("at:T", title=None), y=alt.Y("value:Q"))
+        )
+        scores = (
+            alt.Chart(frame)
+            .mark_line(color="orange")
+            .encode(
+                x="at:T", y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1]), title="anomaly score")
+            )
+        )
+        limit = (
+            alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(strokeDash=[4, 3]).encode(y="t:Q")
+        )
+        st.altair_chart(
+            alt.layer(shade, values).properties(height=180)
+            & alt.layer(shade, scores, limit).properties(height=120),
+            width="stretch",
+        )
+
+    st.markdown("#### Evidence")
+    if not detail["evidence"]:
+        st.caption("No evidence: this incident came from alerts, not from detection or forecasts.")
+    window_end = detail["resolved_at"] or datetime.now(UTC).isoformat()
+    for evidence in detail["evidence"]:
+        data = evidence["data"]
+        if evidence["kind"] == "anomaly" and data.get("points"):
+            onset = evidence["onset_at"][:19].replace("T", " ")
+            st.markdown(
+                f"**{evidence['signal']}** ({data['detector']}), onset {onset}, "
+                f"peak score {evidence['peak_score']:.2f}"
+            )
+            st.code(data["query"], language="promql")
+            evidence_chart(data["points"], evidence["onset_at"], window_end, data["threshold"])
+        elif evidence["kind"] == "capacity_forecast":
+            crossing = data["crossing"]
+            st.markdown(
+                f"**{evidence['signal']}**: limit {crossing['limit']:g} {data.get('unit', '')}, "
+                f"mean crosses {crossing['mean_at'] or '—'}, "
+                f"risk date {crossing['risk_at'] or '—'}, "
+                f"P = {100 * crossing['probability']:.0f}% "
+                f"(report #{data['report_id']}, see Capacity)"
+            )
+
+    if detail["root_cause_hints"]:
+        st.markdown("#### Root-cause hints")
+        st.dataframe(
+            [
+                {
+                    "rank": h["rank"],
+                    "service": h["service"],
+                    "signal": h["signal"],
+                    "onset": h["onset_at"][:19].replace("T", " "),
+                    "score": h["score"],
+                    "why": "; ".join(h["reasons"]),
+                }
+                for h in detail["root_cause_hints"]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+
+    if detail["service"]:
+        try:
+            edges = client.dependency_graph(minutes=60)
+        except ApiError:
+            edges = []
+        near = [e for e in edges if detail["service"] in (e["caller"], e["callee"])]
+        if near:
+            st.markdown(f"#### Dependencies of {detail['service']} (last hour, from traces)")
+            lines = [f'"{detail["service"]}" [style=filled, fillcolor="#fcbba1"];']
+            for e in near:
+                color = "red" if e["errors"] else "gray"
+                lines.append(
+                    f'"{e["caller"]}" -> "{e["callee"]}" '
+                    f'[label="{e["calls"]} calls, {e["errors"]} errors", color={color}];'
+                )
+            st.graphviz_chart("digraph {rankdir=LR; " + " ".join(lines) + "}")
+
+    if detail["decisions"]:
+        st.markdown("#### Policy decisions")
+        st.dataframe(
+            [
+                {
+                    "id": d["decision_id"],
+                    "policy": d["policy"],
+                    "status": d["status"],
+                    "action": d["action"],
+                    "target": d["target"],
+                    "reason": d["reason"],
+                }
+                for d in detail["decisions"]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+
+    st.markdown("#### Alerts")
+    st.dataframe(
+        [
+            {
+                "alert": a["name"],
+                "status": a["status"],
+                "severity": a["severity"],
+                "started": a["starts_at"],
+                "ended": a["ends_at"] or "",
+                "labels": ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())),
+                "summary": a["annotations"].get("summary", ""),
+            }
+            for a in detail["alerts"]
+        ],
+        hide_index=True,
+        width="stretch",
+        key="alerts_table",
     )
 
-if detail["runbooks"]:
-    st.markdown("#### Runbooks")
-    for name in detail["runbooks"]:
-        with st.expander(f"Runbook: {name}"):
-            try:
-                st.markdown(client.runbook(name)["markdown"])
-            except ApiError as exc:
-                st.error(f"Could not load runbook {name}: {exc}")
+    st.markdown("#### Timeline")
+    for entry in detail["timeline"]:
+        st.markdown(
+            f"- `{entry['at'][:19].replace('T', ' ')}` **{entry['kind']}** "
+            f"({entry['actor']}): {entry['message']}"
+        )
+
+    if detail["runbooks"]:
+        st.markdown("#### Runbooks")
+        for name in detail["runbooks"]:
+            with st.expander(f"Runbook: {name}"):
+                try:
+                    st.markdown(client.runbook(name)["markdown"])
+                except ApiError as exc:
+                    st.error(f"Could not load runbook {name}: {exc}")
+
+
+live()

@@ -112,3 +112,11 @@ def test_api_down_gives_a_clear_message(monkeypatch, tokens):
     monkeypatch.setenv("AIOPS_CONSOLE__API_URL", f"http://127.0.0.1:{free_port()}")
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
     assert "cannot be reached" in app.error[0].value
+
+
+def test_search_titles(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    app.text_input(key="filter_text").input("alertC1").run()  # titles: Alertc0, Alertc1
+    assert list(app.dataframe[0].value["service"]) == ["search"]
+    app.text_input(key="filter_text").input("100%_no_such").run()
+    assert app.info[0].value == "No incidents match these filters."

@@ -90,3 +90,14 @@ def test_admin_pulls_the_kill_switch(pending, tokens):
     assert app.button(key="approve").disabled
     state = httpx.get(f"{pending}/api/v1/automation", headers=bearer(tokens["viewer"])).json()
     assert state["paused"] is True
+
+
+def test_operator_rejects_with_a_comment(pending, tokens):
+    app = page(tokens["operator"], "operator", "test-operator")
+    app.text_input(key="review_comment").input("latency is a dependency, not load").run()
+    app.button(key="reject").click().run()
+    assert not app.exception
+    (decision,) = httpx.get(f"{pending}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()[
+        "data"
+    ]
+    assert (decision["status"], decision["reviewed_by"]) == ("rejected", "test-operator")

@@ -46,6 +46,9 @@ async def list_incidents(
     service: str | None = None,
     since: Annotated[AwareDatetime | None, Query(description="Opened at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Opened before.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text the title contains (any case).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> IncidentsPublic:
@@ -55,6 +58,7 @@ async def list_incidents(
         service=service,
         opened_after=since,
         opened_before=until,
+        text=q or None,
     )
 
     def query() -> IncidentsPublic:
