@@ -30,10 +30,6 @@ class Plan:
     server_dry_run: dict[str, Any] | None = None  # what the API server answered to dryRun=All
     details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def changes(self) -> bool:
-        return self.before != self.after
-
     def diff(self) -> str:
         """Unified diff of before and after, as YAML-like sorted JSON lines."""
         lines = difflib.unified_diff(

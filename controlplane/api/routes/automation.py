@@ -159,9 +159,6 @@ def _audit_filter(
     return where
 
 
-AuditQuery = dict[str, Any]
-
-
 @router.get("/audit", response_model=AuditPublic, responses=_ERRORS)
 async def list_audit(
     db: DbDep,
