@@ -41,9 +41,6 @@ class Grid:
         last = self.start + (len(self.values) - 1) * self.step
         return last + self.step * np.arange(1, horizon + 1)
 
-    def head(self, n: int) -> Grid:
-        return Grid(self.start, self.step, self.values[:n], self.measured[:n])
-
     def timestamps(self) -> np.ndarray:
         return (self.start + self.step * np.arange(len(self.values))).astype("datetime64[ns]")
 
