@@ -70,6 +70,8 @@ ACTING = (
     "needs_attention",
 )
 LOOKBACK = timedelta(hours=24)
+#: Added to a decision's verification timeout for its execution lease (the write itself).
+LEASE_MARGIN_SECONDS = 120
 EVALUATION_LOCK = 0x41494F5001  # "AIOP" + 1: the policy evaluation advisory lock
 
 PromQLCheck = Callable[[str], bool]
@@ -301,6 +303,11 @@ class PolicyRunner:
                 )
                 return True
             params, stored = dict(row.params), dict(row.plan or {})
+            # The lease outlasts the longest this run can take (the write, readiness and then
+            # PromQL, each waited on up to the timeout), so no replica hands over a live run.
+            verify_timeout = float((stored.get("verify") or {}).get("timeout_seconds", 300))
+            longest = max(self.config.lease_seconds, 2 * verify_timeout + LEASE_MARGIN_SECONDS)
+            row.lease_until = now + timedelta(seconds=longest)
         status, reason, outcome = self._run(params, stored)
         with self.db.write() as session:
             row = session.get(DecisionRow, decision_id)
