@@ -34,12 +34,19 @@ class EnsembleDetector(CalibratedDetector):
     def __init__(
         self,
         *,
-        members: tuple[str, ...] = ("robust_zscore", "seasonal"),
+        members: tuple[str, ...] = ("robust_zscore", "seasonal", "cusum"),
         weights: tuple[float, ...] | None = None,
         combine: str = "max",
+        calibration_alpha: float = 0.002,
+        novelty_window: int = 100,
         **calibration: Any,
     ) -> None:
-        super().__init__(**calibration)
+        # Defaults chosen as one configuration for every series (see docs/benchmarks.md):
+        # the CUSUM member catches level shifts the others absorb; a shorter novelty window
+        # and a faster calibration let a second anomaly in the same week score again.
+        super().__init__(
+            calibration_alpha=calibration_alpha, novelty_window=novelty_window, **calibration
+        )
         self.members = tuple(members)
         self.weights = None if weights is None else tuple(weights)
         self.combine = combine
