@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.domain.errors import InvalidInputError
+from controlplane.domain.registry import instantiate
 from detectors.base import BaseDetector
 from detectors.cusum import CusumDetector
 from detectors.ensemble import EnsembleDetector
@@ -37,16 +37,7 @@ DEFAULT = EnsembleDetector.name
 
 def make(name: str = DEFAULT, **params: Any) -> BaseDetector:
     """A fresh, unfitted detector; unknown names and parameters are errors that name them."""
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise InvalidInputError(
-            f"detector must be one of {sorted(REGISTRY)}, got {name!r}"
-        ) from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidInputError(f"detector {name!r}: {exc}") from None
+    return instantiate(REGISTRY, "detector", name, params)
 
 
 __all__ = ["DEFAULT", "REGISTRY", "BaseDetector", "make"]

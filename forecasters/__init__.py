@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.domain.errors import InvalidInputError
+from controlplane.domain.registry import instantiate
 from forecasters.auto import AutoForecaster
 from forecasters.base import BaseForecaster, Forecast
 from forecasters.ets import ExponentialSmoothingForecaster
@@ -37,14 +37,7 @@ DEFAULT = AutoForecaster.name
 
 def make(name: str = DEFAULT, **params: Any) -> BaseForecaster:
     """A fresh, unfitted forecaster; unknown names and parameters are errors that name them."""
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise InvalidInputError(f"model must be one of {sorted(REGISTRY)}, got {name!r}") from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidInputError(f"model {name!r}: {exc}") from None
+    return instantiate(REGISTRY, "model", name, params)
 
 
 __all__ = ["DEFAULT", "REGISTRY", "BaseForecaster", "Forecast", "make"]

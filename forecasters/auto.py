@@ -10,6 +10,7 @@ naive per fit and does not win on these series (see docs/benchmarks.md); name it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Self
 
 import numpy as np
@@ -67,17 +68,7 @@ class AutoForecaster(BaseForecaster):
     def predict(self, horizon: int, levels: Sequence[int] = LEVELS) -> Forecast:
         self._check_fitted()
         forecast = self.winner_.predict(horizon, levels)
-        return Forecast(
-            timestamps=forecast.timestamps,
-            mean=forecast.mean,
-            bands=forecast.bands,
-            model=forecast.model,
-            step_seconds=forecast.step_seconds,
-            periods=forecast.periods,
-            backtest=forecast.backtest,
-            fallback=forecast.fallback,
-            candidates=dict(self.scores_),
-        )
+        return replace(forecast, candidates=dict(self.scores_))
 
     def _fit(self, values: np.ndarray) -> None:  # pragma: no cover - fit is overridden
         raise NotImplementedError

@@ -18,7 +18,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -311,17 +311,7 @@ class BaseForecaster(ABC):
         self.delegate_.fit(_grid_series(self.grid_), horizon=self.horizon_)
 
     def _fallback_forecast(self, horizon: int, levels: tuple[int, ...]) -> Forecast:
-        forecast = self.delegate_.predict(horizon, levels)
-        return Forecast(
-            timestamps=forecast.timestamps,
-            mean=forecast.mean,
-            bands=forecast.bands,
-            model=forecast.model,
-            step_seconds=forecast.step_seconds,
-            periods=forecast.periods,
-            backtest=forecast.backtest,
-            fallback=self.fallback_,
-        )
+        return replace(self.delegate_.predict(horizon, levels), fallback=self.fallback_)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "grid_"):

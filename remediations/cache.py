@@ -39,12 +39,14 @@ class RateLimiter:
         self.next = time.monotonic()
         self.lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self) -> float:
+        """Sleep until this caller's slot; returns the slot (monotonic seconds)."""
         with self.lock:
             now = time.monotonic()
             slot = max(self.next, now)
             self.next = slot + self.interval
         time.sleep(max(0.0, slot - now))
+        return slot
 
 
 class WarmCache(Action):

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, selectinload
 
 import remediations
 from controlplane import audit
+from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import Settings
 from controlplane.domain.errors import ControlPlaneError, PermanentError
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
@@ -133,6 +134,8 @@ class PolicyRunner:
     def evaluate(self) -> list[int]:
         """Decide on new and changed incidents. One replica at a time (an advisory lock), so
         that rates and cooldowns count every decision, whichever replica made it."""
+        if not self.policies:
+            return []
         with self.db.exclusive(EVALUATION_LOCK) as mine:
             return self._evaluate() if mine else []
 
@@ -148,13 +151,15 @@ class PolicyRunner:
                 .options(selectinload(IncidentRow.alerts))
                 .order_by(IncidentRow.incident_id)
             ).all()
+            if not incidents:  # the common case, twice a second: nothing more to read
+                return []
             ids = [i.incident_id for i in incidents]
             rows = session.execute(
                 select(DecisionRow.incident_id, DecisionRow.policy).where(
                     DecisionRow.incident_id.in_(ids)
                 )
             )
-            decided: set[tuple[int, str]] = {(i, p) for i, p in rows} if ids else set()
+            decided: set[tuple[int, str]] = {(i, p) for i, p in rows}
             history = self._history(session, now)
             paused = is_paused(session)
             views = [(i.incident_id, _views(i)) for i in incidents]
@@ -396,12 +401,14 @@ class PolicyRunner:
     # -- 3. hand over ----------------------------------------------------------------------
     def expire_leases(self) -> list[int]:
         now = self.clock()
+        expired = select(DecisionRow).where(
+            DecisionRow.status == "executing", DecisionRow.lease_until < now
+        )
+        with self.db.read() as session:  # a read first: no write lock taken twice a second
+            if session.scalar(select(expired.exists())) is not True:
+                return []
         with self.db.write() as session:
-            rows = session.scalars(
-                select(DecisionRow).where(
-                    DecisionRow.status == "executing", DecisionRow.lease_until < now
-                )
-            ).all()
+            rows = session.scalars(expired).all()
             for row in rows:
                 self._finish_row(
                     session,
@@ -481,11 +488,12 @@ def _timeline(
 
 
 def _prometheus_check(settings: Settings) -> PromQLCheck:
-    def check(query: str) -> bool:
-        if not settings.prometheus.url:
+    """An instant query that holds when it returns a non-empty vector."""
+    if not settings.prometheus.url:
+
+        def unconfigured(query: str) -> bool:
             raise PermanentError(f"verify.promql {query!r} needs prometheus.url")
-        from controlplane.collectors.prometheus import PrometheusCollector
 
-        return bool(PrometheusCollector(settings.prometheus).instant(query))
-
-    return check
+        return unconfigured
+    collector = PrometheusCollector(settings.prometheus)
+    return lambda query: bool(collector.instant(query))

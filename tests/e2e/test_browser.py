@@ -1,8 +1,9 @@
 """The console in a real browser: the API and `streamlit run` on loopback, headless Chromium
 driven over the DevTools protocol. The store holds 10,000 incidents and 100,000 audit rows
-besides the live scenario (a pending approval, evidence, a capacity report). Every page is
-loaded, checked for its key elements, timed and screenshotted into `.artifacts/console/`;
-one flow, approving a pending action, is clicked through.
+besides the live scenario: a pending approval, and a capacity report of the demo shop read
+from a real Prometheus. Every page is loaded, checked for its key elements, timed and
+screenshotted into `.artifacts/console/`; one flow, approving a pending action, is clicked
+through.
 
 Timings are written to `.artifacts/console/timings.json` and printed, never asserted (see
 docs/benchmarks.md for the recorded figures).
@@ -31,7 +32,7 @@ from controlplane.storage import Database
 from controlplane.storage.models import AuditEventRow, IncidentRow
 from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
 from tests.e2e.chromium import Chromium, find_chromium
-from tests.e2e.test_console_pages import _cpu
+from tests.e2e.conftest import shop_capacity
 from tests.kube_fake import FakeKube
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -88,7 +89,9 @@ def bulk_history(db: Database) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, tokens, db: Database, settings: Settings) -> Iterator[tuple[str, str]]:
+def stack(
+    tmp_path: Path, tokens, db: Database, settings: Settings, shop_prometheus: str
+) -> Iterator[tuple[str, str]]:
     if settings.database.url.startswith("postgresql"):
         pytest.skip("the browser run uses the SQLite store (the AppTest suite covers both)")
     binary = find_chromium()
@@ -111,21 +114,9 @@ def stack(tmp_path: Path, tokens, db: Database, settings: Settings) -> Iterator[
             database={"url": settings.database.url, "migrate_on_start": False},
             auth={"webhook_token": WEBHOOK_TOKEN},
             automation={"policies_dir": str(folder), "kubernetes": {"host": cluster.url}},
-            capacity={
-                "history_seconds": 14 * 86_400,
-                "signals": [
-                    {
-                        "name": "checkout-cpu",
-                        "service": "checkout",
-                        "resource": "cpu",
-                        "query": "cpu",
-                        "limit": 3.5,
-                        "unit": "cores",
-                    }
-                ],
-            },
+            **shop_capacity(shop_prometheus),
         )
-        CapacityJob(config, db, fetch=_cpu, workers=1).run("cli", "test")
+        CapacityJob(config, db, workers=1).run("cli", "test")
         with ApiServer(create_app(config, db)) as api:
             httpx.post(
                 f"{api.url}/api/v1/webhooks/alertmanager",

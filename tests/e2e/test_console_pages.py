@@ -4,22 +4,22 @@ API errors, role restrictions, and the actions calling the API with the right pa
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import yaml
 
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
-from controlplane.config import load_settings
-from controlplane.domain.series import MetricSeries
+from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
 from controlplane.servers import ApiServer, free_port
 from controlplane.storage.models import EvidenceRow
 from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
+from tests.e2e.conftest import shop_capacity
 from tests.e2e.test_console import signed_in
 
 pytestmark = pytest.mark.integration
@@ -36,16 +36,16 @@ POLICIES = {
 }
 
 
-def _cpu(query: str, start: datetime, end: datetime, step: int) -> list[MetricSeries]:
-    """Two weeks of hourly CPU growing toward its limit (what Prometheus would return)."""
-    hours = np.arange(14 * 24)
-    stamps = np.datetime64(end.replace(tzinfo=None), "ns") - np.timedelta64(1, "h") * hours[::-1]
-    values = 2 + 0.004 * hours + 0.3 * np.sin(2 * np.pi * hours / 24)
-    return [MetricSeries("cpu", stamps.astype("datetime64[ns]"), values)]
+@dataclass(frozen=True)
+class Console:
+    url: str
+    config: Settings
 
 
 @pytest.fixture
-def console(settings, db, tokens, tmp_path: Path, monkeypatch) -> Iterator[str]:
+def console(
+    settings, db, tokens, shop_prometheus, tmp_path: Path, monkeypatch
+) -> Iterator[Console]:
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "shop.yaml").write_text(yaml.safe_dump(POLICIES))
@@ -53,40 +53,38 @@ def console(settings, db, tokens, tmp_path: Path, monkeypatch) -> Iterator[str]:
         database={"url": settings.database.url, "migrate_on_start": False},
         auth={"webhook_token": WEBHOOK_TOKEN},
         automation={"policies_dir": str(folder), "enabled": False},
-        capacity={
-            "history_seconds": 14 * 86_400,
-            "signals": [
-                {
-                    "name": "checkout-cpu",
-                    "service": "checkout",
-                    "resource": "cpu",
-                    "query": "cpu",
-                    "limit": 3.5,
-                    "unit": "cores",
-                }
-            ],
-        },
+        **shop_capacity(shop_prometheus),
     )
     with ApiServer(create_app(config, db)) as server:
         monkeypatch.setenv("AIOPS_CONSOLE__API_URL", server.url)
-        yield server.url
+        yield Console(server.url, config)
 
 
 @pytest.fixture
-def seeded(console, settings, db, tokens) -> str:
+def seeded(console: Console, db, tokens) -> str:
+    """An alert's incident with anomaly evidence and a policy decision, and a capacity report
+    of the demo shop (two signals at risk: two CapacityRisk incidents)."""
     httpx.post(
-        f"{console}/api/v1/webhooks/alertmanager",
+        f"{console.url}/api/v1/webhooks/alertmanager",
         json=alertmanager_fixture("sample"),
         headers=bearer(WEBHOOK_TOKEN),
     ).raise_for_status()
-    incident_id = httpx.get(f"{console}/api/v1/incidents", headers=bearer(tokens["viewer"])).json()[
-        "data"
-    ][0]["incident_id"]
+    (incident,) = httpx.get(
+        f"{console.url}/api/v1/incidents", headers=bearer(tokens["viewer"])
+    ).json()["data"]
     onset = datetime.now(UTC) - timedelta(minutes=10)
+    points = [
+        {
+            "at": (onset + timedelta(minutes=m - 30)).isoformat(),
+            "value": 0.2 + (0.5 if m >= 30 else 0),
+            "score": 0.9 if m >= 30 else 0.05,
+        }
+        for m in range(40)
+    ]
     with db.write() as session:
         session.add(
             EvidenceRow(
-                incident_id=incident_id,
+                incident_id=incident["incident_id"],
                 signal="checkout-latency",
                 service="checkout",
                 onset_at=onset,
@@ -96,50 +94,21 @@ def seeded(console, settings, db, tokens) -> str:
                     "query": 'latency{service="checkout"}',
                     "detector": "ensemble",
                     "threshold": 0.5,
-                    "points": [
-                        {
-                            "at": (onset + timedelta(minutes=m - 30)).isoformat(),
-                            "value": 0.2 + (0.5 if m >= 30 else 0),
-                            "score": 0.9 if m >= 30 else 0.05,
-                        }
-                        for m in range(40)
-                    ],
+                    "points": points,
                 },
             )
         )
-    config = load_settings(
-        database={"url": settings.database.url, "migrate_on_start": False},
-        automation={
-            "policies_dir": httpx.get(
-                f"{console}/api/v1/policies", headers=bearer(tokens["viewer"])
-            ).json()["directory"]
-        },
-        capacity={
-            "history_seconds": 14 * 86_400,
-            "signals": [
-                {
-                    "name": "checkout-cpu",
-                    "service": "checkout",
-                    "resource": "cpu",
-                    "query": "cpu",
-                    "limit": 3.5,
-                    "unit": "cores",
-                }
-            ],
-        },
-    )
-    PolicyRunner(config, db).cycle()
-    job = CapacityJob(config, db, fetch=_cpu, workers=1)
-    job.run("cli", "test")
-    return console
+    CapacityJob(console.config, db, workers=1).run("cli", "test")
+    PolicyRunner(console.config, db).cycle()
+    return console.url
 
 
 def test_overview_with_data_and_without(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer", "overview")
     assert not app.exception
     assert app.metric[0].label == "Open incidents"
-    assert app.metric[0].value == "2"  # the alert, and the forecast's CapacityRisk
-    assert any("Prometheus: not configured" in c.value for c in app.caption)
+    assert app.metric[0].value == "3"  # the alert, and CapacityRisk on checkout and inventory
+    assert app.success[0].value == "Prometheus: reachable."
     assert any("Latest capacity report #1" in c.value for c in app.caption)
 
 
@@ -179,7 +148,7 @@ def test_actions_and_audit(seeded, tokens):
     assert app.info[0].value == "No action has run yet."
     assert "audit event(s) match" in app.caption[0].value
     app.text_input(key="audit_action").input("policy.").run()
-    assert app.caption[0].value.startswith("1 audit event(s) match")
+    assert app.caption[0].value.startswith("2 audit event(s) match")  # the alert's, the risk's
     app.button(key="prepare_export").click().run()
     assert not app.exception
     assert '"action": "policy.decided"' in app.session_state["audit_export"]
@@ -191,8 +160,10 @@ def test_capacity_page(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer", "capacity")
     assert not app.exception
     assert app.button(key="generate").disabled
-    assert app.subheader[1].value.startswith("Report #1: 1 of 1 at risk")
-    assert app.expander[0].label == "checkout / checkout-cpu: limit 3.5 cores (at risk)"
+    assert app.subheader[1].value.startswith("Report #1: 2 of 4 at risk")
+    labels = [e.label for e in app.expander]
+    assert "checkout / checkout-cpu: limit 4.1 cores (at risk)" in labels
+    assert "search / search-memory: limit 16 GiB" in labels
     assert app.metric[2].label == "P(cross in lead)"
     operator = signed_in(tokens["operator"], "operator", "test-operator", "capacity")
     operator.button(key="generate").click().run()
@@ -212,4 +183,5 @@ def test_policies_runbooks_and_backtest(seeded, tokens):
     assert any("Runbook: fail over to the standby" in m.value for m in app.markdown)
     app.button[0].click().run()  # the backtest form's submit button
     assert not app.exception
-    assert [m.value for m in app.metric] == ["2", "2", "0"]  # 2 incidents, both notify (dry run)
+    # 3 incidents; the alert's and checkout's CapacityRisk match the notify policy (dry run).
+    assert [m.value for m in app.metric] == ["3", "2", "0"]

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 
 from controlplane.api.deps import Admin, DbDep, Operator, Viewer
+from controlplane.api.pagination import newest_first
 from controlplane.api.schemas import (
     AuditEventPublic,
     AuditPublic,
@@ -63,7 +63,7 @@ async def list_decisions(
 
     def query() -> DecisionsPublic:
         with db.read() as session:
-            rows, total = _page(
+            rows, total = newest_first(
                 session, select(DecisionRow), DecisionRow.decision_id, where, limit, offset
             )
             return DecisionsPublic(
@@ -135,14 +135,15 @@ def _switch(db: Database, paused: bool, who: Principal, reason: str | None) -> A
         return AutomationPublic.model_validate(state.set_paused(session, paused, who, reason))
 
 
-def _audit_filter(
-    actor: str | None,
-    action: str | None,
-    target_type: str | None,
-    target_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
+def audit_filter(
+    actor: str | None = None,
+    action: Annotated[str | None, Query(description="Prefix, e.g. 'decision.'.")] = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> list[Any]:
+    """The audit query parameters (shared by the list and the export) as SQL conditions."""
     where: list[Any] = []
     if actor:
         where.append(AuditEventRow.actor == actor)
@@ -159,25 +160,18 @@ def _audit_filter(
     return where
 
 
+AuditFilter = Annotated[list[Any], Depends(audit_filter)]
+
+
 @router.get("/audit", response_model=AuditPublic, responses=_ERRORS)
 async def list_audit(
-    db: DbDep,
-    _: Viewer,
-    actor: str | None = None,
-    action: Annotated[str | None, Query(description="Prefix, e.g. 'decision.'.")] = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    db: DbDep, _: Viewer, where: AuditFilter, limit: Limit = 100, offset: Offset = 0
 ) -> AuditPublic:
     """Newest first."""
-    where = _audit_filter(actor, action, target_type, target_id, since, until)
 
     def query() -> AuditPublic:
         with db.read() as session:
-            rows, total = _page(
+            rows, total = newest_first(
                 session, select(AuditEventRow), AuditEventRow.audit_event_id, where, limit, offset
             )
             return AuditPublic(
@@ -191,18 +185,8 @@ async def list_audit(
 
 
 @router.get("/audit/export", responses=_ERRORS)
-async def export_audit(
-    db: DbDep,
-    _: Viewer,
-    actor: str | None = None,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
-) -> StreamingResponse:
+async def export_audit(db: DbDep, _: Viewer, where: AuditFilter) -> StreamingResponse:
     """The matching audit rows as JSON lines, oldest first, streamed in pages."""
-    where = _audit_filter(actor, action, target_type, target_id, since, until)
 
     def lines() -> Iterator[bytes]:
         after = 0
@@ -225,13 +209,3 @@ async def export_audit(
         media_type="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="audit.jsonl"'},
     )
-
-
-def _page(
-    session: Any, query: Select[Any], key: Any, where: list[Any], limit: int, offset: int
-) -> tuple[list[Any], int]:
-    total = session.scalar(select(func.count()).select_from(query.where(*where).subquery())) or 0
-    rows = session.scalars(
-        query.where(*where).order_by(key.desc()).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total

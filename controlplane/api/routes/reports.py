@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Operator, Viewer
+from controlplane.api.pagination import newest_first
 from controlplane.api.schemas import ErrorBody, ReportPublic, ReportsPublic
 from controlplane.capacity.job import CapacityJob
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
@@ -42,17 +43,12 @@ async def list_reports(
     def query() -> ReportsPublic:
         where = [ReportRow.status == status] if status else []
         with db.read() as session:
-            total = session.scalar(select(func.count()).select_from(ReportRow).where(*where))
-            rows = session.scalars(
-                select(ReportRow)
-                .where(*where)
-                .order_by(ReportRow.report_id.desc())
-                .limit(limit)
-                .offset(offset)
+            rows, total = newest_first(
+                session, select(ReportRow), ReportRow.report_id, where, limit, offset
             )
             return ReportsPublic(
                 data=[ReportPublic.model_validate(r) for r in rows],
-                count=total or 0,
+                count=total,
                 limit=limit,
                 offset=offset,
             )
