@@ -135,10 +135,14 @@ class DetectionSettings(_Section):
         3 * 86_400, ge=60, description="History read to warm a detector up (first run)."
     )
     threshold: float = Field(
-        0.5, gt=0, le=1, description="Score at or above which a point is anomalous."
+        0.9,
+        gt=0,
+        le=1,
+        description="Score at or above which a point is anomalous (0.9: rarer than almost "
+        "everything in the series' memory).",
     )
     sustain_points: int = Field(
-        2, ge=1, description="Anomalous points in a row before an incident opens."
+        3, ge=1, description="Anomalous points in a row before an incident opens."
     )
     quiet_seconds: int = Field(
         900, ge=0, description="No anomalous point for this long resolves the incident."

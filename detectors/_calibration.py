@@ -1,9 +1,9 @@
-"""Per-series calibration shared by the univariate detectors: likelihood, then novelty.
+"""Per-series calibration shared by the univariate detectors: rarity, then novelty.
 
 A raw surprise (a robust z, a residual ratio, a CUSUM sum) means different things on different
-series. `Calibration` turns it into a likelihood against the series' own history and then
-keeps only new highs (see `_kernels.calibrate` and `_kernels.novelty`), so that scores of every
-series share one scale and one alarm threshold.
+series. `Calibration` turns it into a rarity against the series' own memory and then keeps only
+new highs (see `_kernels.rarity` and `_kernels.novelty`), so that scores of every series share
+one scale and one alarm threshold.
 """
 
 from __future__ import annotations
@@ -16,15 +16,27 @@ from detectors import _kernels
 class Calibration:
     """Mutable calibration state for one series; deep-copied with its detector."""
 
-    def __init__(self, *, alpha: float, squash: float, novelty_window: int, damping: float) -> None:
+    def __init__(
+        self, *, alpha: float, squash: float, mean_window: int, novelty_window: int, damping: float
+    ) -> None:
         self.alpha, self.squash, self.damping = alpha, squash, damping
-        self.likelihood = np.zeros(_kernels.CAL_STATE)
-        self.likelihood[_kernels.CAL_VAR] = 1.0
+        self.rarity_state = np.zeros(_kernels.RARE_STATE)
+        self.point_counts = np.zeros(_kernels.RARE_BINS)
+        self.mean_counts = np.zeros(_kernels.RARE_BINS)
+        self.ring = np.zeros(max(mean_window, 1))
         self.recent = np.zeros(max(novelty_window, 1))
         self.novelty_state = np.zeros(2)
 
-    def likelihood_of(self, raw: np.ndarray) -> np.ndarray:
-        return _kernels.calibrate(raw, self.likelihood, self.alpha, self.squash)
+    def rarity_of(self, raw: np.ndarray) -> np.ndarray:
+        return _kernels.rarity(
+            raw,
+            self.rarity_state,
+            self.point_counts,
+            self.mean_counts,
+            self.ring,
+            self.alpha,
+            self.squash,
+        )
 
     def novel(self, scores: np.ndarray) -> np.ndarray:
         return _kernels.novelty(scores, self.recent, self.novelty_state, self.damping)

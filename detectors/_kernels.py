@@ -16,11 +16,15 @@ import math
 import numpy as np
 from numba import njit
 
-# Indices into the `calibrate` state vector.
-CAL_N, CAL_MEAN, CAL_VAR = 0, 1, 2
-CAL_STATE = 3
-# The likelihood needs this many raw scores before it says anything.
-CAL_WARMUP = 20
+# Indices into the `rarity` state vector.
+RARE_SEEN, RARE_POSITION, RARE_COUNT = 0, 1, 2
+RARE_STATE = 3
+# Rarity needs this many raw scores before it says anything.
+RARE_WARMUP = 20
+# Surprises u = z / (z + squash) in [0, 1) are counted in this many equal bins.
+RARE_BINS = 100
+# The range breakout needs this many values before the range means anything.
+RANGE_WARMUP = 100
 
 
 @njit(cache=True)
@@ -56,30 +60,90 @@ def rolling_robust_z(
 
 
 @njit(cache=True)
-def calibrate(raw: np.ndarray, state: np.ndarray, alpha: float, squash: float) -> np.ndarray:
-    """Anomaly likelihood: how unusual a raw surprise is against this series' own history.
+def _tail(counts: np.ndarray, first: int) -> float:
+    total = 0.0
+    for j in range(first, counts.shape[0]):
+        total += counts[j]
+    return total
 
-    The raw surprise z is first bounded to u = z / (z + squash) in [0, 1); u is compared with
-    the long-run (exponentially weighted) mean and variance of u seen so far, and the
-    standardised excess is squashed into [0, 1). Calibrating per series is what lets one
-    threshold serve every series, whatever its noise level (the idea of Numenta's likelihood).
+
+@njit(cache=True)
+def _remember(counts: np.ndarray, bin_: int, keep: float) -> None:
+    for j in range(counts.shape[0]):
+        counts[j] *= keep
+    counts[bin_] += 1.0
+
+
+@njit(cache=True)
+def rarity(
+    raw: np.ndarray,
+    state: np.ndarray,
+    point_counts: np.ndarray,
+    mean_counts: np.ndarray,
+    ring: np.ndarray,
+    alpha: float,
+    squash: float,
+) -> np.ndarray:
+    """How rare a raw surprise is in this series' own memory: 1 / (1 + earlier equal-or-worse).
+
+    The surprise z is bounded to u = z / (z + squash) in [0, 1) and counted in RARE_BINS bins
+    whose counts fade by (1 - alpha) per point (a memory of about 1 / alpha points). A point
+    scores 1 / (1 + the faded count of earlier points at least as surprising): 1.0 for the most
+    surprising thing the series has shown in memory, 0.5 when it happened once before, and so on.
+    The same count runs on the mean of u over the last len(ring) points (Numenta's averaging
+    window), which catches a burst of moderate surprises that no single point would. A count,
+    not a fitted distribution, so it means the same on every series: one threshold serves all,
+    and a series with a short history can still raise its first alarm.
+    state = [points seen, ring position, ring count].
     """
     n = raw.shape[0]
     out = np.zeros(n)
+    bins = point_counts.shape[0]
+    keep = 1.0 - alpha
+    width = ring.shape[0]
     for i in range(n):
         z = raw[i]
         if math.isnan(z):
             continue
         u = z / (z + squash)
-        seen = state[CAL_N]
-        if seen > CAL_WARMUP:
-            excess = (u - state[CAL_MEAN]) / math.sqrt(state[CAL_VAR] + 1e-12)
-            out[i] = excess / (excess + 4.0) if excess > 0 else 0.0
-        a = max(alpha, 1.0 / (seen + 1.0))
-        d = u - state[CAL_MEAN]
-        state[CAL_MEAN] += a * d
-        state[CAL_VAR] = (1.0 - a) * (state[CAL_VAR] + a * d * d)
-        state[CAL_N] = seen + 1.0
+        position, count = int(state[RARE_POSITION]), int(state[RARE_COUNT])
+        ring[position] = u
+        state[RARE_POSITION] = (position + 1) % width
+        count = min(count + 1, width)
+        state[RARE_COUNT] = count
+        mean = ring[:count].sum() / count
+        point_bin = min(int(u * bins), bins - 1)
+        mean_bin = min(int(mean * bins), bins - 1)
+        if state[RARE_SEEN] >= RARE_WARMUP:
+            earlier = min(_tail(point_counts, point_bin), _tail(mean_counts, mean_bin))
+            out[i] = 1.0 / (1.0 + earlier)
+        _remember(point_counts, point_bin, keep)
+        _remember(mean_counts, mean_bin, keep)
+        state[RARE_SEEN] += 1.0
+    return out
+
+
+@njit(cache=True)
+def range_breakout(values: np.ndarray, state: np.ndarray, tolerance: float) -> np.ndarray:
+    """1.0 where a value leaves the range seen so far by more than `tolerance` x its width.
+
+    Numenta's "spatial anomaly" rule: a value the series has never come near is anomalous
+    whatever any model predicts. Quiet for the first RANGE_WARMUP values and while the range
+    is a single value. state = [values seen, lowest, highest].
+    """
+    n = values.shape[0]
+    out = np.zeros(n)
+    for i in range(n):
+        v = values[i]
+        if math.isnan(v):
+            continue
+        seen, low, high = state[0], state[1], state[2]
+        if seen == 0.0:
+            low = high = v
+        margin = (high - low) * tolerance
+        if seen >= RANGE_WARMUP and high > low and (v > high + margin or v < low - margin):
+            out[i] = 1.0
+        state[0], state[1], state[2] = seen + 1.0, min(low, v), max(high, v)
     return out
 
 

@@ -121,25 +121,35 @@ class CalibratedDetector(BaseDetector):
     """A univariate detector whose raw surprise goes through per-series calibration.
 
     Subclasses compute `_raw` (a non-negative surprise per point); this class turns it into a
-    likelihood (`_calibrated`, what the ensemble combines) and keeps only novel highs.
+    rarity against the series' own memory (`_calibrated`, what the ensemble combines) and keeps
+    only novel highs. `calibration_alpha` sets that memory (about 1 / alpha points),
+    `mean_window` the points averaged for the burst check, `novelty_window` how long an alarm
+    holds off a weaker one, and `damping` what a held-off score is multiplied by.
     """
+
+    #: Whether the burst check (the mean over `mean_window` points) applies. A surprise that
+    #: is already a running sum (CUSUM) turns its own random walk into "bursts" when averaged.
+    averages_bursts: ClassVar[bool] = True
 
     def __init__(
         self,
         *,
         calibration_alpha: float = 0.001,
         squash: float = 4.0,
-        novelty_window: int = 200,
+        mean_window: int = 10,
+        novelty_window: int = 100,
         damping: float = 0.5,
     ) -> None:
         self.calibration_alpha = calibration_alpha
         self.squash = squash
+        self.mean_window = mean_window
         self.novelty_window = novelty_window
         self.damping = damping
 
     def _validate_params(self) -> None:
         check_param("calibration_alpha", self.calibration_alpha, 1e-6, 1.0)
         check_param("squash", self.squash, 1e-6)
+        check_param("mean_window", self.mean_window, 1)
         check_param("novelty_window", self.novelty_window, 0)
         check_param("damping", self.damping, 0.0, 1.0)
 
@@ -147,6 +157,7 @@ class CalibratedDetector(BaseDetector):
         self.calibration_ = Calibration(
             alpha=self.calibration_alpha,
             squash=self.squash,
+            mean_window=self.mean_window if self.averages_bursts else 1,
             novelty_window=self.novelty_window,
             damping=self.damping,
         )
@@ -156,7 +167,7 @@ class CalibratedDetector(BaseDetector):
         """Non-negative raw surprise per value (NaN or 0 where there is nothing to say)."""
 
     def _calibrated(self, values: np.ndarray) -> np.ndarray:
-        return self.calibration_.likelihood_of(self._raw(values))
+        return self.calibration_.rarity_of(self._raw(values))
 
     def _consume(self, values: np.ndarray) -> np.ndarray:
         return self.calibration_.novel(self._calibrated(values))

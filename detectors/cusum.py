@@ -14,12 +14,14 @@ class CusumDetector(CalibratedDetector):
     """Page's CUSUM: sums standardised deviations beyond `drift`; a shift makes the sum climb.
 
     The baseline adapts at `rate`, so after a lasting shift the new level becomes normal and
-    the sums drain away instead of alarming forever.
+    the sums drain away instead of alarming forever. A `drift` of 1 targets shifts of about
+    two mean absolute deviations (Page's k = shift / 2) and lets noise drain the sums quickly.
     """
 
     name = "cusum"
+    averages_bursts = False  # the sum already accumulates
 
-    def __init__(self, *, drift: float = 0.5, rate: float = 0.01, **calibration: Any) -> None:
+    def __init__(self, *, drift: float = 1.0, rate: float = 0.01, **calibration: Any) -> None:
         super().__init__(**calibration)
         self.drift = drift
         self.rate = rate

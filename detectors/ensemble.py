@@ -1,9 +1,11 @@
 """The default detector: several views of one series, combined after calibration.
 
 Each member sees the series differently (distance from the recent median, from the same phase
-of the last cycle, from a smoothed forecast, a drifting level). Their calibrated likelihoods
+of the last cycle, from a smoothed forecast, a drifting level). Their calibrated rarities
 share one scale, so they can be combined directly; novelty suppression is applied once, to the
-combination, so a persisting anomaly raises one alarm at its onset.
+combination, so a persisting anomaly raises one alarm at its onset. On top, a value that
+leaves the range the series has ever shown by more than `range_tolerance` of its width scores
+1.0 every time (Numenta's spatial-anomaly rule), whatever the members expected.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from controlplane.domain.errors import InvalidInputError
+from detectors import _kernels
 from detectors.base import CalibratedDetector, check_param
 from detectors.cusum import CusumDetector
 from detectors.holt import HoltWintersDetector
@@ -37,19 +40,17 @@ class EnsembleDetector(CalibratedDetector):
         members: tuple[str, ...] = ("robust_zscore", "seasonal", "cusum"),
         weights: tuple[float, ...] | None = None,
         combine: str = "max",
-        calibration_alpha: float = 0.002,
-        novelty_window: int = 100,
+        range_tolerance: float | None = 0.05,
         **calibration: Any,
     ) -> None:
-        # Defaults chosen as one configuration for every series (see docs/benchmarks.md):
-        # the CUSUM member catches level shifts the others absorb; a shorter novelty window
-        # and a faster calibration let a second anomaly in the same week score again.
-        super().__init__(
-            calibration_alpha=calibration_alpha, novelty_window=novelty_window, **calibration
-        )
+        # One configuration for every series (see docs/benchmarks.md): the CUSUM member
+        # catches level shifts the others absorb; the 5% range tolerance and the 10-point
+        # burst mean are Numenta's constants, not tuned here.
+        super().__init__(**calibration)
         self.members = tuple(members)
         self.weights = None if weights is None else tuple(weights)
         self.combine = combine
+        self.range_tolerance = range_tolerance
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -67,6 +68,8 @@ class EnsembleDetector(CalibratedDetector):
             check_param("weights", w, 0.0)
         if self.combine not in COMBINE:
             raise InvalidInputError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+        if self.range_tolerance is not None:
+            check_param("range_tolerance", self.range_tolerance, 0.0)
 
     def _reset(self) -> None:
         super()._reset()
@@ -74,11 +77,13 @@ class EnsembleDetector(CalibratedDetector):
             MEMBERS[m](
                 calibration_alpha=self.calibration_alpha,
                 squash=self.squash,
+                mean_window=self.mean_window,
                 novelty_window=self.novelty_window,
                 damping=self.damping,
             ).fit([])
             for m in self.members
         ]
+        self.range_ = np.zeros(3)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
         raise NotImplementedError("the ensemble combines calibrated member scores")
@@ -91,3 +96,11 @@ class EnsembleDetector(CalibratedDetector):
             weighted.max(axis=0) if self.combine == "max" else weighted.sum(axis=0) / weights.sum()
         )
         return np.asarray(np.clip(combined, 0.0, 1.0), dtype=np.float64)
+
+    def _consume(self, values: np.ndarray) -> np.ndarray:
+        scores = super()._consume(values)
+        if self.range_tolerance is None:
+            return scores
+        # After novelty: a breakout is never held off by an earlier alarm.
+        breakouts = _kernels.range_breakout(values, self.range_, self.range_tolerance)
+        return np.asarray(np.maximum(scores, breakouts), dtype=np.float64)

@@ -32,7 +32,8 @@ class IsolationForestDetector(BaseDetector):
         refit_every: int = 500,
         random_state: int = 0,
         calibration_alpha: float = 0.001,
-        novelty_window: int = 200,
+        mean_window: int = 10,
+        novelty_window: int = 100,
         damping: float = 0.5,
     ) -> None:
         self.window = window
@@ -42,6 +43,7 @@ class IsolationForestDetector(BaseDetector):
         self.refit_every = refit_every
         self.random_state = random_state
         self.calibration_alpha = calibration_alpha
+        self.mean_window = mean_window
         self.novelty_window = novelty_window
         self.damping = damping
 
@@ -51,6 +53,9 @@ class IsolationForestDetector(BaseDetector):
         check_param("min_train", self.min_train, 16)
         check_param("max_train", self.max_train, self.min_train)
         check_param("refit_every", self.refit_every, 1)
+        check_param("calibration_alpha", self.calibration_alpha, 1e-6, 1.0)
+        check_param("mean_window", self.mean_window, 1)
+        check_param("novelty_window", self.novelty_window, 0)
         check_param("damping", self.damping, 0.0, 1.0)
 
     def _reset(self) -> None:
@@ -59,10 +64,11 @@ class IsolationForestDetector(BaseDetector):
         self.model_: Any = None  # sklearn.ensemble.IsolationForest once trained
         self.scale_: tuple[np.ndarray, np.ndarray] | None = None
         self.since_fit_ = 0
-        # The forest's own score is already in (0, 1]; calibration only removes its baseline.
+        # The forest's own score is already in (0, 1]; calibration only ranks it in memory.
         self.calibration_ = Calibration(
             alpha=self.calibration_alpha,
             squash=1.0,
+            mean_window=self.mean_window,
             novelty_window=self.novelty_window,
             damping=self.damping,
         )
@@ -76,7 +82,8 @@ class IsolationForestDetector(BaseDetector):
             if self.model_ is not None and self.scale_ is not None:
                 centre, spread = self.scale_
                 scaled = ((features - centre) / spread)[None, :]
-                raw[i] = -float(self.model_.score_samples(scaled)[0])
+                score = -float(self.model_.score_samples(scaled)[0])
+                raw[i] = score / max(1.0 - score, 1e-9)  # odds, so that u = score (squash 1)
             self.train_.append(features)
             del self.train_[: -self.max_train]
             self.since_fit_ += 1
@@ -84,7 +91,7 @@ class IsolationForestDetector(BaseDetector):
                 self.model_ is None or self.since_fit_ >= self.refit_every
             ):
                 self._refit()
-        return self.calibration_.novel(self.calibration_.likelihood_of(raw))
+        return self.calibration_.novel(self.calibration_.rarity_of(raw))
 
     def _features(self, row: np.ndarray) -> np.ndarray | None:
         if np.isnan(row).any():

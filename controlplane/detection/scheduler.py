@@ -42,7 +42,8 @@ from controlplane.storage.models import EvidenceRow, SignalStateRow
 log = logging.getLogger(__name__)
 SOURCE = "detector"
 ALERT_NAME = "AnomalyDetected"
-CRITICAL_SCORE = 0.9
+# A record (the most unusual point in the series' memory) opens a critical incident.
+CRITICAL_SCORE = 1.0
 CRITICAL_AFTER = timedelta(minutes=15)
 
 
@@ -187,7 +188,7 @@ class DetectionScheduler:
         for (run, series), (detector, scores) in zip(work, scored, strict=True):
             run.detector = detector
             report.points += len(scores)
-            alerts.extend((run, a) for a in self._advance(run, series, scores))
+            alerts.extend((run, a) for a in self._advance(run, series, scores, now))
         try:
             await asyncio.to_thread(self._write, alerts, report, now)
         except ControlPlaneError:
@@ -232,11 +233,17 @@ class DetectionScheduler:
 
     # -- anomaly episodes ------------------------------------------------------------------
     def _advance(
-        self, run: SignalRun, series: MetricSeries, scores: np.ndarray
+        self, run: SignalRun, series: MetricSeries, scores: np.ndarray, now: datetime
     ) -> list[dict[str, Any]]:
-        """Feed scored points into the signal's episode; returns alerts to deliver."""
+        """Feed scored points into the signal's episode; returns alerts to deliver.
+
+        Points older than the quiet period (the warm-up history of a first cycle, or a backlog)
+        train the detector and can start a streak, but cannot open an episode: an anomaly that
+        was over before anyone could look would open and resolve in the same breath.
+        """
         alerts = []
         threshold, quiet = self.config.threshold, timedelta(seconds=self.config.quiet_seconds)
+        current = now - quiet
         for stamp, value, score in zip(series.timestamps, series.values, scores, strict=True):
             at = utc(stamp)
             run.recent.append((at, float(value), float(score)))
@@ -248,7 +255,7 @@ class DetectionScheduler:
                     episode.peak = max(episode.peak, float(score))
                     if self._escalates(episode, at):
                         alerts.append(self._alert(run, episode, "firing", escalated=True))
-                elif len(run.streak) >= self.config.sustain_points:
+                elif len(run.streak) >= self.config.sustain_points and at >= current:
                     run.episode = self._open(run)
                     alerts.append(self._alert(run, run.episode, "firing"))
             else:

@@ -87,3 +87,26 @@ def test_anomaly_opens_then_quiet_period_resolves(db, settings, where, request):
         assert incident.resolved_by == "detector"
         assert session.get(SignalStateRow, "cart-errors").status == "ok"
     assert asyncio.run(scheduler.run_cycle()).points == 0  # nothing new: nothing re-scored
+
+
+def test_an_anomaly_over_before_the_first_cycle_is_history_not_an_incident(db, settings):
+    """The warm-up history trains the detector; only a still-current anomaly opens."""
+    _store_cart_traffic(db)
+    config = load_settings(
+        database={"url": settings.database.url},
+        detection={
+            "history_seconds": 6 * 3600,
+            "quiet_seconds": 600,
+            "signals": [
+                {"name": "cart-errors", "service": "cart", "query": "traces:cart:error_ratio"}
+            ],
+        },
+    )
+    # The fault ended 42 minutes before the first cycle, longer ago than the quiet period.
+    scheduler = DetectionScheduler(config, db, clock=lambda: T0 + timedelta(minutes=MINUTES))
+    report = asyncio.run(scheduler.run_cycle())
+    assert report.points == MINUTES
+    assert report.opened == []
+    with db.read() as session:
+        assert session.query(IncidentRow).count() == 0
+        assert session.get(SignalStateRow, "cart-errors").status == "ok"
