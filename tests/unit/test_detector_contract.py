@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import detectors
+from controlplane.config import DetectionSettings
 from controlplane.domain.errors import InvalidInputError, NotFittedError
 
 N = 1400  # past the seasonal warm-up (1000) so every code path runs
@@ -134,6 +135,17 @@ def test_detectors_find_the_injected_faults():
     assert scores[3 * N // 4 : 3 * N // 4 + 5].max() >= threshold
     quiet = np.r_[300 : N // 2 - 2, N // 2 + 60 : 3 * N // 4 - 2]
     assert (scores[quiet] >= threshold).mean() < 0.01
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_default_detector_stays_quiet_on_noise(seed):
+    """Three days of white noise at one point a minute, scored as the scheduler does (held-off
+    scores kept): no 3 points in a row reach the scheduler's default threshold."""
+    defaults = DetectionSettings()
+    x = np.random.default_rng(seed).normal(0.2, 1.0, 3 * 24 * 60)
+    anomalous = detectors.make(damping=1.0).fit_score(x)[200:] >= defaults.threshold
+    runs = np.convolve(anomalous, np.ones(defaults.sustain_points), mode="valid")
+    assert runs.max() < defaults.sustain_points
 
 
 def test_isolation_forest_is_multivariate():
