@@ -20,7 +20,8 @@ def find_period(values: np.ndarray, *, min_period: int, max_period: int, min_acf
     """The lag in [min_period, max_period] with the highest autocorrelation peak, or 0.
 
     Only peaks after the autocorrelation first drops below zero count, so the trivially high
-    correlation of neighbouring points is not mistaken for a cycle.
+    correlation of neighbouring points is not mistaken for a cycle; and a cycle repeats, so
+    the autocorrelation at twice the lag must pass `min_acf` too (a lone echo does not).
     """
     x = values[~np.isnan(values)]
     if len(x) < 2 * min_period or np.ptp(x) == 0:
@@ -37,7 +38,8 @@ def find_period(values: np.ndarray, *, min_period: int, max_period: int, min_acf
     if lo >= hi:
         return 0
     lag = lo + int(np.argmax(acf[lo : hi + 1]))
-    return lag if acf[lag] >= min_acf else 0
+    repeats = 2 * lag < len(x) and acf[2 * lag] >= min_acf
+    return lag if acf[lag] >= min_acf and repeats else 0
 
 
 class SeasonalDetector(CalibratedDetector):
