@@ -44,7 +44,12 @@ def find_period(values: np.ndarray, *, min_period: int, max_period: int, min_acf
 
 class SeasonalDetector(CalibratedDetector):
     """Robust z-score of x[t] minus the seasonal profile: the median of the same phase over the
-    last `seasons` periods (a median, so one past spike does not come back as an echo)."""
+    last `seasons` periods (a median, so one past spike does not come back as an echo).
+
+    Events in a cycle drift a little (a nightly job starts a few minutes late), so the profile
+    is also read up to `jitter` x period points either side of the phase and the closest is
+    kept: a step that comes a point late is not a surprise as large as the step itself.
+    """
 
     name = "seasonal"
 
@@ -56,6 +61,7 @@ class SeasonalDetector(CalibratedDetector):
         max_period: int = 2016,
         min_acf: float = 0.3,
         seasons: int = 3,
+        jitter: float = 0.01,
         window: int = 128,
         floor: float = 0.01,
         **calibration: Any,
@@ -66,6 +72,7 @@ class SeasonalDetector(CalibratedDetector):
         self.max_period = max_period
         self.min_acf = min_acf
         self.seasons = seasons
+        self.jitter = jitter
         self.window = window
         self.floor = floor
 
@@ -76,6 +83,7 @@ class SeasonalDetector(CalibratedDetector):
         check_param("max_period", self.max_period, self.min_period)
         check_param("min_acf", self.min_acf, 0.0, 1.0)
         check_param("seasons", self.seasons, 1)
+        check_param("jitter", self.jitter, 0.0, 0.25)
         check_param("window", self.window, 16)
 
     def _reset(self) -> None:
@@ -102,16 +110,26 @@ class SeasonalDetector(CalibratedDetector):
         return out
 
     def _residuals(self, rest: np.ndarray) -> np.ndarray:
-        period, kept = self.period_, len(self.history_)
+        """x minus the profile at the phase (within the jitter) that explains x best."""
+        period, kept, drift = self.period_, len(self.history_), self._drift()
         combined = np.concatenate([self.history_, rest])
         index = np.arange(kept, len(combined))
-        lags = index[None, :] - period * np.arange(1, self.seasons + 1)[:, None]
-        same_phase = np.where(lags >= 0, combined[np.maximum(lags, 0)], np.nan)
-        self.history_ = combined[-period * self.seasons :]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a phase with only NaN
-            profile = np.nanmedian(same_phase, axis=0)
-        return np.asarray(rest - profile, dtype=np.float64)
+        residual = np.full(len(rest), np.nan)
+        closest = np.full(len(rest), np.inf)
+        for shift in range(-drift, drift + 1):
+            lags = index[None, :] - period * np.arange(1, self.seasons + 1)[:, None] + shift
+            same_phase = np.where(lags >= 0, combined[np.maximum(lags, 0)], np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a phase with only NaN
+                candidate = rest - np.nanmedian(same_phase, axis=0)
+            better = np.abs(candidate) < closest
+            closest[better], residual[better] = np.abs(candidate[better]), candidate[better]
+        self.history_ = combined[-(period * self.seasons + drift) :]
+        return residual
+
+    def _drift(self) -> int:
+        """The jitter in points; below the period, so every phase read is in the past."""
+        return min(round(self.period_ * self.jitter), self.period_ - 1)
 
     def _choose_period(self) -> None:
         warm = np.asarray(self.warm_)
@@ -122,4 +140,4 @@ class SeasonalDetector(CalibratedDetector):
             min_acf=self.min_acf,
         )
         if self.period_:
-            self.history_ = warm[-self.period_ * self.seasons :]
+            self.history_ = warm[-(self.period_ * self.seasons + self._drift()) :]

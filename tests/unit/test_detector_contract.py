@@ -137,6 +137,21 @@ def test_detectors_find_the_injected_faults():
     assert (scores[quiet] >= threshold).mean() < 0.01
 
 
+def test_seasonal_profile_tolerates_a_step_that_comes_a_little_late():
+    """A daily step (period 200) that starts 2 points late once is not the size of the step."""
+    rng = np.random.default_rng(5)
+    phase = np.arange(3000) % 200
+    x = np.where(phase < 100, 1.0, 5.0) + rng.normal(0, 0.05, 3000)
+    late = 2400 + 100  # the step of the 13th cycle comes at phase 102
+    x[late : late + 2] = 1.0 + rng.normal(0, 0.05, 2)
+
+    def raw_at_late_step(jitter: float) -> float:
+        detector = detectors.make("seasonal", jitter=jitter).fit([])
+        return float(np.nanmax(detector._raw(x)[late : late + 3]))
+
+    assert raw_at_late_step(0.01) < raw_at_late_step(0.0) / 10
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_default_detector_stays_quiet_on_noise(seed):
     """Three days of white noise at one point a minute, scored as the scheduler does (held-off
