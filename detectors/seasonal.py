@@ -140,4 +140,9 @@ class SeasonalDetector(CalibratedDetector):
             min_acf=self.min_acf,
         )
         if self.period_:
-            self.history_ = warm[-(self.period_ * self.seasons + self._drift()) :]
+            # Replay the warm-up through the residual and the calibration (scores discarded),
+            # so the first scored point is judged against ~warmup points of memory, not none.
+            primer = _kernels.rolling_robust_z(
+                warm, self._residuals(warm), self.buffer_, self.state_, self.floor
+            )
+            self.calibration_.rarity_of(primer)
