@@ -13,13 +13,15 @@ from detectors.base import CalibratedDetector, check_param
 class RobustZScoreDetector(CalibratedDetector):
     """|x - median(last `window`)| / (1.4826 MAD), floored at `floor` x the series' typical |x|.
 
-    Median and MAD ignore the spikes they are looking for, unlike mean and standard deviation;
-    the floor keeps a flat stretch (MAD 0) from turning the smallest wiggle into an alarm.
+    Median and MAD ignore the spikes they are looking for, unlike mean and standard deviation.
+    The floor is a minimum effect size: a deviation under 5% of the series' typical level is
+    not an anomaly however quiet the series is (a flat stretch has MAD 0, and the smallest
+    wiggle would otherwise be infinitely surprising). 5%, as the ensemble's range tolerance.
     """
 
     name = "robust_zscore"
 
-    def __init__(self, *, window: int = 128, floor: float = 0.01, **calibration: Any) -> None:
+    def __init__(self, *, window: int = 128, floor: float = 0.05, **calibration: Any) -> None:
         super().__init__(**calibration)
         self.window = window
         self.floor = floor

@@ -63,7 +63,7 @@ class SeasonalDetector(CalibratedDetector):
         seasons: int = 3,
         jitter: float = 0.01,
         window: int = 128,
-        floor: float = 0.01,
+        floor: float = 0.05,
         **calibration: Any,
     ) -> None:
         super().__init__(**calibration)
