@@ -60,6 +60,48 @@ def rolling_robust_z(
 
 
 @njit(cache=True)
+def seasonal_residual(
+    values: np.ndarray, ring: np.ndarray, state: np.ndarray, period: int, seasons: int, drift: int
+) -> np.ndarray:
+    """x minus the median of the same phase over the last `seasons` periods.
+
+    The phase is read up to `drift` points either side (drift < period, so always in the past)
+    and the residual closest to zero is kept. ring holds the last seasons x period + drift
+    values, NaN included so that phases stay aligned; state = [values pushed]. NaN where x is
+    NaN or no earlier value of that phase exists.
+    """
+    n = values.shape[0]
+    size = ring.shape[0]
+    out = np.full(n, np.nan)
+    same_phase = np.empty(seasons)
+    for i in range(n):
+        v = values[i]
+        pushed = int(state[0])
+        if not math.isnan(v):
+            closest = math.inf
+            for shift in range(-drift, drift + 1):
+                found = 0
+                for season in range(1, seasons + 1):
+                    back = season * period - shift
+                    if back <= pushed:
+                        x = ring[(pushed - back) % size]
+                        if not math.isnan(x):
+                            same_phase[found] = x
+                            found += 1
+                if found == 0:
+                    continue
+                ordered = np.sort(same_phase[:found])
+                half = found // 2
+                median = ordered[half] if found % 2 else 0.5 * (ordered[half - 1] + ordered[half])
+                if abs(v - median) < closest:
+                    closest = abs(v - median)
+                    out[i] = v - median
+        ring[pushed % size] = v
+        state[0] = pushed + 1.0
+    return out
+
+
+@njit(cache=True)
 def _tail(counts: np.ndarray, first: int) -> float:
     total = 0.0
     for j in range(first, counts.shape[0]):

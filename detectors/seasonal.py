@@ -7,7 +7,6 @@ autocorrelation of that stretch picks the strongest repeating lag (a daily cycle
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -88,51 +87,35 @@ class SeasonalDetector(CalibratedDetector):
 
     def _reset(self) -> None:
         super()._reset()
-        self.warm_: list[float] = []
+        self.warm_: list[float] | None = []  # None once the warm-up is over
         self.period_ = 0
-        self.history_ = np.zeros(0)  # the last `seasons` x `period_` values, oldest first
+        self.drift_ = 0
+        self.ring_ = np.zeros(0)  # the last seasons x period + drift values (see the kernel)
+        self.pushed_ = np.zeros(1)
         self.buffer_ = np.zeros(self.window)
         self.state_ = np.zeros(4)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
         out = np.full(len(values), np.nan)
         start = 0
-        if len(self.warm_) < self.warmup:
+        if self.warm_ is not None:
             start = min(len(values), self.warmup - len(self.warm_))
             self.warm_.extend(values[:start].tolist())
             if len(self.warm_) == self.warmup:
-                self._choose_period()
+                self._choose_period(np.asarray(self.warm_))
+                self.warm_ = None
         rest = values[start:]
         if self.period_ and len(rest):
-            out[start:] = _kernels.rolling_robust_z(
-                rest, self._residuals(rest), self.buffer_, self.state_, self.floor
-            )
+            out[start:] = self._robust_z(rest)
         return out
 
-    def _residuals(self, rest: np.ndarray) -> np.ndarray:
-        """x minus the profile at the phase (within the jitter) that explains x best."""
-        period, kept, drift = self.period_, len(self.history_), self._drift()
-        combined = np.concatenate([self.history_, rest])
-        index = np.arange(kept, len(combined))
-        residual = np.full(len(rest), np.nan)
-        closest = np.full(len(rest), np.inf)
-        for shift in range(-drift, drift + 1):
-            lags = index[None, :] - period * np.arange(1, self.seasons + 1)[:, None] + shift
-            same_phase = np.where(lags >= 0, combined[np.maximum(lags, 0)], np.nan)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a phase with only NaN
-                candidate = rest - np.nanmedian(same_phase, axis=0)
-            better = np.abs(candidate) < closest
-            closest[better], residual[better] = np.abs(candidate[better]), candidate[better]
-        self.history_ = combined[-(period * self.seasons + drift) :]
-        return residual
+    def _robust_z(self, values: np.ndarray) -> np.ndarray:
+        residuals = _kernels.seasonal_residual(
+            values, self.ring_, self.pushed_, self.period_, self.seasons, self.drift_
+        )
+        return _kernels.rolling_robust_z(values, residuals, self.buffer_, self.state_, self.floor)
 
-    def _drift(self) -> int:
-        """The jitter in points; below the period, so every phase read is in the past."""
-        return min(round(self.period_ * self.jitter), self.period_ - 1)
-
-    def _choose_period(self) -> None:
-        warm = np.asarray(self.warm_)
+    def _choose_period(self, warm: np.ndarray) -> None:
         self.period_ = find_period(
             warm,
             min_period=self.min_period,
@@ -140,9 +123,9 @@ class SeasonalDetector(CalibratedDetector):
             min_acf=self.min_acf,
         )
         if self.period_:
+            # The jitter in points, below the period so that every phase read is in the past.
+            self.drift_ = min(round(self.period_ * self.jitter), self.period_ - 1)
+            self.ring_ = np.full(self.period_ * self.seasons + self.drift_, np.nan)
             # Replay the warm-up through the residual and the calibration (scores discarded),
             # so the first scored point is judged against ~warmup points of memory, not none.
-            primer = _kernels.rolling_robust_z(
-                warm, self._residuals(warm), self.buffer_, self.state_, self.floor
-            )
-            self.calibration_.rarity_of(primer)
+            self.calibration_.rarity_of(self._robust_z(warm))
