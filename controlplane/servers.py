@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -267,6 +268,19 @@ class Console:
 
     def __exit__(self, *_: object) -> None:
         stop_process(self._process)
+
+
+def openmetrics(series: Mapping[tuple[str, str], Iterable[float]], stamps: Sequence[float]) -> str:
+    """OpenMetrics text (`Prometheus(history=...)`) of gauges keyed by (metric, service), one
+    sample per Unix timestamp in `stamps`."""
+    families: dict[str, list[str]] = {}  # a metric's samples must be contiguous
+    for (metric, service), values in series.items():
+        families.setdefault(metric, []).extend(
+            f'{metric}{{service="{service}"}} {v:.10g} {t:.0f}'
+            for v, t in zip(values, stamps, strict=True)
+        )
+    lines = [f"# TYPE {m} gauge\n" + "\n".join(samples) for m, samples in families.items()]
+    return "\n".join([*lines, "# EOF", ""])
 
 
 class Prometheus:

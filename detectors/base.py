@@ -117,14 +117,41 @@ class BaseDetector(ABC):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(X) first")
 
 
-class CalibratedDetector(BaseDetector):
+class Calibrates:
+    """The calibration parameters every calibrating detector takes, their checks, its state.
+
+    `calibration_alpha` sets the memory (about 1 / alpha points), `mean_window` the points
+    averaged for the burst check, `novelty_window` how long an alarm holds off a weaker one,
+    and `damping` what a held-off score is multiplied by.
+    """
+
+    calibration_alpha: float
+    mean_window: int
+    novelty_window: int
+    damping: float
+
+    def _check_calibration(self) -> None:
+        check_param("calibration_alpha", self.calibration_alpha, 1e-6, 1.0)
+        check_param("mean_window", self.mean_window, 1)
+        check_param("novelty_window", self.novelty_window, 0)
+        check_param("damping", self.damping, 0.0, 1.0)
+
+    def _new_calibration(self, *, squash: float, mean_window: int) -> Calibration:
+        return Calibration(
+            alpha=self.calibration_alpha,
+            squash=squash,
+            mean_window=mean_window,
+            novelty_window=self.novelty_window,
+            damping=self.damping,
+        )
+
+
+class CalibratedDetector(Calibrates, BaseDetector):
     """A univariate detector whose raw surprise goes through per-series calibration.
 
     Subclasses compute `_raw` (a non-negative surprise per point); this class turns it into a
     rarity against the series' own memory (`_calibrated`, what the ensemble combines) and keeps
-    only novel highs. `calibration_alpha` sets that memory (about 1 / alpha points),
-    `mean_window` the points averaged for the burst check, `novelty_window` how long an alarm
-    holds off a weaker one, and `damping` what a held-off score is multiplied by.
+    only novel highs (see `Calibrates` for the parameters; `squash` bounds the surprise).
     """
 
     #: Whether the burst check (the mean over `mean_window` points) applies. A surprise that
@@ -147,19 +174,12 @@ class CalibratedDetector(BaseDetector):
         self.damping = damping
 
     def _validate_params(self) -> None:
-        check_param("calibration_alpha", self.calibration_alpha, 1e-6, 1.0)
+        self._check_calibration()
         check_param("squash", self.squash, 1e-6)
-        check_param("mean_window", self.mean_window, 1)
-        check_param("novelty_window", self.novelty_window, 0)
-        check_param("damping", self.damping, 0.0, 1.0)
 
     def _reset(self) -> None:
-        self.calibration_ = Calibration(
-            alpha=self.calibration_alpha,
-            squash=self.squash,
-            mean_window=self.mean_window if self.averages_bursts else 1,
-            novelty_window=self.novelty_window,
-            damping=self.damping,
+        self.calibration_ = self._new_calibration(
+            squash=self.squash, mean_window=self.mean_window if self.averages_bursts else 1
         )
 
     @abstractmethod

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from detectors._calibration import Calibration
-from detectors.base import BaseDetector, check_param
+from detectors.base import BaseDetector, Calibrates, check_param
 
 
-class IsolationForestDetector(BaseDetector):
+class IsolationForestDetector(Calibrates, BaseDetector):
     """Isolation depth of the latest window of values; X has shape (points, signals)."""
 
     name = "isolation_forest"
@@ -53,10 +52,7 @@ class IsolationForestDetector(BaseDetector):
         check_param("min_train", self.min_train, 16)
         check_param("max_train", self.max_train, self.min_train)
         check_param("refit_every", self.refit_every, 1)
-        check_param("calibration_alpha", self.calibration_alpha, 1e-6, 1.0)
-        check_param("mean_window", self.mean_window, 1)
-        check_param("novelty_window", self.novelty_window, 0)
-        check_param("damping", self.damping, 0.0, 1.0)
+        self._check_calibration()
 
     def _reset(self) -> None:
         self.recent_: np.ndarray | None = None  # last `window` rows, for the next features
@@ -65,13 +61,7 @@ class IsolationForestDetector(BaseDetector):
         self.scale_: tuple[np.ndarray, np.ndarray] | None = None
         self.since_fit_ = 0
         # The forest's own score is already in (0, 1]; calibration only ranks it in memory.
-        self.calibration_ = Calibration(
-            alpha=self.calibration_alpha,
-            squash=1.0,
-            mean_window=self.mean_window,
-            novelty_window=self.novelty_window,
-            damping=self.damping,
-        )
+        self.calibration_ = self._new_calibration(squash=1.0, mean_window=self.mean_window)
 
     def _consume(self, values: np.ndarray) -> np.ndarray:
         raw = np.full(len(values), np.nan)

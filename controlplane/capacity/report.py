@@ -293,22 +293,15 @@ def _plot(
     shown = history.timestamps >= history.timestamps[-1] - np.timedelta64(PLOTTED_HISTORY, "D")
     figure, axes = plt.subplots(figsize=(9, 3.2), dpi=90)
     axes.plot(history.timestamps[shown], history.values[shown], color="#444", lw=1, label="history")
-    axes.fill_between(
-        forecast.timestamps,
-        forecast.lo(95),
-        forecast.hi(95),
-        color="#9ecae1",
-        alpha=0.5,
-        label="95%",
-    )
-    axes.fill_between(
-        forecast.timestamps,
-        forecast.lo(80),
-        forecast.hi(80),
-        color="#4292c6",
-        alpha=0.5,
-        label="80%",
-    )
+    for level, colour in ((95, "#9ecae1"), (80, "#4292c6")):
+        axes.fill_between(
+            forecast.timestamps,
+            forecast.lo(level),
+            forecast.hi(level),
+            color=colour,
+            alpha=0.5,
+            label=f"{level}%",
+        )
     axes.plot(forecast.timestamps, forecast.mean, color="#08519c", lw=1.5, label="forecast")
     axes.axhline(limit, color="#cb181d", ls="--", lw=1.2, label=f"limit {limit:.4g}")
     lead_end = forecast.timestamps[0] + np.timedelta64(settings.lead_seconds, "s")

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from controlplane.servers import openmetrics
+
 DAYS = 14
 STEP_MINUTES = 5
 
@@ -94,11 +96,4 @@ def history(end: datetime, seed: int = 5) -> str:
         + rng.normal(0, 2, n),
         ("demo_memory_gib", "search"): 9 + 0.2 * daily + rng.normal(0, 0.05, n),
     }
-    lines = []
-    for (metric, service), values in series.items():
-        lines.append(f"# TYPE {metric} gauge")
-        lines += [
-            f'{metric}{{service="{service}"}} {v:.5f} {t:.0f}'
-            for v, t in zip(values, stamps, strict=True)
-        ]
-    return "\n".join([*lines, "# EOF", ""])
+    return openmetrics(series, stamps)

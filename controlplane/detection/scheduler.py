@@ -16,7 +16,6 @@ detectors (small numpy state) travel to the workers and back with their new stat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import deque
@@ -36,6 +35,7 @@ from controlplane.domain.errors import ControlPlaneError, QueryError, SourceUnav
 from controlplane.domain.models import Severity
 from controlplane.domain.series import MetricSeries, utc
 from controlplane.incidents.intake import ingest_alert
+from controlplane.loops import every
 from controlplane.storage import Database
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 
@@ -163,13 +163,7 @@ class DetectionScheduler:
 
     # -- the loop ---------------------------------------------------------------------------
     async def run_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_cycle()
-            except ControlPlaneError as exc:  # the store is down: try again next interval
-                log.warning("detection cycle failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.config.interval_seconds)
+        await every(self.config.interval_seconds, self.run_cycle, stop, "detection")
 
     async def run_cycle(self) -> CycleReport:
         now = self.clock()

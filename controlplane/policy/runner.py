@@ -21,7 +21,6 @@ While automation is paused (the kill switch), approved decisions are cancelled i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -44,6 +43,7 @@ from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import Settings
 from controlplane.domain.errors import ControlPlaneError, PermanentError
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
+from controlplane.loops import every
 from controlplane.policy.engine import Decision, decide
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy, load_policies
@@ -115,13 +115,9 @@ class PolicyRunner:
 
     # -- the loop -----------------------------------------------------------------------------
     async def run_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.cycle)
-            except ControlPlaneError as exc:  # the store is down: try again next interval
-                log.warning("policy cycle failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.config.interval_seconds)
+        await every(
+            self.config.interval_seconds, lambda: asyncio.to_thread(self.cycle), stop, "policy"
+        )
 
     def cycle(self) -> CycleReport:
         report = CycleReport()

@@ -14,7 +14,7 @@ import hashlib
 import re
 from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -222,13 +222,10 @@ def _describe(path: Path, loaded: Any, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# The discriminator values pydantic puts in error locations: one per action model.
 _UNION_TAGS = {
-    "scale_deployment",
-    "rollout_restart",
-    "rollback_deployment",
-    "failover",
-    "warm_cache",
-    "notify",
+    get_args(model.model_fields["type"].annotation)[0]
+    for model in get_args(get_args(ActionParams)[0])
 }
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.loading import load_or_stop
 
 EXECUTED = ["executing", "succeeded", "failed", "rolled_back", "cancelled", "needs_attention"]
 PAGE_SIZE = 50
@@ -16,11 +17,7 @@ client = ApiClient(st.session_state["token"])
 st.title("Actions and audit")
 
 st.subheader("Executions")
-try:
-    executions = client.decisions(status=EXECUTED, limit=50)
-except ApiError as exc:
-    st.error(f"Could not load executions: {exc}")
-    st.stop()
+executions = load_or_stop("executions", lambda: client.decisions(status=EXECUTED, limit=50))
 if not executions["data"]:
     st.info("No action has run yet.")
 else:
@@ -63,11 +60,10 @@ filters = {
     "target_id": target_id,
     "since": datetime.combine(since, time(), UTC).isoformat() if since else None,
 }
-try:
-    audit = client.audit(limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, **filters)
-except ApiError as exc:
-    st.error(f"Could not load the audit log: {exc}")
-    st.stop()
+audit = load_or_stop(
+    "the audit log",
+    lambda: client.audit(limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, **filters),
+)
 st.caption(f"{audit['count']} audit event(s) match; page {int(page_no)}.")
 if not audit["data"]:
     st.info("No audit events match these filters.")

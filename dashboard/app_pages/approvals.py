@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import refresh_interval
+from dashboard.loading import load_or_stop
 
 CAN_REVIEW = {"operator", "admin"}
 RECENT = [
@@ -29,11 +30,7 @@ role = st.session_state["user"]["role"]
 
 st.title("Approvals")
 
-try:
-    switch = client.automation()
-except ApiError as exc:
-    st.error(f"Could not load the automation state: {exc}")
-    st.stop()
+switch = load_or_stop("the automation state", client.automation)
 if switch["paused"]:
     st.warning(
         f"Automation is **paused** by {switch['changed_by']}"

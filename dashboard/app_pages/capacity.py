@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.loading import load_or_stop
 
 CAN_GENERATE = {"operator", "admin"}
 client = ApiClient(st.session_state["token"])
@@ -30,11 +31,7 @@ if st.button(
     else:
         st.success(f"Report #{created['report_id']} is being produced; it appears below.")
 
-try:
-    history = client.reports(limit=20)
-except ApiError as exc:
-    st.error(f"Could not load reports: {exc}")
-    st.stop()
+history = load_or_stop("reports", lambda: client.reports(limit=20))
 if not history["data"]:
     st.info("No capacity report yet. Configure capacity.signals and generate one.")
     st.stop()
@@ -64,11 +61,9 @@ if not done:
 report_id = st.selectbox(
     "Report", [r["report_id"] for r in done], key="report_choice", format_func=lambda i: f"#{i}"
 )
-try:
-    document: dict[str, Any] = client.report(int(report_id))["document"]
-except ApiError as exc:
-    st.error(f"Could not load report #{report_id}: {exc}")
-    st.stop()
+document: dict[str, Any] = load_or_stop(
+    f"report #{report_id}", lambda: client.report(int(report_id))
+)["document"]
 
 with st.container(horizontal=True):
     for fmt, mime, ext in (("html", "text/html", "html"), ("markdown", "text/markdown", "md")):

@@ -8,15 +8,12 @@ from datetime import UTC, datetime, time
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.loading import load_or_stop
 
 client = ApiClient(st.session_state["token"])
 
 st.title("Policies and runbooks")
-try:
-    loaded = client.policies()
-except ApiError as exc:
-    st.error(f"Could not load policies: {exc}")
-    st.stop()
+loaded = load_or_stop("policies", client.policies)
 
 st.subheader("Policies")
 for error in loaded["errors"]:

@@ -22,7 +22,7 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.cli import app as cli
 from controlplane.config import Settings, load_settings
-from controlplane.servers import Prometheus
+from controlplane.servers import Prometheus, openmetrics
 from controlplane.storage.models import ReportRow
 from tests.conftest import bearer
 
@@ -45,17 +45,13 @@ def _history() -> str:
     daily = np.sin(2 * np.pi * days)
     cpu = 2.0 + 0.1 * days + 0.4 * daily + rng.normal(0, 0.03, n)
     requests = 100 + 30 * daily + rng.normal(0, 2, n)
-    lines = ["# TYPE demo_cpu_cores gauge"]
-    lines += [
-        f'demo_cpu_cores{{service="checkout"}} {v:.5f} {s:.0f}'
-        for v, s in zip(cpu, stamps, strict=True)
-    ]
-    lines += ["# TYPE demo_requests_per_second gauge"]
-    lines += [
-        f'demo_requests_per_second{{service="payments"}} {v:.3f} {s:.0f}'
-        for v, s in zip(requests, stamps, strict=True)
-    ]
-    return "\n".join([*lines, "# EOF", ""])
+    return openmetrics(
+        {
+            ("demo_cpu_cores", "checkout"): cpu,
+            ("demo_requests_per_second", "payments"): requests,
+        },
+        stamps,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from controlplane.collectors.prometheus import PrometheusCollector, plan_chunks
 from controlplane.config import PrometheusSettings, load_settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.domain.errors import QueryError, SourceUnavailableError
-from controlplane.servers import Prometheus, free_port
+from controlplane.servers import Prometheus, free_port, openmetrics
 from controlplane.storage import Database
 from tests.conftest import bearer
 
@@ -38,13 +38,13 @@ def _history() -> str:
     checkout = 0.20 + 0.05 * daily + rng.normal(0, 0.004, n)
     checkout[-FAULT_MINUTES:] += 0.25  # the fault: latency jumps
     payments = 0.10 + 0.02 * daily + rng.normal(0, 0.002, n)
-    lines = ["# TYPE demo_latency_seconds gauge"]
-    for service, values in (("checkout", checkout), ("payments", payments)):
-        lines += [
-            f'demo_latency_seconds{{service="{service}"}} {v:.6f} {s:.0f}'
-            for v, s in zip(values, stamps, strict=True)
-        ]
-    return "\n".join([*lines, "# EOF", ""])
+    return openmetrics(
+        {
+            ("demo_latency_seconds", "checkout"): checkout,
+            ("demo_latency_seconds", "payments"): payments,
+        },
+        stamps,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,21 @@ changes, SQLite runs in WAL mode, timestamps come back timezone-aware."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from controlplane import audit
+from controlplane import audit, storage
 from controlplane.storage import upgrade
 from controlplane.storage.models import AuditEventRow, Base
 
 pytestmark = pytest.mark.integration
+MIGRATIONS = Path(storage.__file__).parent / "migrations"
 
 
 def test_migrations_match_the_models(db):
@@ -25,6 +29,13 @@ def test_migrations_match_the_models(db):
 def test_upgrade_is_idempotent(db_url):
     upgrade(db_url)
     upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        assert current == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    finally:
+        engine.dispose()
 
 
 def test_audit_log_is_append_only(db):

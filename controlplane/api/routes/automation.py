@@ -14,7 +14,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from controlplane.api.deps import Admin, DbDep, Operator, Viewer
-from controlplane.api.pagination import newest_first
+from controlplane.api.pagination import newest_page
 from controlplane.api.schemas import (
     AuditEventPublic,
     AuditPublic,
@@ -63,14 +63,14 @@ async def list_decisions(
 
     def query() -> DecisionsPublic:
         with db.read() as session:
-            rows, total = newest_first(
-                session, select(DecisionRow), DecisionRow.decision_id, where, limit, offset
-            )
-            return DecisionsPublic(
-                data=[DecisionPublic.model_validate(r) for r in rows],
-                count=total,
-                limit=limit,
-                offset=offset,
+            return newest_page(
+                session,
+                select(DecisionRow),
+                DecisionRow.decision_id,
+                where,
+                limit,
+                offset,
+                DecisionsPublic,
             )
 
     return await run_in_threadpool(query)
@@ -171,14 +171,14 @@ async def list_audit(
 
     def query() -> AuditPublic:
         with db.read() as session:
-            rows, total = newest_first(
-                session, select(AuditEventRow), AuditEventRow.audit_event_id, where, limit, offset
-            )
-            return AuditPublic(
-                data=[AuditEventPublic.model_validate(r) for r in rows],
-                count=total,
-                limit=limit,
-                offset=offset,
+            return newest_page(
+                session,
+                select(AuditEventRow),
+                AuditEventRow.audit_event_id,
+                where,
+                limit,
+                offset,
+                AuditPublic,
             )
 
     return await run_in_threadpool(query)

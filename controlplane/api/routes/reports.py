@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Operator, Viewer
-from controlplane.api.pagination import newest_first
+from controlplane.api.pagination import newest_page
 from controlplane.api.schemas import ErrorBody, ReportPublic, ReportsPublic
 from controlplane.capacity.job import CapacityJob
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
@@ -43,14 +43,8 @@ async def list_reports(
     def query() -> ReportsPublic:
         where = [ReportRow.status == status] if status else []
         with db.read() as session:
-            rows, total = newest_first(
-                session, select(ReportRow), ReportRow.report_id, where, limit, offset
-            )
-            return ReportsPublic(
-                data=[ReportPublic.model_validate(r) for r in rows],
-                count=total,
-                limit=limit,
-                offset=offset,
+            return newest_page(
+                session, select(ReportRow), ReportRow.report_id, where, limit, offset, ReportsPublic
             )
 
     return await run_in_threadpool(query)
