@@ -24,9 +24,9 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controlplane import audit
 from controlplane.domain.errors import ConflictError, NotFoundError
 from controlplane.domain.models import Principal, Role
+from controlplane.storage import audit
 from controlplane.storage.models import ApiTokenRow
 
 TOKEN_PREFIX = "aiops_"

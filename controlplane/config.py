@@ -8,6 +8,7 @@ Sources, highest priority first: keyword arguments, environment variables (`AIOP
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -257,13 +258,22 @@ class CapacitySettings(_Section):
         return _unique(signals)
 
 
+def _kubeconfig_from_environment() -> Path | None:
+    """$KUBECONFIG (its first file), as kubectl reads it."""
+    value = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(value) if value else None
+
+
 class KubernetesSettings(_Section):
     """The cluster remediations act on. Nothing set: the kubeconfig ($KUBECONFIG or
     ~/.kube/config) if there is one; otherwise plans fail with a clear reason."""
 
     host: str | None = Field(None, description="API server URL, e.g. https://127.0.0.1:6443.")
     token: SecretStr | None = Field(None, description="Bearer token for `host`.")
-    kubeconfig: Path | None = Field(None, description="Kubeconfig file (instead of `host`).")
+    kubeconfig: Path | None = Field(
+        default_factory=_kubeconfig_from_environment,
+        description="Kubeconfig file (instead of `host`); default $KUBECONFIG.",
+    )
     context: str | None = Field(None, description="Kubeconfig context.")
     verify_tls: bool = Field(True, description="Verify the API server certificate.")
     timeout_seconds: float = Field(10.0, gt=0, le=120, description="Per-request timeout.")

@@ -2,65 +2,97 @@
 dry-run capable), verify (bounded wait), roll back. Sees only `controlplane.domain`; only
 `remediations/_kube.py` imports the Kubernetes client.
 
-`build(params, kube)` turns a policy's rendered action parameters into an `Action`.
+`REGISTRY` is the single list of actions. The policy schema builds its action union from the
+registered params models, the engine asks an action for its target and impact, the runner
+builds actions through `build`, and the contract test (tests/integration/
+test_action_contract.py) runs every registered action. Adding an action = its module plus
+one line here (and its runbook).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+from pydantic import ValidationError
 
 from controlplane.domain.errors import InvalidInputError
 from remediations._kube import Kube
-from remediations.base import Action, Outcome, Plan
+from remediations.base import Action, ActionParams, Impact, KubeFactory, Outcome, Plan, TargetRef
+from remediations.cache import WarmCache
 from remediations.deployments import RollbackDeployment, RolloutRestart, ScaleDeployment
 from remediations.notify import Notify
 from remediations.services import Failover
+from remediations.statefulsets import ScaleStatefulSet
 
-NAMES = (
-    "scale_deployment",
-    "rollout_restart",
-    "rollback_deployment",
-    "failover",
-    "warm_cache",
-    "notify",
-)
-
-
-def build(params: dict[str, Any], kube: Callable[[], Kube]) -> Action:
-    """The action for rendered policy parameters; `kube()` connects only when one needs it."""
-    kind = params.get("type")
-    if kind == "scale_deployment":
-        return ScaleDeployment(
-            kube(),
-            namespace=params["namespace"],
-            deployment=params["deployment"],
-            replicas=params.get("replicas"),
-            by=params.get("by"),
-        )
-    if kind == "rollout_restart":
-        return RolloutRestart(
-            kube(), namespace=params["namespace"], deployment=params["deployment"]
-        )
-    if kind == "rollback_deployment":
-        return RollbackDeployment(
-            kube(), namespace=params["namespace"], deployment=params["deployment"]
-        )
-    if kind == "failover":
-        return Failover(
-            kube(),
-            namespace=params["namespace"],
-            service=params["service"],
-            standby=params["standby"],
-            standby_selector=params["standby_selector"],
-        )
-    if kind == "notify":
-        return Notify(url=params["url"], text=params["text"])
-    if kind == "warm_cache":
-        from remediations.cache import WarmCache
-
-        return WarmCache(**{k: v for k, v in params.items() if k != "type"})
-    raise InvalidInputError(f"action type must be one of {list(NAMES)}, got {kind!r}")
+REGISTRY: dict[str, type[Action[Any]]] = {
+    cls.name: cls
+    for cls in (
+        ScaleDeployment,
+        ScaleStatefulSet,
+        RolloutRestart,
+        RollbackDeployment,
+        Failover,
+        WarmCache,
+        Notify,
+    )
+}
 
 
-__all__ = ["NAMES", "Action", "Kube", "Outcome", "Plan", "build"]
+def action_class(params: ActionParams) -> type[Action[Any]]:
+    """The registered action that takes these params."""
+    try:
+        return REGISTRY[params.type]
+    except KeyError:
+        raise InvalidInputError(
+            f"action type must be one of {sorted(REGISTRY)}, got {params.type!r}"
+        ) from None
+
+
+def build(params: ActionParams, kube: KubeFactory) -> Action[Any]:
+    """The action for validated params; `kube()` connects only when the action needs it."""
+    return action_class(params)(params, kube)
+
+
+def target_of(params: ActionParams) -> TargetRef:
+    return action_class(params).target(params)
+
+
+def parse(raw: dict[str, Any]) -> ActionParams:
+    """Validate a params mapping (e.g. read back from the store) into its action's model;
+    errors name the field and the value."""
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in REGISTRY:
+        raise InvalidInputError(f"type: must be one of {sorted(REGISTRY)}, got {kind!r}")
+    model = REGISTRY[kind].Params
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInputError(describe(kind, exc)) from None
+
+
+def describe(kind: str, exc: ValidationError) -> str:
+    """`kind: field = value: message` for each error pydantic found."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "params"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{kind}: {where} = {error.get('input')!r}: {message}")
+    return "; ".join(lines)
+
+
+__all__ = [
+    "REGISTRY",
+    "Action",
+    "ActionParams",
+    "Impact",
+    "Kube",
+    "KubeFactory",
+    "Outcome",
+    "Plan",
+    "TargetRef",
+    "action_class",
+    "build",
+    "describe",
+    "parse",
+    "target_of",
+]

@@ -1,8 +1,8 @@
 """The only module that imports the official `kubernetes` client.
 
-`Kube` reads and writes the few objects remediations touch (Deployments and their `scale`
-subresource, ReplicaSets, HorizontalPodAutoscalers, Services), always as plain dicts (what the
-API server sent, as JSON), so that plans can show before/after diffs. Writes take
+`Kube` reads and writes the few objects remediations touch (Deployments and StatefulSets with
+their `scale` subresource, ReplicaSets, HorizontalPodAutoscalers, Services), always as plain
+dicts (what the API server sent, as JSON), so that plans can show before/after diffs. Writes take
 `dry_run=True` to send `dryRun=All`: the API server runs admission and validation and persists
 nothing. Errors become the control plane's: 404 `NotFoundError`, 409 `KubeConflictError` (re-read
 and retry), 429/5xx/unreachable `TemporaryError`, any other refusal `PermanentError`, each with
@@ -25,6 +25,7 @@ FIELD_MANAGER = "aiops-control-plane"
 #: The deployment controller numbers pod-template revisions on Deployments and ReplicaSets.
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 PatchType = Literal["strategic", "merge", "json"]
+WorkloadKind = Literal["Deployment", "StatefulSet"]
 _CONTENT_TYPES = {
     "strategic": "application/strategic-merge-patch+json",
     "merge": "application/merge-patch+json",
@@ -71,13 +72,16 @@ class Kube:
     def close(self) -> None:
         self.api_client.close()
 
-    # -- deployments ------------------------------------------------------------------------
+    # -- workloads (Deployments, StatefulSets) ----------------------------------------------
+    def workload(self, kind: WorkloadKind, namespace: str, name: str) -> dict[str, Any]:
+        read = {
+            "Deployment": self.apps.read_namespaced_deployment,
+            "StatefulSet": self.apps.read_namespaced_stateful_set,
+        }[kind]
+        return self._call(lambda: read(name, namespace, _request_timeout=self.timeout))
+
     def deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._call(
-            lambda: self.apps.read_namespaced_deployment(
-                name, namespace, _request_timeout=self.timeout
-            )
-        )
+        return self.workload("Deployment", namespace, name)
 
     def patch_deployment(
         self,
@@ -95,10 +99,15 @@ class Kube:
         )
 
     def patch_scale(
-        self, namespace: str, name: str, replicas: int, *, dry_run: bool
+        self, kind: WorkloadKind, namespace: str, name: str, replicas: int, *, dry_run: bool
     ) -> dict[str, Any]:
+        """Set replicas through the workload's `scale` subresource."""
+        patch = {
+            "Deployment": self.apps.patch_namespaced_deployment_scale,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set_scale,
+        }[kind]
         return self._call(
-            lambda: self.apps.patch_namespaced_deployment_scale(
+            lambda: patch(
                 name,
                 namespace,
                 {"spec": {"replicas": replicas}},
@@ -115,8 +124,8 @@ class Kube:
         return list(found.get("items", []))
 
     # -- autoscalers ------------------------------------------------------------------------
-    def hpa_for(self, namespace: str, deployment: str) -> dict[str, Any] | None:
-        """The HorizontalPodAutoscaler that owns a deployment's replica count, if any."""
+    def hpa_for(self, kind: WorkloadKind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The HorizontalPodAutoscaler that owns a workload's replica count, if any."""
         found = self._call(
             lambda: self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
                 namespace, _request_timeout=self.timeout
@@ -124,7 +133,7 @@ class Kube:
         )
         for hpa in found.get("items", []):
             ref = hpa.get("spec", {}).get("scaleTargetRef", {})
-            if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
+            if ref.get("kind") == kind and ref.get("name") == name:
                 return dict(hpa)
         return None
 

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import redis
+from pydantic import Field
 
 from controlplane.domain.errors import InvalidInputError, TemporaryError
-from remediations.base import Action, Outcome, Plan
+from remediations.base import Action, ActionParams, Outcome, Plan, TargetRef, url_identity
 
 SAMPLE = 50
 #: Share of the listed entries that must be cached after warming for verification to pass.
@@ -49,24 +50,39 @@ class RateLimiter:
         return slot
 
 
-class WarmCache(Action):
-    name = "warm_cache"
+class WarmCacheParams(ActionParams):
+    type: Literal["warm_cache"]
+    target: Literal["redis", "http"]
+    url: str = Field(..., description="redis://host:port/db or the HTTP base URL.")
+    keys_file: str = Field(..., description="Keys (redis) or paths (http), one per line.")
+    source_url: str | None = Field(
+        None, description="redis: where values are copied from (else the keys are touched)."
+    )
+    concurrency: int = Field(8, ge=1, le=256)
+    rate_per_second: float = Field(200, gt=0)
 
-    def __init__(
-        self,
-        *,
-        target: str,
-        url: str,
-        keys_file: str,
-        source_url: str | None = None,
-        concurrency: int = 8,
-        rate_per_second: float = 200.0,
-    ) -> None:
-        if target not in ("redis", "http"):
-            raise InvalidInputError(f"warm_cache: target must be 'redis' or 'http', got {target!r}")
-        self.target, self.url, self.source_url = target, url, source_url
-        self.keys_file = Path(keys_file)
-        self.concurrency, self.rate = concurrency, rate_per_second
+
+class WarmCache(Action[WarmCacheParams]):
+    name = "warm_cache"
+    Params = WarmCacheParams
+    reversible = False  # warming only adds entries
+
+    @classmethod
+    def target(cls, params: WarmCacheParams) -> TargetRef:
+        kind = "RedisCache" if params.target == "redis" else "HTTPCache"
+        return TargetRef(kind, url_identity(params.url))
+
+    @property
+    def kind(self) -> str:
+        return self.params.target
+
+    @property
+    def url(self) -> str:
+        return self.params.url
+
+    @property
+    def keys_file(self) -> Path:
+        return Path(self.params.keys_file)
 
     def entries(self) -> list[tuple[str, str | None]]:
         """(key, value) pairs from the keys file; value only in `key value` lines."""
@@ -82,7 +98,7 @@ class WarmCache(Action):
             if not text or text.startswith("#"):
                 continue
             key, _, value = text.partition(" ")
-            if self.target == "redis" and self.source_url is None and not value:
+            if self.kind == "redis" and self.params.source_url is None and not value:
                 raise InvalidInputError(
                     f"warm_cache: {self.keys_file}: line {number}: no value for {key!r} "
                     "(give 'key value' lines, or a source_url to copy from)"
@@ -94,14 +110,14 @@ class WarmCache(Action):
 
     def plan(self) -> Plan:
         entries = self.entries()
-        before = self._hit_ratio([k for k, _ in entries]) if self.target == "redis" else None
+        before = self._hit_ratio([k for k, _ in entries]) if self.kind == "redis" else None
         return Plan(
             self.name,
-            {"kind": self.target, "url": self.url},
+            self.target(self.params).as_dict(),
             {"hit_ratio": before},
             {"hit_ratio": 1.0, "entries": len(entries)},
-            f"warm {len(entries)} {self.target} entries at {self.url} "
-            f"({self.concurrency} at a time, at most {self.rate:g}/s)",
+            f"warm {len(entries)} {self.kind} entries at {self.target(self.params).name} "
+            f"({self.params.concurrency} at a time, at most {self.params.rate_per_second:g}/s)",
             details={"first": [k for k, _ in entries[:5]]},
         )
 
@@ -110,7 +126,7 @@ class WarmCache(Action):
         if dry_run:
             return Outcome(True, f"dry run: {len(entries)} entries would be warmed")
         started = time.monotonic()
-        warm = self._redis_warmer() if self.target == "redis" else self._http_warmer()
+        warm = self._redis_warmer() if self.kind == "redis" else self._http_warmer()
         results = self._run(warm, entries)
         failed = sum(not ok for ok, _ in results)
         hits = sum(hit for _, hit in results)
@@ -119,13 +135,13 @@ class WarmCache(Action):
             "failed": failed,
             "seconds": round(time.monotonic() - started, 3),
         }
-        if self.target == "http":
+        if self.kind == "http":
             state["hit_ratio_before"] = round(hits / len(entries), 4)
         return Outcome(failed == 0, f"{state['warmed']} warmed, {failed} failed", state)
 
     def verify(self, plan: Plan, *, timeout_seconds: float) -> Outcome:
         keys = [k for k, _ in self.entries()]
-        if self.target == "redis":
+        if self.kind == "redis":
             ratio = self._hit_ratio(keys)
         else:
             sample = keys[:: max(1, len(keys) // SAMPLE)][:SAMPLE]
@@ -143,7 +159,7 @@ class WarmCache(Action):
     def _run(
         self, warm: Callable[[str, str | None], bool], entries: list[tuple[str, str | None]]
     ) -> list[tuple[bool, bool]]:
-        limiter = RateLimiter(self.rate)
+        limiter = RateLimiter(self.params.rate_per_second)
 
         def one(entry: tuple[str, str | None]) -> tuple[bool, bool]:
             limiter.wait()
@@ -152,12 +168,12 @@ class WarmCache(Action):
             except (redis.RedisError, httpx.HTTPError):
                 return False, False
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=self.params.concurrency) as pool:
             return list(pool.map(one, entries))
 
     def _redis_warmer(self) -> Callable[[str, str | None], bool]:
         target = _redis(self.url)
-        source = _redis(self.source_url) if self.source_url else None
+        source = _redis(self.params.source_url) if self.params.source_url else None
 
         def warm(key: str, value: str | None) -> bool:
             if source is None:
@@ -192,7 +208,8 @@ class WarmCache(Action):
                 pipe.exists(key)
             present = sum(int(bool(v)) for v in pipe.execute())
         except redis.RedisError as exc:
-            raise TemporaryError(f"warm_cache: Redis at {self.url}: {exc}") from None
+            where = self.target(self.params).name
+            raise TemporaryError(f"warm_cache: Redis at {where}: {exc}") from None
         return present / len(keys)
 
 

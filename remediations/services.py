@@ -2,40 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from remediations._kube import Kube, retry_on_conflict
-from remediations.base import Action, Outcome, Plan, wait_for
+from pydantic import Field
+
+from remediations._kube import retry_on_conflict
+from remediations.base import Action, ActionParams, Outcome, Plan, TargetRef, wait_for
 
 
-class Failover(Action):
+class FailoverParams(ActionParams):
+    type: Literal["failover"]
+    namespace: str = Field("{namespace}", min_length=1)
+    service: str = Field("{service}", min_length=1, description="The Kubernetes Service.")
+    standby: str = Field(..., min_length=1, description="The standby deployment.")
+    standby_selector: dict[str, str] = Field(..., min_length=1)
+
+
+class Failover(Action[FailoverParams]):
     """Switch `service`'s selector from the primary's labels to the standby's. Verification
     waits until the standby deployment has all its replicas ready; rollback switches back."""
 
     name = "failover"
+    Params = FailoverParams
 
-    def __init__(
-        self,
-        kube: Kube,
-        *,
-        namespace: str,
-        service: str,
-        standby: str,
-        standby_selector: dict[str, str],
-    ) -> None:
-        self.kube, self.namespace, self.service = kube, namespace, service
-        self.standby, self.standby_selector = standby, dict(standby_selector)
+    @classmethod
+    def target(cls, params: FailoverParams) -> TargetRef:
+        return TargetRef("Service", params.service, params.namespace)
+
+    @property
+    def namespace(self) -> str:
+        return self.params.namespace
+
+    @property
+    def service(self) -> str:
+        return self.params.service
+
+    @property
+    def standby(self) -> str:
+        return self.params.standby
 
     def plan(self) -> Plan:
         current = self.kube.service(self.namespace, self.service)
         before = {"selector": current["spec"].get("selector", {})}
-        after = {"selector": self.standby_selector}
+        after = {"selector": dict(self.params.standby_selector)}
         answer = self.kube.patch_service(
             self.namespace, self.service, _selector_patch(after["selector"], None), dry_run=True
         )
         return Plan(
             self.name,
-            {"kind": "Service", "namespace": self.namespace, "name": self.service},
+            self.target(self.params).as_dict(),
             before,
             after,
             f"switch service {self.namespace}/{self.service} to the pods of {self.standby}",

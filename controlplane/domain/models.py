@@ -47,8 +47,54 @@ class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
-    DECISION = "decision"  # a policy decided (dry run, approval needed, approved, refused)
-    ACTION = "action"  # an approval, execution, verification or rollback
+
+
+class DecisionStatus(StrEnum):
+    """A policy decision's lifecycle.
+
+    Decided as `refused`, `dry_run`, `pending_approval` or `approved`; a pending one becomes
+    `approved` or `rejected` by an operator; an approved one is claimed as `executing` and
+    ends `succeeded`, `failed`, `rolled_back`, `cancelled` (paused before it ran) or
+    `needs_attention` (a human must look).
+    """
+
+    REFUSED = "refused"
+    DRY_RUN = "dry_run"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+    NEEDS_ATTENTION = "needs_attention"
+
+    @property
+    def counts_as_acting(self) -> bool:
+        """Counts against rates and cooldowns: cleared to act, waiting for a yes, or ran."""
+        return self in _ACTING
+
+    @property
+    def executed(self) -> bool:
+        """Reached the executor (claimed, whatever came of it)."""
+        return self in _EXECUTED
+
+
+_EXECUTED = frozenset(
+    {
+        DecisionStatus.EXECUTING,
+        DecisionStatus.SUCCEEDED,
+        DecisionStatus.FAILED,
+        DecisionStatus.ROLLED_BACK,
+        DecisionStatus.CANCELLED,
+        DecisionStatus.NEEDS_ATTENTION,
+    }
+)
+_ACTING = (_EXECUTED - {DecisionStatus.CANCELLED}) | {
+    DecisionStatus.PENDING_APPROVAL,
+    DecisionStatus.APPROVED,
+}
 
 
 class AlertStatus(StrEnum):

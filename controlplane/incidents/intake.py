@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from controlplane import audit
 from controlplane.domain.alertmanager import Alert, Notification
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
+from controlplane.storage import audit
 from controlplane.storage.models import Base
 
 # Table-level Core on the session's connection: on this hot path the ORM's execution layer

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from controlplane import audit
 from controlplane.domain.errors import ConflictError, NotFoundError
 from controlplane.domain.models import IncidentStatus, Principal, Severity, TimelineKind
+from controlplane.storage import audit
 from controlplane.storage.models import IncidentRow, TimelineEntryRow
 
 _Q = TypeVar("_Q", bound=Select[Any])

@@ -19,18 +19,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from controlplane.domain.models import DecisionStatus
+from controlplane.policy.decider import alert_view
 from controlplane.policy.engine import decide
 from controlplane.policy.guardrails import PastAction, matches
-from controlplane.policy.runner import alert_view
 from controlplane.policy.schema import Policy
 from controlplane.storage.models import IncidentRow
-from remediations.base import Plan
+from remediations import ActionParams, Plan
 
 OUTCOMES = {
-    "approved": "would run",
-    "pending_approval": "would ask for approval",
-    "dry_run": "would only plan",
-    "refused": "refused",
+    DecisionStatus.APPROVED: "would run",
+    DecisionStatus.PENDING_APPROVAL: "would ask for approval",
+    DecisionStatus.DRY_RUN: "would only plan",
+    DecisionStatus.REFUSED: "refused",
 }
 
 
@@ -48,7 +49,7 @@ class BacktestResult:
         for d in self.decisions:
             by_policy[d["policy"]][d["outcome"]] += 1
             refusals.update(d["refused_by"])
-            if d["status"] in ("approved", "pending_approval"):
+            if DecisionStatus(d["status"]).counts_as_acting:
                 hours[d["at"][:13]] += 1  # YYYY-MM-DDTHH
         return {
             "since": self.since.isoformat() if self.since else None,
@@ -111,7 +112,7 @@ def backtest(
                 planner=_unplanned,
             )
             if decision.changes_something:
-                history.append(PastAction(policy.name, decision.target, at))
+                history.append(PastAction(policy.name, decision.target.key, at))
             result.decisions.append(
                 {
                     "at": at.isoformat(),
@@ -119,7 +120,7 @@ def backtest(
                     "incident": incident.title,
                     "policy": policy.name,
                     "mode": policy.mode,
-                    "target": decision.target,
+                    "target": decision.target.key,
                     "status": decision.status,
                     "outcome": OUTCOMES.get(decision.status, decision.status),
                     "reason": decision.reason,
@@ -131,5 +132,5 @@ def backtest(
     return result
 
 
-def _unplanned(params: dict[str, Any]) -> Plan:
-    return Plan(params["type"], {}, {}, {}, "not planned in a backtest (no cluster contacted)")
+def _unplanned(params: ActionParams) -> Plan:
+    return Plan(params.type, {}, {}, {}, "not planned in a backtest (no cluster contacted)")

@@ -16,33 +16,36 @@ verdict, so it shows what `auto` would have met.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import remediations
 from controlplane.domain.errors import ControlPlaneError
+from controlplane.domain.models import DecisionStatus
 from controlplane.policy.guardrails import (
     IncidentView,
     PastAction,
     Verdict,
     check_before_plan,
-    check_blast_radius,
+    check_impact,
 )
 from controlplane.policy.schema import Policy
-from remediations.base import Plan
+from remediations import ActionParams, Plan, TargetRef
 
-Planner = Callable[[dict[str, Any]], Plan]
+Planner = Callable[[ActionParams], Plan]
 DEFAULT_NAMESPACE = "default"
+UNRESOLVED = TargetRef("Unresolved", "?")
 
 
 @dataclass
 class Decision:
     policy: Policy
     incident_id: int
-    target: str
+    target: TargetRef
     params: dict[str, Any]
-    status: str
+    status: DecisionStatus
     reason: str
     checks: list[dict[str, Any]] = field(default_factory=list)
     plan: Plan | None = None
@@ -50,28 +53,20 @@ class Decision:
     @property
     def changes_something(self) -> bool:
         """Counts against rates and cooldowns: cleared to act, or waiting for a yes."""
-        return self.status in ("approved", "pending_approval")
+        return self.status in (DecisionStatus.APPROVED, DecisionStatus.PENDING_APPROVAL)
 
 
-def render(params: Mapping[str, Any], incident: IncidentView) -> dict[str, Any]:
-    """Fill `{service}`, `{namespace}`, `{summary}` and `{labels[NAME]}` from the incident."""
+def render(params: ActionParams, incident: IncidentView) -> ActionParams:
+    """Fill `{service}`, `{namespace}`, `{summary}` and `{labels[NAME]}` from the incident,
+    and validate the result against the action's params model."""
     values = {
         "service": incident.service or "",
         "namespace": incident.namespace or DEFAULT_NAMESPACE,
         "summary": incident.title,
         "labels": dict(incident.labels),
     }
-    return {key: _fill(key, value, values) for key, value in params.items()}
-
-
-def target_of(params: Mapping[str, Any]) -> str:
-    """The object an action changes, for cooldowns: kind/namespace/name."""
-    kind = params["type"]
-    if kind in ("scale_deployment", "rollout_restart", "rollback_deployment"):
-        return f"deployment/{params['namespace']}/{params['deployment']}"
-    if kind == "failover":
-        return f"service/{params['namespace']}/{params['service']}"
-    return f"{kind}/{params.get('url', '')}"
+    filled = {key: _fill(key, value, values) for key, value in params.model_dump().items()}
+    return remediations.parse(filled)
 
 
 def decide(
@@ -85,21 +80,31 @@ def decide(
     planner: Planner,
 ) -> Decision:
     try:
-        params = render(policy.action.model_dump(), incident)
+        params = render(policy.action, incident)
     except ValueError as exc:
-        return Decision(policy, incident.incident_id, "?", {}, "refused", str(exc))
-    target = target_of(params)
+        refused = DecisionStatus.REFUSED
+        return Decision(policy, incident.incident_id, UNRESOLVED, {}, refused, str(exc))
+    action = remediations.action_class(params)
+    target = action.target(params)
     verdict = check_before_plan(
         policy,
         incident,
-        target,
-        params.get("namespace"),
+        target.key,
+        target.namespace,
         history,
         now,
         paused=paused,
         global_max_per_hour=global_max_per_hour,
     )
-    decision = Decision(policy, incident.incident_id, target, params, "refused", "", verdict.checks)
+    decision = Decision(
+        policy,
+        incident.incident_id,
+        target,
+        params.model_dump(mode="json"),
+        DecisionStatus.REFUSED,
+        "",
+        verdict.checks,
+    )
     if not verdict.allowed and policy.mode != "dry_run":
         decision.reason = verdict.reason
         return decision
@@ -108,26 +113,20 @@ def decide(
     except ControlPlaneError as exc:
         decision.reason = f"planning failed: {exc}"
         return decision
-    _check_plan(policy, decision.plan, verdict)
+    check_impact(policy.guardrails, action.impact(params, decision.plan), verdict)
     decision.checks = verdict.checks
     decision.status, decision.reason = _settle(policy, verdict)
     return decision
 
 
-def _check_plan(policy: Policy, plan: Plan, verdict: Verdict) -> None:
-    before, after = plan.before.get("replicas"), plan.after.get("replicas")
-    if isinstance(before, int) and isinstance(after, int):
-        check_blast_radius(policy.guardrails.blast_radius, before, after, verdict)
-
-
-def _settle(policy: Policy, verdict: Verdict) -> tuple[str, str]:
+def _settle(policy: Policy, verdict: Verdict) -> tuple[DecisionStatus, str]:
     if policy.mode == "dry_run":
-        return "dry_run", "dry-run policy: planned only (" + verdict.reason + ")"
+        return DecisionStatus.DRY_RUN, "dry-run policy: planned only (" + verdict.reason + ")"
     if not verdict.allowed:
-        return "refused", verdict.reason
+        return DecisionStatus.REFUSED, verdict.reason
     if policy.mode == "approval":
-        return "pending_approval", "waiting for an operator's approval"
-    return "approved", verdict.reason
+        return DecisionStatus.PENDING_APPROVAL, "waiting for an operator's approval"
+    return DecisionStatus.APPROVED, verdict.reason
 
 
 def _fill(key: str, value: Any, values: dict[str, Any]) -> Any:

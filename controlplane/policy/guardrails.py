@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from controlplane.policy.schema import BlastRadius, Policy
+from controlplane.policy.schema import BlastRadius, Guardrails, Policy
+from remediations import Impact
+from remediations.base import REPLICAS
 
 HOUR = timedelta(hours=1)
 
@@ -149,6 +151,14 @@ def check_before_plan(
         f"{len(this_hour)} of {global_max_per_hour} actions of all policies in the last hour",
     )
     return verdict
+
+
+def check_impact(rails: Guardrails, impact: Impact, verdict: Verdict) -> None:
+    """Guardrails on what a plan moves; each reads the impact quantity it limits."""
+    replicas = impact.of(REPLICAS)
+    if replicas is not None:
+        before, after = replicas
+        check_blast_radius(rails.blast_radius, int(before), int(after), verdict)
 
 
 def check_blast_radius(radius: BlastRadius, before: int, after: int, verdict: Verdict) -> None:

@@ -1,7 +1,8 @@
 """The policy schema (`runbooks/policies/*.yaml`) and its loader.
 
 A policy file holds `policies:`, a list of policies. Each says which incidents it matches, the
-action it proposes with typed parameters, the mode (`dry_run`, the default; `approval`;
+action it proposes with typed parameters (the params model of a registered action, chosen by
+its `type`), the mode (`dry_run`, the default; `approval`;
 `auto`), the guardrails that may refuse it, how to verify it and whether to roll back when
 verification fails, and the runbook it belongs to. Unknown keys are errors; every error names
 the file, the policy, the key and the value. Parameters may use `{service}`, `{namespace}`
@@ -11,16 +12,18 @@ and `{labels[NAME]}` placeholders, filled from the incident.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Severity
+from remediations import REGISTRY, ActionParams
 
 Mode = Literal["dry_run", "approval", "auto"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -43,61 +46,13 @@ class Match(_Strict):
     labels: dict[str, str] = Field(default_factory=dict, description="Exact label values.")
 
 
-class _Deployment(_Strict):
-    namespace: str = Field("{namespace}", min_length=1)
-    deployment: str = Field("{service}", min_length=1)
-
-
-class ScaleParams(_Deployment):
-    type: Literal["scale_deployment"]
-    replicas: int | None = Field(None, ge=0, description="Absolute replica count.")
-    by: int | None = Field(None, description="Change from the current count (e.g. +2).")
-
-    @model_validator(mode="after")
-    def _one(self) -> ScaleParams:
-        if (self.replicas is None) == (self.by is None):
-            raise ValueError("set exactly one of 'replicas' and 'by'")
-        return self
-
-
-class RestartParams(_Deployment):
-    type: Literal["rollout_restart"]
-
-
-class RollbackParams(_Deployment):
-    type: Literal["rollback_deployment"]
-
-
-class FailoverParams(_Strict):
-    type: Literal["failover"]
-    namespace: str = Field("{namespace}", min_length=1)
-    service: str = Field("{service}", min_length=1, description="The Kubernetes Service.")
-    standby: str = Field(..., min_length=1, description="The standby deployment.")
-    standby_selector: dict[str, str] = Field(..., min_length=1)
-
-
-class WarmCacheParams(_Strict):
-    type: Literal["warm_cache"]
-    target: Literal["redis", "http"]
-    url: str = Field(..., description="redis://host:port/db or the HTTP base URL.")
-    keys_file: str = Field(..., description="Keys (redis) or paths (http), one per line.")
-    source_url: str | None = Field(
-        None, description="redis: where values are copied from (else the keys are touched)."
-    )
-    concurrency: int = Field(8, ge=1, le=256)
-    rate_per_second: float = Field(200, gt=0)
-
-
-class NotifyParams(_Strict):
-    type: Literal["notify"]
-    url: str = Field(..., description="Webhook URL (Slack-compatible body).")
-    text: str = Field("{summary}", description="Message; placeholders from the incident.")
-
-
-ActionParams = Annotated[
-    ScaleParams | RestartParams | RollbackParams | FailoverParams | WarmCacheParams | NotifyParams,
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    AnyActionParams = ActionParams
+else:  # the discriminated union of every registered action's params model
+    AnyActionParams = Annotated[
+        Union[tuple(cls.Params for cls in REGISTRY.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
 
 
 class BlastRadius(_Strict):
@@ -149,7 +104,7 @@ class Policy(_Strict):
     runbook: str | None = Field(None, description="Name of the runbook it belongs to.")
     enabled: bool = True
     match: Match = Match()
-    action: ActionParams
+    action: AnyActionParams
     mode: Mode = "dry_run"
     guardrails: Guardrails = Guardrails()
     verify: Verify = Verify()
@@ -174,7 +129,7 @@ class Policy(_Strict):
     @property
     def version(self) -> str:
         """A digest of the policy's content, recorded with every decision."""
-        text = self.model_dump_json(exclude_none=False)
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -222,11 +177,8 @@ def _describe(path: Path, loaded: Any, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-# The discriminator values pydantic puts in error locations: one per action model.
-_UNION_TAGS = {
-    get_args(model.model_fields["type"].annotation)[0]
-    for model in get_args(get_args(ActionParams)[0])
-}
+# The discriminator values pydantic puts in error locations: one per action.
+_UNION_TAGS = set(REGISTRY)
 
 
 def _policy_name(loaded: Any, index: int) -> str:

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controlplane import audit
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
-from controlplane.domain.models import Principal, TimelineKind
+from controlplane.domain.models import DecisionStatus, Principal, TimelineKind
+from controlplane.storage import audit
 from controlplane.storage.models import AutomationStateRow, DecisionRow, TimelineEntryRow
 
 SWITCH_ID = 1
@@ -68,12 +68,12 @@ def review(
     ).one_or_none()
     if row is None:
         raise NotFoundError(f"decision {decision_id} does not exist")
-    if row.status != "pending_approval":
+    if row.status != DecisionStatus.PENDING_APPROVAL:
         raise ConflictError(f"decision {decision_id} is {row.status}, not pending_approval")
     if approve and is_paused(session):
         raise ConflictError("automation is paused: resume it before approving actions")
     now = datetime.now(UTC)
-    row.status = "approved" if approve else "rejected"
+    row.status = DecisionStatus.APPROVED if approve else DecisionStatus.REJECTED
     row.reviewed_by, row.reviewed_at, row.review_comment, row.updated_at = (
         who.name,
         now,

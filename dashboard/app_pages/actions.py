@@ -7,10 +7,11 @@ from datetime import UTC, datetime, time
 
 import streamlit as st
 
+from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.loading import load_or_stop
 
-EXECUTED = ["executing", "succeeded", "failed", "rolled_back", "cancelled", "needs_attention"]
+EXECUTED = [s.value for s in DecisionStatus if s.executed]
 PAGE_SIZE = 50
 client = ApiClient(st.session_state["token"])
 

@@ -7,23 +7,13 @@ from typing import Any
 
 import streamlit as st
 
+from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import refresh_interval
 from dashboard.loading import load_or_stop
 
 CAN_REVIEW = {"operator", "admin"}
-RECENT = [
-    "approved",
-    "executing",
-    "succeeded",
-    "failed",
-    "rolled_back",
-    "refused",
-    "dry_run",
-    "rejected",
-    "cancelled",
-    "needs_attention",
-]
+RECENT = [s.value for s in DecisionStatus if s is not DecisionStatus.PENDING_APPROVAL]
 
 client = ApiClient(st.session_state["token"])
 role = st.session_state["user"]["role"]
@@ -59,7 +49,7 @@ with st.expander("Kill switch", expanded=switch["paused"]):
 def live() -> None:
     """Pending and recent decisions refresh themselves; the selection and comment stay."""
     try:
-        pending = client.decisions(status=["pending_approval"], limit=100)
+        pending = client.decisions(status=[DecisionStatus.PENDING_APPROVAL], limit=100)
     except ApiError as exc:
         st.error(f"Could not load decisions: {exc}")
         return

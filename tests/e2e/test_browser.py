@@ -22,13 +22,12 @@ import pytest
 import yaml
 from sqlalchemy import insert
 
-from controlplane import audit
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
 from controlplane.servers import ApiServer, Console
-from controlplane.storage import Database
+from controlplane.storage import Database, audit
 from controlplane.storage.models import AuditEventRow, IncidentRow
 from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
 from tests.e2e.chromium import Chromium, find_chromium

@@ -10,12 +10,15 @@ import pytest
 
 from controlplane.domain.errors import NotFoundError, PermanentError
 from remediations._kube import Kube, KubeConflictError, retry_on_conflict
-from remediations.deployments import RollbackDeployment, RolloutRestart, ScaleDeployment
-from remediations.services import Failover
+import remediations
 from tests.kube_fake import REVISION, FakeKube
 
 pytestmark = pytest.mark.integration
 NS = "shop"
+
+
+def action_for(name: str, kube: Kube, **params):
+    return remediations.build(remediations.parse({"type": name, **params}), lambda: kube)
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def kube(cluster: FakeKube) -> Iterator[Kube]:
 
 
 def test_scale_plans_with_server_dry_run_then_sets_absolute_replicas(cluster, kube):
-    action = ScaleDeployment(kube, namespace=NS, deployment="checkout", by=3)
+    action = action_for("scale_deployment", kube, namespace=NS, deployment="checkout", by=3)
     version = cluster.get("deployments", NS, "checkout")["metadata"]["resourceVersion"]
     plan = action.plan()
     assert (plan.before, plan.after) == ({"replicas": 2}, {"replicas": 5})
@@ -68,7 +71,7 @@ def test_scale_plans_with_server_dry_run_then_sets_absolute_replicas(cluster, ku
 
 def test_scale_raises_the_hpa_minimum_instead_of_fighting_it(cluster, kube):
     cluster.add_hpa(NS, "checkout", target="checkout", low=2, high=5)
-    action = ScaleDeployment(kube, namespace=NS, deployment="checkout", replicas=8)
+    action = action_for("scale_deployment", kube, namespace=NS, deployment="checkout", replicas=8)
     plan = action.plan()
     assert plan.details["hpa"] == "checkout"
     assert plan.after["hpa"] == {"minReplicas": 8, "maxReplicas": 8}
@@ -86,7 +89,7 @@ def test_scale_raises_the_hpa_minimum_instead_of_fighting_it(cluster, kube):
 
 def test_verification_fails_when_pods_do_not_become_ready(cluster, kube):
     cluster.unready.add((NS, "checkout"))
-    action = ScaleDeployment(kube, namespace=NS, deployment="checkout", replicas=4)
+    action = action_for("scale_deployment", kube, namespace=NS, deployment="checkout", replicas=4)
     plan = action.plan()
     action.execute(plan, dry_run=False)
     outcome = action.verify(plan, timeout_seconds=0.6)
@@ -95,7 +98,7 @@ def test_verification_fails_when_pods_do_not_become_ready(cluster, kube):
 
 
 def test_rollout_restart_stamps_the_template_and_makes_a_new_revision(cluster, kube):
-    action = RolloutRestart(kube, namespace=NS, deployment="checkout")
+    action = action_for("rollout_restart", kube, namespace=NS, deployment="checkout")
     plan = action.plan()
     assert plan.before == {"restartedAt": None}
     assert cluster.sent("PATCH")[-1].content_type == "application/strategic-merge-patch+json"
@@ -119,7 +122,7 @@ def test_rollback_puts_back_the_previous_revision(cluster, kube):
     }
     kube.patch_deployment(NS, "checkout", bad, dry_run=False)  # strategic merge by name
     assert cluster.get("deployments", NS, "checkout")["metadata"]["annotations"][REVISION] == "2"
-    action = RollbackDeployment(kube, namespace=NS, deployment="checkout")
+    action = action_for("rollback_deployment", kube, namespace=NS, deployment="checkout")
     plan = action.plan()
     assert plan.details == {"from_revision": 2, "to_revision": 1}
     assert "shop/checkout:1.5" in plan.diff()
@@ -136,13 +139,14 @@ def test_rollback_puts_back_the_previous_revision(cluster, kube):
 
 def test_rollback_without_history_is_refused(kube):
     with pytest.raises(PermanentError, match="no revision before 1"):
-        RollbackDeployment(kube, namespace=NS, deployment="checkout").plan()
+        action_for("rollback_deployment", kube, namespace=NS, deployment="checkout").plan()
 
 
 def test_failover_switches_the_service_selector_and_back(cluster, kube):
     cluster.add_deployment(NS, "checkout-standby", replicas=2)
     cluster.add_service(NS, "checkout", {"app": "checkout", "tier": "primary"})
-    action = Failover(
+    action = action_for(
+        "failover",
         kube,
         namespace=NS,
         service="checkout",

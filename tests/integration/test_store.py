@@ -12,8 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from controlplane import audit, storage
-from controlplane.storage import upgrade
+from controlplane.storage import audit, storage, upgrade
 from controlplane.storage.models import AuditEventRow, Base
 
 pytestmark = pytest.mark.integration

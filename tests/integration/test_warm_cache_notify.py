@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from controlplane.domain.errors import InvalidInputError, PermanentError
-from remediations import build
+import remediations
 from remediations.cache import RateLimiter
 
 pytestmark = pytest.mark.integration
@@ -44,10 +44,9 @@ def test_warm_redis_from_a_source_with_rate_and_hit_ratio(caches, tmp_path):
     for key in keys[:50]:
         target.set(key, "old")
     (tmp_path / "keys.txt").write_text("# hot products\n" + "\n".join(keys) + "\n")
-    action = build(
+    action = action_for(
         {"type": "warm_cache", "target": "redis", "url": TARGET, "source_url": SOURCE,
          "keys_file": str(tmp_path / "keys.txt"), "concurrency": 4, "rate_per_second": 2000},
-        kube=_no_cluster,
     )  # fmt: skip
     plan = action.plan()
     assert plan.before == {"hit_ratio": 0.25}
@@ -75,26 +74,24 @@ def test_rate_limiter_spaces_slots_across_threads():
 def test_warm_redis_from_key_value_lines_and_bad_files(caches, tmp_path):
     target, _ = caches
     (tmp_path / "kv.txt").write_text("a 1\nb 2\n")
-    action = build(
+    action = action_for(
         {
             "type": "warm_cache",
             "target": "redis",
             "url": TARGET,
             "keys_file": str(tmp_path / "kv.txt"),
         },
-        kube=_no_cluster,
     )
     action.execute(action.plan(), dry_run=False)
     assert target.get("b") == b"2"
     (tmp_path / "bad.txt").write_text("a 1\nlonely\n")
-    bad = build(
+    bad = action_for(
         {
             "type": "warm_cache",
             "target": "redis",
             "url": TARGET,
             "keys_file": str(tmp_path / "bad.txt"),
         },
-        kube=_no_cluster,
     )
     with pytest.raises(InvalidInputError, match="line 2: no value for 'lonely'"):
         bad.plan()
@@ -138,14 +135,13 @@ def receiver() -> Iterator[str]:
 def test_warm_http_reports_hits_before_and_after(receiver, tmp_path):
     _Receiver.cached.update({"/p/1", "/p/2"})
     (tmp_path / "paths.txt").write_text("\n".join(f"/p/{i}" for i in range(10)))
-    action = build(
+    action = action_for(
         {
             "type": "warm_cache",
             "target": "http",
             "url": receiver,
             "keys_file": str(tmp_path / "paths.txt"),
         },
-        kube=_no_cluster,
     )
     outcome = action.execute(action.plan(), dry_run=False)
     assert outcome.state["hit_ratio_before"] == 0.2
@@ -153,17 +149,19 @@ def test_warm_http_reports_hits_before_and_after(receiver, tmp_path):
 
 
 def test_notify_posts_a_slack_compatible_body(receiver):
-    action = build(
-        {"type": "notify", "url": f"{receiver}/ok", "text": "checkout scaled"}, kube=_no_cluster
-    )
+    action = action_for({"type": "notify", "url": f"{receiver}/ok", "text": "checkout scaled"})
     plan = action.plan()
     assert action.execute(plan, dry_run=True).message == "dry run: not sent"
     assert _Receiver.received == []
     assert action.execute(plan, dry_run=False).ok
     assert _Receiver.received == [{"text": "checkout scaled"}]
-    refused = build({"type": "notify", "url": f"{receiver}/no", "text": "x"}, kube=_no_cluster)
+    refused = action_for({"type": "notify", "url": f"{receiver}/no", "text": "x"})
     with pytest.raises(PermanentError, match="refused: 403"):
         refused.execute(refused.plan(), dry_run=False)
+
+
+def action_for(params: dict):
+    return remediations.build(remediations.parse(params), _no_cluster)
 
 
 def _no_cluster():

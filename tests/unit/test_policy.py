@@ -15,7 +15,8 @@ from controlplane.domain.errors import ConfigError, PermanentError
 from controlplane.policy.engine import decide, render
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy, load_file, load_policies
-from remediations.base import Plan
+import remediations
+from remediations import ActionParams, Plan
 
 POLICIES = Path(__file__).resolve().parents[2] / "runbooks" / "policies"
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -42,9 +43,10 @@ def policy(**fields) -> Policy:
 
 
 def planner(current: int = 4):
-    def plan(params: dict) -> Plan:
-        after = params["replicas"] if params.get("replicas") is not None else current + params["by"]
-        return Plan(params["type"], {}, {"replicas": current}, {"replicas": max(0, after)}, "scale")
+    def plan(params: ActionParams) -> Plan:
+        values = params.model_dump()
+        after = values["replicas"] if values["replicas"] is not None else current + values["by"]
+        return Plan(params.type, {}, {"replicas": current}, {"replicas": max(0, after)}, "scale")
 
     return plan
 
@@ -117,11 +119,12 @@ def test_matching_on_every_field():
 
 
 def test_placeholders_come_from_the_incident():
-    params = render(
-        {"type": "failover", "service": "{service}", "standby_selector": {"app": "{labels[pod]}"}},
-        incident(pod="checkout-7d9f-1"),
-    )
-    assert params["service"] == "checkout"
+    template = remediations.parse(
+        {"type": "failover", "standby": "checkout-standby",
+         "standby_selector": {"app": "{labels[pod]}"}}
+    )  # fmt: skip
+    params = render(template, incident(pod="checkout-7d9f-1")).model_dump()
+    assert (params["namespace"], params["service"]) == ("shop", "checkout")
     assert params["standby_selector"] == {"app": "checkout-7d9f-1"}
     refused = run(policy(action={"type": "rollout_restart", "deployment": "{labels[missing]}"}))
     assert refused.status == "refused"
@@ -189,7 +192,7 @@ def test_blast_radius_on_the_plan():
 
 
 def test_planning_errors_refuse_with_the_reason():
-    def failing(params: dict) -> Plan:
+    def failing(params: ActionParams) -> Plan:
         raise PermanentError('Kubernetes API: 404 deployments "checkout" not found')
 
     decision = decide(
@@ -249,7 +252,7 @@ def test_guardrails_bound_actions_whatever_the_stream(
             planner=planner(4),
         )
         if decision.changes_something:
-            history.append(PastAction(decision.policy.name, decision.target, at))
+            history.append(PastAction(decision.policy.name, decision.target.key, at))
             approved.append((at, decision))
     if paused:
         assert not approved

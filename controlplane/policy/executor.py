@@ -1,0 +1,153 @@
+"""The execute step of the policy loop: claim, run, verify, roll back, hand over.
+
+- **Claim.** An approved decision is claimed with a conditional update (`approved` ->
+  `executing`, with a lease); only the replica whose update hit the row runs it, so nothing
+  acts twice for one decision. While automation is paused it is cancelled instead.
+- **Run.** The action (built through the registry from the stored params) sets the planned
+  state; verification waits for the action's post-condition and then the policy's PromQL;
+  a failed verification rolls back when the policy says so. Each step is audited.
+- **Hand over.** An execution whose lease expired (a crash mid-run) becomes
+  `needs_attention`: a human looks; it is never re-run blindly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import remediations
+from controlplane.domain.errors import ControlPlaneError
+from controlplane.domain.models import DecisionStatus
+from controlplane.policy.decider import ACTOR
+from controlplane.policy.state import is_paused
+from controlplane.storage import Database
+from controlplane.storage import decisions as store
+from controlplane.storage.models import DecisionRow
+from remediations import Action, ActionParams, Outcome, Plan
+
+#: Holds when the PromQL query returns a non-empty result.
+PromQLCheck = Callable[[str], bool]
+Builder = Callable[[ActionParams], Action[Any]]
+#: Added to a decision's verification timeout for its execution lease (the write itself).
+LEASE_MARGIN_SECONDS = 120
+DEFAULT_VERIFY_TIMEOUT = 300.0
+
+
+class Executor:
+    def __init__(
+        self,
+        db: Database,
+        build: Builder,
+        promql: PromQLCheck,
+        *,
+        owner: str,
+        lease_seconds: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db, self.build, self.promql = db, build, promql
+        self.owner, self.lease_seconds, self.clock = owner, lease_seconds, clock
+
+    def execute_approved(self) -> list[int]:
+        with self.db.read() as session:
+            ids = store.approved_ids(session)
+        return [i for i in ids if self.execute(i)]
+
+    def execute(self, decision_id: int) -> bool:
+        """Run one approved decision if this runner wins the claim; True when it ran."""
+        now = self.clock()
+        with self.db.write() as session:
+            until = now + timedelta(seconds=self.lease_seconds)
+            if not store.claim(session, decision_id, self.owner, until, now):
+                return False  # another replica claimed it first
+            row = session.get(DecisionRow, decision_id)
+            assert row is not None
+            if is_paused(session):
+                reason = "automation was paused before it ran"
+                self._finish(session, row, DecisionStatus.CANCELLED, reason, {})
+                return True
+            params, stored = dict(row.params), dict(row.plan or {})
+            # The lease outlasts the longest this run can take (the write, readiness and then
+            # PromQL, each waited on up to the timeout), so no replica hands over a live run.
+            longest = max(self.lease_seconds, 2 * _verify_timeout(stored) + LEASE_MARGIN_SECONDS)
+            row.lease_until = now + timedelta(seconds=longest)
+        status, reason, outcome = self._run(params, stored)
+        with self.db.write() as session:
+            row = session.get(DecisionRow, decision_id)
+            assert row is not None
+            self._finish(session, row, status, reason, outcome)
+        return True
+
+    def _run(
+        self, params: dict[str, Any], stored: dict[str, Any]
+    ) -> tuple[DecisionStatus, str, dict[str, Any]]:
+        """Execute, verify, maybe roll back. Returns (status, reason, outcome per step)."""
+        plan = Plan.from_dict(stored)
+        verify = stored.get("verify") or {}
+        timeout = _verify_timeout(stored)
+        steps: dict[str, Any] = {}
+        try:
+            action = self.build(remediations.parse(params))
+            steps["execute"] = action.execute(plan, dry_run=False).as_dict()
+        except ControlPlaneError as exc:
+            return DecisionStatus.FAILED, f"execution failed: {exc}", steps
+        try:
+            checked = action.verify(plan, timeout_seconds=timeout)
+            if checked.ok and verify.get("promql"):
+                checked = self._promql(verify["promql"], timeout)
+        except ControlPlaneError as exc:
+            checked = Outcome(False, f"verification could not run: {exc}")
+        steps["verify"] = checked.as_dict()
+        if checked.ok:
+            return DecisionStatus.SUCCEEDED, f"verified: {checked.message}", steps
+        if not stored.get("rollback_on_failure", True):
+            return DecisionStatus.FAILED, f"verification failed: {checked.message}", steps
+        try:
+            steps["rollback"] = action.rollback(plan).as_dict()
+        except ControlPlaneError as exc:
+            reason = f"verification failed and rollback failed: {exc}"
+            return DecisionStatus.NEEDS_ATTENTION, reason, steps
+        reason = f"verification failed ({checked.message}); rolled back"
+        return DecisionStatus.ROLLED_BACK, reason, steps
+
+    def _promql(self, query: str, timeout: float) -> Outcome:
+        deadline = self.clock() + timedelta(seconds=timeout)
+        while True:
+            if self.promql(query):
+                return Outcome(True, f"PromQL holds: {query}")
+            if self.clock() >= deadline:
+                return Outcome(False, f"PromQL did not hold within {timeout:g} s: {query}")
+            time.sleep(min(2.0, timeout))
+
+    def expire_leases(self) -> list[int]:
+        now = self.clock()
+        with self.db.read() as session:  # a read first: no write lock taken twice a second
+            if not store.any_lease_expired(session, now):
+                return []
+        with self.db.write() as session:
+            rows = store.lease_expired(session, now)
+            for row in rows:
+                self._finish(
+                    session,
+                    row,
+                    DecisionStatus.NEEDS_ATTENTION,
+                    f"execution by {row.lease_owner} did not finish before its lease expired; "
+                    "check the target's state by hand (it is never re-run automatically)",
+                    dict(row.outcome or {}),
+                )
+            return [r.decision_id for r in rows]
+
+    def _finish(
+        self,
+        session: Any,
+        row: DecisionRow,
+        status: DecisionStatus,
+        reason: str,
+        outcome: dict[str, Any],
+    ) -> None:
+        store.finish(session, row, status, reason, outcome, actor=ACTOR, now=self.clock())
+
+
+def _verify_timeout(stored: dict[str, Any]) -> float:
+    return float((stored.get("verify") or {}).get("timeout_seconds", DEFAULT_VERIFY_TIMEOUT))
