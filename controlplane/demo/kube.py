@@ -5,8 +5,10 @@ No real API server can run on these machines (see ../shared/docs/real-components
 one honours the semantics remediations rely on, over real HTTP, so that the official client's
 own serialisation, paths, query strings and content types are exercised:
 
-- Deployments (with the `scale` subresource), ReplicaSets, HorizontalPodAutoscalers (v2),
-  Services, Pods; GET, LIST (with `labelSelector`), POST, PUT, PATCH, DELETE.
+- Deployments and StatefulSets (with the `scale` subresource), ReplicaSets,
+  HorizontalPodAutoscalers (v2), Services, Pods; GET, LIST (with `labelSelector`), POST, PUT,
+  PATCH, DELETE; and the discovery documents (`/version`, `/api`, `/apis`, each group
+  version's resource list), so `kubectl` itself can drive it.
 - `dryRun=All` runs everything (validation, patching, the deployment controller's effects on
   the returned object) and persists nothing.
 - `metadata.resourceVersion` bumps on every real change; a PUT or PATCH carrying a stale one
@@ -15,7 +17,8 @@ own serialisation, paths, query strings and content types are exercised:
   (RFC 7386) and JSON patch (RFC 6902), chosen by Content-Type.
 - A deployment controller: a changed pod template makes a new ReplicaSet with the next
   `deployment.kubernetes.io/revision`; status follows spec at once unless the test holds a
-  deployment `unready` (to make verification fail).
+  workload `unready` (to make verification fail). The StatefulSet controller and the HPA
+  controller act at once too (the HPA keeps its target's replicas within [min, max]).
 
 Every request is recorded (`requests`) so tests can assert on what the client actually sent.
 """
@@ -27,6 +30,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +39,7 @@ REVISION = "deployment.kubernetes.io/revision"
 KINDS = {
     # plural: (api prefix, kind, apiVersion)
     "deployments": ("/apis/apps/v1", "Deployment", "apps/v1"),
+    "statefulsets": ("/apis/apps/v1", "StatefulSet", "apps/v1"),
     "replicasets": ("/apis/apps/v1", "ReplicaSet", "apps/v1"),
     "horizontalpodautoscalers": (
         "/apis/autoscaling/v2",
@@ -44,6 +49,17 @@ KINDS = {
     "services": ("/api/v1", "Service", "v1"),
     "pods": ("/api/v1", "Pod", "v1"),
 }
+SCALABLE = ("deployments", "statefulsets")
+WORKLOADS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+SHORT_NAMES = {
+    "deployments": ["deploy"],
+    "statefulsets": ["sts"],
+    "replicasets": ["rs"],
+    "horizontalpodautoscalers": ["hpa"],
+    "services": ["svc"],
+    "pods": ["po"],
+}
+SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-aiops-fake"}
 PATCH_TYPES = {
     "application/strategic-merge-patch+json": "strategic",
     "application/merge-patch+json": "merge",
@@ -123,6 +139,23 @@ class FakeKube:
         }
         return self.create("deployments", namespace, body)
 
+    def add_statefulset(
+        self, namespace: str, name: str, replicas: int = 3, image: str = "shop/db:1"
+    ) -> dict[str, Any]:
+        body = {
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+            "spec": {
+                "replicas": replicas,
+                "serviceName": name,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": name, "image": image}]},
+                },
+            },
+        }
+        return self.create("statefulsets", namespace, body)
+
     def roll_out(self, namespace: str, name: str, image: str) -> dict[str, Any]:
         """A new release: every container of the deployment gets `image` (a new revision)."""
         with self.lock:
@@ -132,18 +165,22 @@ class FakeKube:
                 container["image"] = image
             return self._store("deployments", namespace, name, current, updated, dry_run=False)
 
-    def add_hpa(self, namespace: str, name: str, target: str, low: int, high: int) -> None:
+    def add_hpa(
+        self,
+        namespace: str,
+        name: str,
+        target: str,
+        low: int,
+        high: int,
+        kind: str = "Deployment",
+    ) -> None:
         self.create(
             "horizontalpodautoscalers",
             namespace,
             {
                 "metadata": {"name": name, "namespace": namespace},
                 "spec": {
-                    "scaleTargetRef": {
-                        "apiVersion": "apps/v1",
-                        "kind": "Deployment",
-                        "name": target,
-                    },
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target},
                     "minReplicas": low,
                     "maxReplicas": high,
                 },
@@ -186,6 +223,11 @@ class FakeKube:
                 return exc.code, exc.status()
 
     def _route(self, request: Request) -> tuple[int, dict[str, Any]]:
+        document = discovery(request.path)
+        if document is not None:
+            if request.method != "GET":
+                raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed")
+            return 200, document
         plural, namespace, name, sub = _parse(request.path)
         dry_run = request.query.get("dryRun") == ["All"]
         method = request.method
@@ -281,7 +323,12 @@ class FakeKube:
             raise ApiError(409, "AlreadyExists", f'{plural} "{name}" already exists')
         _, kind, api_version = KINDS[plural]
         body["kind"], body["apiVersion"] = kind, api_version
-        body["metadata"] = {**body["metadata"], "namespace": namespace, "generation": 1}
+        body["metadata"] = {
+            **body["metadata"],
+            "namespace": namespace,
+            "generation": 1,
+            "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         body["metadata"]["uid"] = hashlib.sha1(f"{plural}/{namespace}/{name}".encode()).hexdigest()
         _validate(plural, body)
         return self._store(plural, namespace, name, None, body, dry_run)
@@ -306,6 +353,8 @@ class FakeKube:
             after["metadata"]["generation"] = before["metadata"].get("generation", 1) + 1
         if plural == "deployments":
             self._reconcile(namespace, name, before, after, dry_run)
+        if plural == "statefulsets":
+            after["status"] = self._status(namespace, name, after)
         if dry_run:
             after["metadata"]["resourceVersion"] = (before or after)["metadata"].get(
                 "resourceVersion", str(self.version)
@@ -320,8 +369,9 @@ class FakeKube:
 
     def _autoscale(self, namespace: str, hpa: dict[str, Any]) -> None:
         """The HPA controller, instantly: keep the target's replicas within [min, max]."""
-        target = hpa["spec"]["scaleTargetRef"]["name"]
-        current = self.objects.get(("deployments", namespace, target))
+        ref = hpa["spec"]["scaleTargetRef"]
+        plural, target = WORKLOADS.get(ref.get("kind"), ""), ref["name"]
+        current = self.objects.get((plural, namespace, target))
         if current is None:
             return
         low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
@@ -330,7 +380,20 @@ class FakeKube:
         if wanted != replicas:
             updated = copy.deepcopy(current)
             updated["spec"]["replicas"] = wanted
-            self._store("deployments", namespace, target, current, updated, dry_run=False)
+            self._store(plural, namespace, target, current, updated, dry_run=False)
+
+    def _status(self, namespace: str, name: str, workload: dict[str, Any]) -> dict[str, Any]:
+        """A workload controller's status, at once: every replica ready unless held."""
+        replicas = workload["spec"].get("replicas", 1)
+        ready = 0 if (namespace, name) in self.unready else replicas
+        return {
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "updatedReplicas": ready,
+            "availableReplicas": ready,
+            "currentReplicas": ready,
+            "observedGeneration": workload["metadata"].get("generation", 1),
+        }
 
     def _reconcile(
         self,
@@ -342,14 +405,7 @@ class FakeKube:
     ) -> None:
         """The deployment controller: ReplicaSet per template revision, status from spec."""
         replicas = after["spec"].get("replicas", 1)
-        ready = 0 if (namespace, name) in self.unready else replicas
-        after["status"] = {
-            "replicas": replicas,
-            "readyReplicas": ready,
-            "updatedReplicas": ready,
-            "availableReplicas": ready,
-            "observedGeneration": after["metadata"].get("generation", 1),
-        }
+        after["status"] = self._status(namespace, name, after)
         template = after["spec"]["template"]
         if before is not None and before["spec"]["template"] == template:
             return
@@ -425,6 +481,65 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815 (http.server names)
 
 
+# -- discovery ------------------------------------------------------------------------------------
+def discovery(path: str) -> dict[str, Any] | None:
+    """The discovery document at `path` (what kubectl reads before anything else), if any."""
+    path = "/" + path.strip("/")
+    if path == "/version":
+        return dict(SERVER_VERSION)
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    groups = sorted({api_version for prefix, _, api_version in KINDS.values() if "/" in api_version})
+    if path == "/apis":
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": group.split("/")[0],
+                    "versions": [{"groupVersion": group, "version": group.split("/")[1]}],
+                    "preferredVersion": {"groupVersion": group, "version": group.split("/")[1]},
+                }
+                for group in groups
+            ],
+        }
+    served = [(plural, kind) for plural, (prefix, kind, _) in KINDS.items() if prefix == path]
+    if not served:
+        return None
+    group_version = path.removeprefix("/apis/").removeprefix("/api/")
+    verbs = ["create", "delete", "get", "list", "patch", "update"]
+    resources: list[dict[str, Any]] = []
+    for plural, kind in served:
+        resources.append(
+            {
+                "name": plural,
+                "singularName": kind.lower(),
+                "namespaced": True,
+                "kind": kind,
+                "verbs": verbs,
+                "shortNames": SHORT_NAMES.get(plural, []),
+            }
+        )
+        if plural in SCALABLE:
+            resources.append(
+                {
+                    "name": f"{plural}/scale",
+                    "singularName": "",
+                    "namespaced": True,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
+
+
 # -- helpers --------------------------------------------------------------------------------------
 def _parse(path: str) -> tuple[str, str, str | None, str | None]:
     parts = path.strip("/").split("/")
@@ -443,7 +558,7 @@ def _parse(path: str) -> tuple[str, str, str | None, str | None]:
     namespace, plural = rest[0], rest[1]
     name = rest[2] if len(rest) > 2 else None
     sub = rest[3] if len(rest) > 3 else None
-    if sub not in (None, "scale") or (sub == "scale" and plural != "deployments"):
+    if sub not in (None, "scale") or (sub == "scale" and plural not in SCALABLE):
         raise ApiError(404, "NotFound", f"subresource {sub!r} not found")
     return plural, namespace, name, sub
 
@@ -487,7 +602,7 @@ def _check_replicas(value: Any, field: str) -> None:
 
 def _validate(plural: str, obj: dict[str, Any]) -> None:
     spec = obj.get("spec") or {}
-    if plural in ("deployments", "replicasets"):
+    if plural in ("deployments", "replicasets", "statefulsets"):
         _check_replicas(spec.get("replicas", 1), "spec.replicas")
         containers = spec.get("template", {}).get("spec", {}).get("containers")
         if not containers:

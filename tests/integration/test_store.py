@@ -12,7 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from controlplane.storage import audit, storage, upgrade
+from controlplane import storage
+from controlplane.storage import audit, upgrade
 from controlplane.storage.models import AuditEventRow, Base
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,173 @@
+"""Builders the tests share: Alertmanager payloads (real ones, copied from ../shared into
+tests/fixtures so that a clone alone runs the suite, and made-up ones), bearer headers, row
+counts of the store, polling with a deadline, and a loopback HTTP receiver that records what
+a webhook endpoint (Slack-compatible) or an HTTP cache would receive."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import func, select
+
+from controlplane.storage import Database
+from controlplane.storage.models import (
+    AlertRow,
+    AuditEventRow,
+    IncidentRow,
+    NotificationRow,
+    TimelineEntryRow,
+)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
+WEBHOOK_URL = "/api/v1/webhooks/alertmanager"
+WEBHOOK_TOKEN = "test-webhook-token-from-settings"
+T = TypeVar("T")
+
+
+def alertmanager_fixture(name: str) -> dict[str, Any]:
+    """A payload a real Alertmanager sent (tests/fixtures/alertmanager)."""
+    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return payload
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def alert(
+    fingerprint: str,
+    *,
+    service: str,
+    severity: str = "warning",
+    status: str = "firing",
+    starts: str = "2026-11-21T01:00:00Z",
+) -> dict[str, Any]:
+    """One alert of a webhook notification, as Alertmanager words it."""
+    return {
+        "status": status,
+        "labels": {"alertname": f"Alert{fingerprint}", "service": service, "severity": severity},
+        "annotations": {},
+        "startsAt": starts,
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-21T02:00:00Z",
+        "generatorURL": "",
+        "fingerprint": fingerprint,
+    }
+
+
+def notification(alerts: list[dict[str, Any]], group_key: str) -> dict[str, Any]:
+    """A webhook notification (version 4) carrying `alerts`."""
+    return {
+        "version": "4",
+        "receiver": "aiops",
+        "status": alerts[0]["status"],
+        "alerts": alerts,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+    }
+
+
+def posted_alert(name: str, service: str, pod: str, *, ends: datetime | None = None) -> dict:
+    """An alert as a client POSTs it to Alertmanager's /api/v2/alerts."""
+    body = {
+        "labels": {"alertname": name, "service": service, "pod": pod, "severity": "critical"},
+        "annotations": {"summary": f"{name} on {service}"},
+        "startsAt": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        "generatorURL": "http://127.0.0.1:9090/graph",
+    }
+    if ends:
+        body["endsAt"] = ends.isoformat()
+    return body
+
+
+def counts(db: Database) -> dict[str, int]:
+    """Rows per table of what the intake writes."""
+    with db.read() as session:
+        return {
+            row.__tablename__: session.scalar(select(func.count()).select_from(row)) or 0
+            for row in (NotificationRow, IncidentRow, AlertRow, TimelineEntryRow, AuditEventRow)
+        }
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 30.0, what: str) -> T:
+    """Poll `check` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP server. POST: recorded, answered 200 when the path has "ok" in it,
+    else 403 (a webhook that refuses). GET: an HTTP cache, answering `X-Cache: MISS` the
+    first time a path is asked for and `HIT` after that."""
+
+    posts: list[Received] = field(default_factory=list)
+    cached: set[str] = field(default_factory=set)
+    url: str = ""
+
+    def __enter__(self) -> Receiver:
+        handler = type("Handler", (_ReceiverHandler,), {"receiver": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def bodies(self) -> list[Any]:
+        return [p.body for p in self.posts]
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    receiver: Receiver
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args: object) -> None:
+        return
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.loads(raw) if raw else None
+        self.receiver.posts.append(Received(self.path, dict(self.headers), body))
+        self.send_response(200 if "ok" in self.path else 403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        hit = self.path in self.receiver.cached
+        self.receiver.cached.add(self.path)
+        self.send_response(200)
+        self.send_header("X-Cache", "HIT" if hit else "MISS")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
