@@ -31,11 +31,11 @@ from sqlalchemy import func, select
 from controlplane import auth
 from controlplane.api import create_app
 from controlplane.config import load_settings
-from controlplane.demo.kube import FakeKube
 from controlplane.domain.models import Role
-from controlplane.servers import ApiServer
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import DecisionRow, IncidentRow
+from controlplane.testing.kube import FakeKube
+from controlplane.testing.servers import ApiServer
 
 NAMESPACE = "shop"
 

@@ -29,9 +29,9 @@ from sqlalchemy import create_engine, select, text, tuple_
 
 from controlplane import auth
 from controlplane.domain.models import Role
-from controlplane.servers import free_port, wait_until_ready
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import AlertRow
+from controlplane.testing.servers import free_port, wait_until_ready
 
 POSTGRES_URL = os.environ.get(
     "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -129,7 +129,7 @@ def console(
     port: Annotated[int | None, typer.Option(help="Override console.port.")] = None,
 ) -> None:
     """Run the Streamlit on-call console against the API (console.api_url)."""
-    from controlplane.servers import run_console
+    from controlplane.console import run_console
 
     config = settings()
     sys.exit(run_console(config, port=port or config.console.port))

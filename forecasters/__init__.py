@@ -3,9 +3,9 @@
 Forecasters follow one contract (`base.BaseForecaster`: validated `fit(series)` and
 `predict(horizon, levels)` returning a `Forecast` with mean and 80/95% bands) and are found by
 name in `REGISTRY`; `auto` (the default) picks per series by backtest. `capacity` turns a
-forecast and a limit into crossing dates, a crossing probability and a replica count. Sees only
-`controlplane.domain`. Adding a model = one module plus one line in REGISTRY; the contract test
-(tests/unit/test_forecaster_contract.py) then checks it.
+forecast and a limit into crossing dates, a crossing probability and a replica count. Sees
+only `controlplane.domain`. Adding a model = one module plus one line in `models.MODELS`; the
+contract test (tests/unit/test_forecaster_contract.py) then checks it.
 """
 
 from __future__ import annotations
@@ -15,23 +15,9 @@ from typing import Any
 from controlplane.domain.registry import instantiate
 from forecasters.auto import AutoForecaster
 from forecasters.base import BaseForecaster, Forecast
-from forecasters.ets import ExponentialSmoothingForecaster
-from forecasters.mstl import MstlForecaster
-from forecasters.naive import SeasonalNaive
-from forecasters.profile import SeasonalProfile
-from forecasters.prophet_model import ProphetForecaster
+from forecasters.models import MODELS
 
-REGISTRY: dict[str, type[BaseForecaster]] = {
-    cls.name: cls
-    for cls in (
-        AutoForecaster,
-        SeasonalNaive,
-        SeasonalProfile,
-        ExponentialSmoothingForecaster,
-        MstlForecaster,
-        ProphetForecaster,
-    )
-}
+REGISTRY: dict[str, type[BaseForecaster]] = {AutoForecaster.name: AutoForecaster, **MODELS}
 DEFAULT = AutoForecaster.name
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from controlplane.domain.errors import InvalidInputError
 from controlplane.domain.series import MetricSeries
 from forecasters.base import LEVELS, BaseForecaster, Forecast, as_series
+from forecasters.models import MODELS
 
 DEFAULT_CANDIDATES = ("seasonal_naive", "seasonal_profile", "ets", "mstl")
 
@@ -37,17 +38,14 @@ class AutoForecaster(BaseForecaster):
         self.candidates = tuple(candidates)
 
     def fit(self, series: MetricSeries | pd.Series, horizon: int | None = None) -> Self:
-        from forecasters import REGISTRY, make
-
-        unknown = [c for c in self.candidates if c not in REGISTRY or c == self.name]
+        unknown = [c for c in self.candidates if c not in MODELS]
         if unknown or not self.candidates:
             raise InvalidInputError(
-                f"candidates must be names from {sorted(set(REGISTRY) - {self.name})}, "
-                f"got {list(self.candidates)!r}"
+                f"candidates must be names from {sorted(MODELS)}, got {list(self.candidates)!r}"
             )
         data = as_series(series)
         models = [
-            make(name, origins=self.origins, periods=self.periods) for name in self.candidates
+            MODELS[name](origins=self.origins, periods=self.periods) for name in self.candidates
         ]
         for model in models:
             model.prepare(data, horizon)

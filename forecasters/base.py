@@ -304,8 +304,6 @@ class BaseForecaster(ABC):
         return widths
 
     def _fall_back(self, reason: str) -> None:
-        from forecasters.naive import SeasonalNaive
-
         self.fallback_ = reason
         self.delegate_ = SeasonalNaive(origins=self.origins, periods=self.periods_ or None)
         self.delegate_.fit(_grid_series(self.grid_), horizon=self.horizon_)
@@ -316,6 +314,21 @@ class BaseForecaster(ABC):
     def _check_fitted(self) -> None:
         if not hasattr(self, "grid_"):
             raise NotFittedError(f"{type(self).__name__} must be fitted before predict")
+
+
+class SeasonalNaive(BaseForecaster):
+    """Repeats the last season (one day of steps when two days of history exist, else the
+    last value). Always available: it needs two points and cannot blow up. The baseline, and
+    the fallback of every model (so it lives beside the contract)."""
+
+    name = "seasonal_naive"
+
+    def _fit(self, values: np.ndarray) -> None:
+        self.lag_ = self.season_ if len(values) >= self.season_ else 1
+        self.last_ = values[-self.lag_ :].copy()
+
+    def _predict(self, horizon: int) -> np.ndarray:
+        return np.resize(self.last_, horizon)
 
 
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:

@@ -8,12 +8,10 @@ AIOPS_TEST_REQUIRE_POSTGRES=1 (set by .ci/run), which turns that skip into a fai
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,22 +23,12 @@ from controlplane.config import Settings, load_settings
 from controlplane.domain.models import Role
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import Base
+from tests.factories import WEBHOOK_TOKEN
 
 POSTGRES_URL = os.environ.get(
     "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("AIOPS_TEST_REQUIRE_POSTGRES") == "1"
-WEBHOOK_TOKEN = "test-webhook-token-from-settings"
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "alertmanager"
-
-
-def alertmanager_fixture(name: str) -> dict[str, Any]:
-    """A payload a real Alertmanager sent (../shared/fixtures/alertmanager)."""
-    path = FIXTURES / f"{name}.json"
-    if not path.exists():
-        pytest.skip(f"shared fixture {path.name} not found beside the repository")
-    payload: dict[str, Any] = json.loads(path.read_text())
-    return payload
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +94,6 @@ def tokens(db: Database) -> dict[str, str]:
                 session, f"test-{role.value}", role, actor="fixture"
             )
     return secrets
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 @pytest.fixture

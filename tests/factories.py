@@ -1,4 +1,5 @@
-"""Builders the tests share: Alertmanager payloads (real ones, copied from ../shared into
+"""Builders the tests share: the console signed in (AppTest), the demo shop's capacity
+settings, Alertmanager payloads (real ones, copied from ../shared into
 tests/fixtures so that a clone alone runs the suite, and made-up ones), bearer headers, row
 counts of the store, polling with a deadline, and a loopback HTTP receiver that records what
 a webhook endpoint (Slack-compatible) or an HTTP cache would receive."""
@@ -17,7 +18,9 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
 
+from controlplane.demo import capacity as shop
 from controlplane.storage import Database
 from controlplane.storage.models import (
     AlertRow,
@@ -28,6 +31,7 @@ from controlplane.storage.models import (
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
 WEBHOOK_URL = "/api/v1/webhooks/alertmanager"
 WEBHOOK_TOKEN = "test-webhook-token-from-settings"
 T = TypeVar("T")
@@ -110,6 +114,27 @@ def wait_for(check: Callable[[], T], *, timeout: float = 30.0, what: str) -> T:
             return result
         time.sleep(0.2)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def shop_capacity(prometheus_url: str) -> dict[str, Any]:
+    """The demo's `prometheus` and `capacity` settings, without its hourly schedule."""
+    sections = shop.settings(prometheus_url)
+    return {
+        "prometheus": sections["prometheus"],
+        "capacity": {**sections["capacity"], "schedule": ""},
+    }
+
+
+def signed_in(token: str, role: str, name: str, page: str = "incidents") -> AppTest:
+    """The console (AppTest) signed in with `token`, on `page`."""
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.session_state["token"] = token
+    app.session_state["user"] = {"name": name, "role": role}
+    app.session_state["auto_refresh"] = False  # AppTest runs scripts once; no timers
+    app.run()
+    if page != "overview":
+        app.switch_page(f"app_pages/{page}.py")
+    return app.run()
 
 
 @dataclass

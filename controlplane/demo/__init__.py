@@ -30,12 +30,12 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.demo import capacity
-from controlplane.demo.kube import FakeKube
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Role
 from controlplane.policy.runner import shipped_policies
-from controlplane.servers import Alertmanager, ApiServer, Console, Prometheus
 from controlplane.storage import Database, upgrade
+from controlplane.testing.kube import FakeKube
+from controlplane.testing.servers import Alertmanager, ApiServer, Console, Prometheus
 
 SCENARIO = Path(__file__).with_name("scenario.yaml")
 # Firing alerts are re-pushed this often: Alertmanager resolves an alert it has not heard

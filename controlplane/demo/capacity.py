@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from controlplane.servers import openmetrics
+from controlplane.testing.servers import openmetrics
 
 DAYS = 14
 STEP_MINUTES = 5

@@ -22,12 +22,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 import detectors
-from controlplane.collectors import traces
+from controlplane.collectors import PrometheusSource, SignalSource, TraceSource
 from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import DetectionSettings, Settings, SignalSettings
 from controlplane.detection.compute import Scorer, make_scorer
@@ -58,43 +58,6 @@ def signal_params(signal: SignalSettings) -> dict[str, Any]:
     if "damping" in detectors.make(signal.detector).get_params():
         params.setdefault("damping", 1.0)
     return params
-
-
-class SignalSource(Protocol):
-    async def fetch(
-        self, signal: SignalSettings, start: datetime, end: datetime
-    ) -> MetricSeries | None: ...
-
-
-class PrometheusSource:
-    def __init__(self, collector: PrometheusCollector) -> None:
-        self.collector = collector
-
-    async def fetch(
-        self, signal: SignalSettings, start: datetime, end: datetime
-    ) -> MetricSeries | None:
-        found = await self.collector.collect(signal.query, start, end, signal.step_seconds)
-        if len(found) > 1:
-            raise QueryError(
-                f"signal {signal.name!r}: query returned {len(found)} series; aggregate it to "
-                f"one (e.g. sum by (service) (...))"
-            )
-        return found[0] if found else None
-
-
-class TraceSource:
-    """`traces:<service>:<metric>` signals, read from the RED rows the OTLP receiver writes."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def fetch(
-        self, signal: SignalSettings, start: datetime, end: datetime
-    ) -> MetricSeries | None:
-        _, service, metric = signal.query.split(":", 2)
-        with self.db.read() as session:
-            series = traces.red_series(session, service, metric, start, end)
-        return series if len(series) else None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from websocket import WebSocket, create_connection
 
-from controlplane.servers import free_port
+from controlplane.testing.servers import free_port
 
 FLAGS = [
     "--headless",

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from controlplane.demo import capacity as shop
 from controlplane.domain.errors import ConfigError
-from controlplane.servers import Prometheus
+from controlplane.testing.servers import Prometheus
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +22,3 @@ def shop_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield server.url
     except ConfigError as exc:
         pytest.skip(str(exc))
-
-
-def shop_capacity(prometheus_url: str) -> dict[str, Any]:
-    """The demo's `prometheus` and `capacity` settings, without its hourly schedule."""
-    sections = shop.settings(prometheus_url)
-    return {
-        "prometheus": sections["prometheus"],
-        "capacity": {**sections["capacity"], "schedule": ""},
-    }

@@ -26,13 +26,12 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
-from controlplane.servers import ApiServer, Console
 from controlplane.storage import Database, audit
 from controlplane.storage.models import AuditEventRow, IncidentRow
-from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
+from controlplane.testing.kube import FakeKube
+from controlplane.testing.servers import ApiServer, Console
 from tests.e2e.chromium import Chromium, find_chromium
-from tests.e2e.conftest import shop_capacity
-from tests.kube_fake import FakeKube
+from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer, shop_capacity
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "console"

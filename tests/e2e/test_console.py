@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from controlplane.api import create_app
-from controlplane.servers import ApiServer, free_port
-from tests.conftest import bearer
-from tests.integration.test_webhook import URL, _alert, _notification
+from controlplane.testing.servers import ApiServer, free_port
+from tests.factories import APP, alert, bearer, notification, signed_in
+from tests.factories import WEBHOOK_URL as URL
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 pytestmark = pytest.mark.integration
 
 
@@ -31,21 +28,10 @@ def seeded(api, tokens):
     for n, (service, severity) in enumerate([("checkout", "critical"), ("search", "warning")]):
         httpx.post(
             api.url + URL,
-            json=_notification([_alert(f"c{n}", service=service, severity=severity)], f"g{n}"),
+            json=notification([alert(f"c{n}", service=service, severity=severity)], f"g{n}"),
             headers=hdr,
         )
     return api
-
-
-def signed_in(token: str, role: str, name: str, page: str = "incidents") -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.session_state["token"] = token
-    app.session_state["user"] = {"name": name, "role": role}
-    app.session_state["auto_refresh"] = False  # AppTest runs scripts once; no timers
-    app.run()
-    if page != "overview":
-        app.switch_page(f"app_pages/{page}.py")
-    return app.run()
 
 
 def test_sign_in_with_a_token(api, tokens):

@@ -14,10 +14,9 @@ from controlplane.api import create_app
 from controlplane.config import load_settings
 from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
-from controlplane.servers import ApiServer
-from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
-from tests.e2e.test_console import signed_in
-from tests.kube_fake import FakeKube
+from controlplane.testing.kube import FakeKube
+from controlplane.testing.servers import ApiServer
+from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer, signed_in
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 pytestmark = pytest.mark.integration

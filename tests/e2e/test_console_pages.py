@@ -16,11 +16,9 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
-from controlplane.servers import ApiServer, free_port
 from controlplane.storage.models import EvidenceRow
-from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
-from tests.e2e.conftest import shop_capacity
-from tests.e2e.test_console import signed_in
+from controlplane.testing.servers import ApiServer, free_port
+from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer, shop_capacity, signed_in
 
 pytestmark = pytest.mark.integration
 POLICIES = {

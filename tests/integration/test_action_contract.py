@@ -65,7 +65,7 @@ def _scale_deployment(env: Env) -> Scenario:
     return Scenario(
         {"type": "scale_deployment", "namespace": NS, "deployment": "checkout", "by": 2},
         _workload(env, "deployments", "checkout"),
-        lambda: env.cluster.unready.add((NS, "checkout")),
+        lambda: env.cluster.hold_unready(NS, "checkout"),
     )
 
 
@@ -73,7 +73,7 @@ def _scale_statefulset(env: Env) -> Scenario:
     return Scenario(
         {"type": "scale_statefulset", "namespace": NS, "statefulset": "db", "replicas": 7},
         _workload(env, "statefulsets", "db"),
-        lambda: env.cluster.unready.add((NS, "db")),
+        lambda: env.cluster.hold_unready(NS, "db"),
     )
 
 
@@ -81,7 +81,7 @@ def _rollout_restart(env: Env) -> Scenario:
     return Scenario(
         {"type": "rollout_restart", "namespace": NS, "deployment": "checkout"},
         _workload(env, "deployments", "checkout"),
-        lambda: env.cluster.unready.add((NS, "checkout")),
+        lambda: env.cluster.hold_unready(NS, "checkout"),
     )
 
 
@@ -90,7 +90,7 @@ def _rollback_deployment(env: Env) -> Scenario:
     return Scenario(
         {"type": "rollback_deployment", "namespace": NS, "deployment": "checkout"},
         _workload(env, "deployments", "checkout"),
-        lambda: env.cluster.unready.add((NS, "checkout")),
+        lambda: env.cluster.hold_unready(NS, "checkout"),
     )
 
 
@@ -106,7 +106,7 @@ def _failover(env: Env) -> Scenario:
             "standby_selector": {"app": "checkout-standby"},
         },
         lambda: env.cluster.get("services", NS, "checkout")["spec"]["selector"],
-        lambda: env.cluster.unready.add((NS, "checkout-standby")),
+        lambda: env.cluster.hold_unready(NS, "checkout-standby"),
     )
 
 

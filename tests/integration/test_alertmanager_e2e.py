@@ -4,7 +4,6 @@ and on PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import pytest
 from controlplane.api import create_app
 from controlplane.config import Settings
 from controlplane.domain.errors import ConfigError
-from controlplane.servers import Alertmanager, ApiServer, find_alertmanager
 from controlplane.storage import Database
-from tests.conftest import bearer
+from controlplane.testing.servers import Alertmanager, ApiServer, find_alertmanager
+from tests.factories import bearer, posted_alert, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,28 +26,6 @@ def alertmanager_binary() -> str:
         return find_alertmanager()
     except ConfigError as exc:
         pytest.skip(str(exc))
-
-
-def wait_for(check, *, timeout: float = 30.0, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def am_alert(name: str, service: str, pod: str, *, ends: datetime | None = None) -> dict:
-    alert = {
-        "labels": {"alertname": name, "service": service, "pod": pod, "severity": "critical"},
-        "annotations": {"summary": f"{name} on {service}"},
-        "startsAt": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
-        "generatorURL": "http://127.0.0.1:9090/graph",
-    }
-    if ends:
-        alert["endsAt"] = ends.isoformat()
-    return alert
 
 
 def test_alerts_through_real_alertmanager_open_and_resolve_one_incident(
@@ -64,8 +41,8 @@ def test_alerts_through_real_alertmanager_open_and_resolve_one_incident(
         ) as am,
     ):
         firing = [
-            am_alert("HighLatency", "checkout", "checkout-1"),
-            am_alert("HighLatency", "checkout", "checkout-2"),
+            posted_alert("HighLatency", "checkout", "checkout-1"),
+            posted_alert("HighLatency", "checkout", "checkout-2"),
         ]
         am.post_alerts(firing)
 

@@ -22,9 +22,9 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.cli import app as cli
 from controlplane.config import Settings, load_settings
-from controlplane.servers import Prometheus, openmetrics
 from controlplane.storage.models import ReportRow
-from tests.conftest import bearer
+from controlplane.testing.servers import Prometheus, openmetrics
+from tests.factories import bearer
 
 pytestmark = pytest.mark.integration
 

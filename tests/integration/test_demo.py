@@ -15,9 +15,9 @@ from controlplane.capacity.job import CapacityJob
 from controlplane.config import load_settings
 from controlplane.demo import Scenario, _am_alert, _automation, _DirectSink, capacity
 from controlplane.policy.runner import PolicyRunner
-from controlplane.servers import ApiServer, Prometheus
 from controlplane.storage.models import DecisionRow, IncidentRow
-from tests.conftest import bearer
+from controlplane.testing.servers import ApiServer, Prometheus
+from tests.factories import bearer
 
 pytestmark = pytest.mark.integration
 

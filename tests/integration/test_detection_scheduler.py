@@ -15,8 +15,8 @@ from controlplane.collectors import traces
 from controlplane.config import load_settings
 from controlplane.detection.compute import DaskScorer, LocalScorer
 from controlplane.detection.scheduler import DetectionScheduler
-from controlplane.servers import free_port
 from controlplane.storage.models import IncidentRow, SignalStateRow
+from controlplane.testing.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from controlplane.storage.models import AuditEventRow
-from tests.conftest import bearer
-from tests.integration.test_webhook import URL, _alert, _notification
+from tests.factories import WEBHOOK_URL as URL
+from tests.factories import alert, bearer, notification
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def three_incidents(client, tokens):
     ):
         response = client.post(
             URL,
-            json=_notification([_alert(f"f{n}", service=service, severity=severity)], f"g{n}"),
+            json=notification([alert(f"f{n}", service=service, severity=severity)], f"g{n}"),
             headers=hdr,
         )
         ids.append(response.json()["opened"][0])

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from controlplane.api import create_app
 from controlplane.domain.alertmanager import Notification
 from controlplane.incidents.intake import Delivery, ingest
-from controlplane.servers import ApiServer
 from controlplane.storage.models import IncidentRow, TimelineEntryRow
-from tests.conftest import bearer
-from tests.integration.test_webhook import URL, _alert, _notification, counts
+from controlplane.testing.servers import ApiServer
+from tests.factories import WEBHOOK_URL as URL
+from tests.factories import alert, bearer, counts, notification
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_concurrent_duplicates_and_ha_peers_open_one_incident(settings, db, tokens):
     payloads = []
     for peer in range(4):  # an HA pair and retries: same alerts, different bodies
-        body = _notification([_alert("c1", service="api"), _alert("c2", service="api")], "g")
+        body = notification([alert("c1", service="api"), alert("c2", service="api")], "g")
         body["externalURL"] = f"http://127.0.0.1:{9093 + peer}"
         payloads += [body] * 5
     with ApiServer(create_app(settings, db)) as api, ThreadPoolExecutor(max_workers=20) as pool:
@@ -46,7 +46,7 @@ def test_concurrent_duplicates_and_ha_peers_open_one_incident(settings, db, toke
 def _batch(draw_spec: list[tuple[str, str, str]]) -> list[Delivery]:
     deliveries = []
     for n, (fingerprint, status, group) in enumerate(draw_spec):
-        payload = _notification([_alert(fingerprint, service=group, status=status)], group)
+        payload = notification([alert(fingerprint, service=group, status=status)], group)
         payload["externalURL"] = f"http://127.0.0.1:{n}"  # distinct bodies
         deliveries.append(
             Delivery.of(str(payload).encode(), payload, Notification.model_validate(payload))

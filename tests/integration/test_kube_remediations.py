@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from controlplane.domain.errors import NotFoundError, PermanentError
-from remediations._kube import Kube, KubeConflictError, retry_on_conflict
 import remediations
-from tests.kube_fake import REVISION, FakeKube
+from controlplane.domain.errors import NotFoundError, PermanentError
+from controlplane.testing.kube import REVISION, FakeKube
+from remediations._kube import Kube, KubeConflictError, retry_on_conflict
 
 pytestmark = pytest.mark.integration
 NS = "shop"
@@ -85,6 +85,26 @@ def test_scale_raises_the_hpa_minimum_instead_of_fighting_it(cluster, kube):
     action.rollback(plan)
     hpa = cluster.get("horizontalpodautoscalers", NS, "checkout")["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+
+
+def test_scale_statefulset_through_its_scale_subresource_and_its_hpa(cluster, kube):
+    cluster.add_statefulset(NS, "db", replicas=3)
+    action = action_for("scale_statefulset", kube, namespace=NS, statefulset="db", by=2)
+    plan = action.plan()
+    assert (plan.before, plan.after) == ({"replicas": 3}, {"replicas": 5})
+    (dry,) = cluster.sent("PATCH")
+    assert dry.path == "/apis/apps/v1/namespaces/shop/statefulsets/db/scale"
+    assert dry.query["dryRun"] == ["All"]
+    action.execute(plan, dry_run=False)
+    assert cluster.get("statefulsets", NS, "db")["spec"]["replicas"] == 5
+    assert action.verify(plan, timeout_seconds=2).ok
+    cluster.add_hpa(NS, "db", target="db", low=5, high=6, kind="StatefulSet")
+    owned = action_for("scale_statefulset", kube, namespace=NS, statefulset="db", replicas=8)
+    plan = owned.plan()
+    assert plan.after["hpa"] == {"minReplicas": 8, "maxReplicas": 8}
+    owned.execute(plan, dry_run=False)
+    assert cluster.get("statefulsets", NS, "db")["spec"]["replicas"] == 8  # HPA controller
+    assert cluster.get("deployments", NS, "checkout")["spec"]["replicas"] == 2  # not its target
 
 
 def test_verification_fails_when_pods_do_not_become_ready(cluster, kube):

@@ -17,7 +17,7 @@ from controlplane.api import create_app
 from controlplane.cli import app as cli
 from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
-from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
+from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer
 
 pytestmark = pytest.mark.integration
 

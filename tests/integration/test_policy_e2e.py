@@ -22,8 +22,8 @@ from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
 from controlplane.storage import Database
 from controlplane.storage.models import DecisionRow
-from tests.conftest import WEBHOOK_TOKEN, alertmanager_fixture, bearer
-from tests.kube_fake import FakeKube
+from controlplane.testing.kube import FakeKube
+from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer
 
 pytestmark = pytest.mark.integration
 SCALE_PATH = "/apis/apps/v1/namespaces/shop/deployments/checkout/scale"
@@ -279,8 +279,8 @@ def test_a_real_alertmanager_drives_a_policy_to_an_approved_scale_out(
 ):
     """The whole loop with the real Alertmanager binary and the API's own policy loop."""
     from controlplane.domain.errors import ConfigError
-    from controlplane.servers import Alertmanager, ApiServer, find_alertmanager
-    from tests.integration.test_alertmanager_e2e import am_alert, wait_for
+    from controlplane.testing.servers import Alertmanager, ApiServer, find_alertmanager
+    from tests.factories import posted_alert, wait_for
 
     try:
         find_alertmanager()
@@ -304,7 +304,7 @@ def test_a_real_alertmanager_drives_a_policy_to_an_approved_scale_out(
             token=tokens["webhook"],
         ) as am,
     ):
-        firing = am_alert("HighLatency", "checkout", "checkout-1")
+        firing = posted_alert("HighLatency", "checkout", "checkout-1")
         firing["labels"]["namespace"] = "shop"
         am.post_alerts([firing])
 

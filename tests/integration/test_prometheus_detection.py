@@ -15,9 +15,9 @@ from controlplane.collectors.prometheus import PrometheusCollector, plan_chunks
 from controlplane.config import PrometheusSettings, load_settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.domain.errors import QueryError, SourceUnavailableError
-from controlplane.servers import Prometheus, free_port, openmetrics
 from controlplane.storage import Database
-from tests.conftest import bearer
+from controlplane.testing.servers import Prometheus, free_port, openmetrics
+from tests.factories import bearer
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 
 from controlplane.api import create_app
 from controlplane.config import Settings
-from controlplane.servers import free_port
 from controlplane.storage import Database
-from tests.conftest import alertmanager_fixture, bearer
-from tests.integration.test_webhook import URL, counts
+from controlplane.testing.servers import free_port
+from tests.factories import WEBHOOK_URL as URL
+from tests.factories import alertmanager_fixture, bearer, counts
 
 pytestmark = pytest.mark.integration
 

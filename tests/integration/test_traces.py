@@ -19,9 +19,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from controlplane.api import create_app
 from controlplane.detection import rootcause
-from controlplane.servers import ApiServer
 from controlplane.storage.models import EvidenceRow, IncidentRow, ServiceEdgeRow
-from tests.conftest import bearer
+from controlplane.testing.servers import ApiServer
+from tests.factories import bearer
 
 pytestmark = pytest.mark.integration
 

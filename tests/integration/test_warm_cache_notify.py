@@ -14,8 +14,8 @@ from typing import ClassVar
 import pytest
 import redis
 
-from controlplane.domain.errors import InvalidInputError, PermanentError
 import remediations
+from controlplane.domain.errors import InvalidInputError, PermanentError
 from remediations.cache import RateLimiter
 
 pytestmark = pytest.mark.integration

@@ -7,28 +7,15 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from controlplane.storage import Database
 from controlplane.storage.models import (
-    AlertRow,
-    AuditEventRow,
-    IncidentRow,
     NotificationRow,
-    TimelineEntryRow,
 )
-from tests.conftest import alertmanager_fixture, bearer
+from tests.factories import WEBHOOK_URL as URL
+from tests.factories import alert, alertmanager_fixture, bearer, counts, notification
 
-URL = "/api/v1/webhooks/alertmanager"
 pytestmark = pytest.mark.integration
-
-
-def counts(db: Database) -> dict[str, int]:
-    with db.read() as session:
-        return {
-            row.__tablename__: session.scalar(select(func.count()).select_from(row)) or 0
-            for row in (NotificationRow, IncidentRow, AlertRow, TimelineEntryRow, AuditEventRow)
-        }
 
 
 def test_firing_notification_opens_one_incident(client, db, tokens):
@@ -102,47 +89,13 @@ def test_resolved_notification_resolves_alert_and_incident(client, db, tokens):
     assert counts(db)["timeline_entry"] == 3
 
 
-def _alert(
-    fingerprint: str,
-    *,
-    service: str,
-    severity: str = "warning",
-    status: str = "firing",
-    starts: str = "2026-11-21T01:00:00Z",
-) -> dict[str, Any]:
-    return {
-        "status": status,
-        "labels": {"alertname": f"Alert{fingerprint}", "service": service, "severity": severity},
-        "annotations": {},
-        "startsAt": starts,
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-21T02:00:00Z",
-        "generatorURL": "",
-        "fingerprint": fingerprint,
-    }
-
-
-def _notification(alerts: list[dict[str, Any]], group_key: str) -> dict[str, Any]:
-    return {
-        "version": "4",
-        "receiver": "aiops",
-        "status": alerts[0]["status"],
-        "alerts": alerts,
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "groupKey": group_key,
-        "truncatedAlerts": 0,
-    }
-
-
 def test_alerts_of_one_group_share_an_open_incident_and_raise_its_severity(client, db, tokens):
     hdr = bearer(tokens["webhook"])
-    first = client.post(URL, json=_notification([_alert("f1", service="api")], "g1"), headers=hdr)
+    first = client.post(URL, json=notification([alert("f1", service="api")], "g1"), headers=hdr)
     second = client.post(
         URL,
-        json=_notification(
-            [_alert("f1", service="api"), _alert("f2", service="api", severity="critical")], "g1"
+        json=notification(
+            [alert("f1", service="api"), alert("f2", service="api", severity="critical")], "g1"
         ),
         headers=hdr,
     )
@@ -153,12 +106,12 @@ def test_alerts_of_one_group_share_an_open_incident_and_raise_its_severity(clien
     assert detail["severity"] == "critical"
     assert [t["kind"] for t in detail["timeline"]] == ["opened", "alert_added", "severity_raised"]
     # Another group opens another incident.
-    third = client.post(URL, json=_notification([_alert("f3", service="db")], "g2"), headers=hdr)
+    third = client.post(URL, json=notification([alert("f3", service="db")], "g2"), headers=hdr)
     assert third.json()["opened"]
     assert third.json()["opened"] != [incident_id]
     # Resolving only one of two alerts keeps the incident open.
     partial = client.post(
-        URL, json=_notification([_alert("f1", service="api", status="resolved")], "g1"), headers=hdr
+        URL, json=notification([alert("f1", service="api", status="resolved")], "g1"), headers=hdr
     )
     assert partial.json()["resolved"] == []
     assert (
@@ -171,13 +124,13 @@ def test_alerts_of_one_group_share_an_open_incident_and_raise_its_severity(clien
 
 def test_a_new_episode_after_resolution_opens_a_new_incident(client, tokens):
     hdr = bearer(tokens["webhook"])
-    first = client.post(URL, json=_notification([_alert("f1", service="api")], "g"), headers=hdr)
+    first = client.post(URL, json=notification([alert("f1", service="api")], "g"), headers=hdr)
     client.post(
-        URL, json=_notification([_alert("f1", service="api", status="resolved")], "g"), headers=hdr
+        URL, json=notification([alert("f1", service="api", status="resolved")], "g"), headers=hdr
     )
     again = client.post(
         URL,
-        json=_notification([_alert("f1", service="api", starts="2026-11-21T03:00:00Z")], "g"),
+        json=notification([alert("f1", service="api", starts="2026-11-21T03:00:00Z")], "g"),
         headers=hdr,
     )
     assert again.json()["opened"]
@@ -194,9 +147,9 @@ def test_grouping_by_a_label_merges_alertmanager_groups(settings, db, tokens):
     )
     with TestClient(create_app(by_service, db)) as client:
         hdr = bearer(tokens["webhook"])
-        a = client.post(URL, json=_notification([_alert("f1", service="api")], "g1"), headers=hdr)
-        b = client.post(URL, json=_notification([_alert("f2", service="api")], "g2"), headers=hdr)
-        c = client.post(URL, json=_notification([_alert("f3", service="db")], "g1"), headers=hdr)
+        a = client.post(URL, json=notification([alert("f1", service="api")], "g1"), headers=hdr)
+        b = client.post(URL, json=notification([alert("f2", service="api")], "g2"), headers=hdr)
+        c = client.post(URL, json=notification([alert("f3", service="db")], "g1"), headers=hdr)
     assert b.json()["opened"] == []
     assert b.json()["updated"] == a.json()["opened"]
     assert c.json()["opened"]
@@ -223,7 +176,7 @@ def _with(payload: dict[str, Any], value: Any, *path: str | int) -> dict[str, An
 
 
 def _invalid_cases() -> list[tuple[str, Any, int, str]]:
-    base = _notification([_alert("f1", service="api")], "g")
+    base = notification([alert("f1", service="api")], "g")
     return [
         ("malformed json", b'{"version": "4", ', 400, "body"),
         ("not an object", b"[1, 2]", 422, "body"),

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from controlplane.domain.alertmanager import Notification
 from controlplane.domain.models import Role, Severity
-from tests.conftest import alertmanager_fixture
+from tests.factories import alertmanager_fixture
 
 
 @given(st.one_of(st.none(), st.text(max_size=20)))

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import remediations
 from controlplane.domain.errors import ConfigError, PermanentError
 from controlplane.policy.engine import decide, render
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy, load_file, load_policies
-import remediations
 from remediations import ActionParams, Plan
 
 POLICIES = Path(__file__).resolve().parents[2] / "runbooks" / "policies"

@@ -197,6 +197,18 @@ class FakeKube:
             },
         )
 
+    def hold_unready(self, namespace: str, name: str) -> None:
+        """From now on the workload's pods never become ready (its status says so at once, as
+        a controller's status update would), until `unready` is cleared."""
+        with self.lock:
+            self.unready.add((namespace, name))
+            for plural in WORKLOADS.values():
+                current = self.objects.get((plural, namespace, name))
+                if current is not None:
+                    current["status"] = self._status(namespace, name, current)
+                    self.version += 1
+                    current["metadata"]["resourceVersion"] = str(self.version)
+
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
             return copy.deepcopy(self._load(plural, namespace, name))
@@ -228,6 +240,9 @@ class FakeKube:
             if request.method != "GET":
                 raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed")
             return 200, document
+        namespace_object = self._namespace(request.path)
+        if namespace_object is not None:
+            return 200, namespace_object
         plural, namespace, name, sub = _parse(request.path)
         dry_run = request.query.get("dryRun") == ["All"]
         method = request.method
@@ -290,6 +305,20 @@ class FakeKube:
         _validate(plural, target)
         stored = self._store(plural, namespace, name, current, target, dry_run)
         return _scale_of(stored) if sub == "scale" else stored
+
+    def _namespace(self, path: str) -> dict[str, Any] | None:
+        """`GET /api/v1/namespaces/NAME`: a namespace exists once an object lives in it."""
+        parts = path.strip("/").split("/")
+        if parts[:3] != ["api", "v1", "namespaces"] or len(parts) != 4:
+            return None
+        if not any(ns == parts[3] for _, ns, _ in self.objects):
+            raise ApiError(404, "NotFound", f'namespaces "{parts[3]}" not found')
+        return {
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {"name": parts[3]},
+            "status": {"phase": "Active"},
+        }
 
     # -- state ------------------------------------------------------------------------------------
     def _load(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
@@ -489,7 +518,9 @@ def discovery(path: str) -> dict[str, Any] | None:
         return dict(SERVER_VERSION)
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-    groups = sorted({api_version for prefix, _, api_version in KINDS.values() if "/" in api_version})
+    groups = sorted(
+        {api_version for prefix, _, api_version in KINDS.values() if "/" in api_version}
+    )
     if path == "/apis":
         return {
             "kind": "APIGroupList",

@@ -1,15 +1,14 @@
 """Running the real pieces on loopback: the API in a uvicorn thread, a real Alertmanager
-process routed to the webhook, and the Streamlit console. Used by `aiops demo` and by the
-test fixtures, so the demo and the tests exercise the same wiring.
+process routed to the webhook, a real Prometheus with history backfilled, and the Streamlit
+console. Used by `aiops demo` and by the test fixtures, so the demo and the tests exercise
+the same wiring.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,11 +21,11 @@ import yaml
 from fastapi import FastAPI
 
 from controlplane.config import Settings
+from controlplane.console import console_command
 from controlplane.domain.errors import ConfigError, TemporaryError
 
 LOOPBACK = "127.0.0.1"
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
-CONSOLE_SCRIPT = Path(__file__).resolve().parent.parent / "dashboard" / "streamlit_app.py"
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
@@ -217,29 +216,6 @@ def find_alertmanager() -> str:
         "Alertmanager is not installed: install the Debian package 'prometheus-alertmanager' "
         "(make test / make demo do this when run as root)"
     )
-
-
-def console_command(settings: Settings, port: int) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that run the console against settings' API."""
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(CONSOLE_SCRIPT),
-        "--server.headless=true",
-        f"--server.address={settings.console.host}",
-        f"--server.port={port}",
-        "--browser.gatherUsageStats=false",
-        "--client.toolbarMode=minimal",
-    ]
-    env = {**os.environ, "AIOPS_CONSOLE__API_URL": settings.console_api_url}
-    return command, env
-
-
-def run_console(settings: Settings, port: int) -> int:
-    command, env = console_command(settings, port)
-    return subprocess.call(command, env=env)
 
 
 class Console:
