@@ -27,6 +27,7 @@ def console_command(settings: Settings, port: int) -> tuple[list[str], dict[str,
         "--browser.gatherUsageStats=false",
         "--client.toolbarMode=minimal",
     ]
+    # The child inherits this environment (PATH, the AIOPS_ settings) plus the API to call.
     env = {**os.environ, "AIOPS_CONSOLE__API_URL": settings.console_api_url}
     return command, env
 

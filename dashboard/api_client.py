@@ -6,12 +6,11 @@ when it sent one, or what went wrong on the way (API down, timeout).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
-DEFAULT_API_URL = "http://127.0.0.1:8080"
+from controlplane.config import load_settings
 
 
 class ApiError(Exception):
@@ -21,7 +20,8 @@ class ApiError(Exception):
 
 
 def api_url() -> str:
-    return os.environ.get("AIOPS_CONSOLE__API_URL") or DEFAULT_API_URL
+    """`console.api_url` (the launcher sets AIOPS_CONSOLE__API_URL), else the API's address."""
+    return load_settings().console_api_url
 
 
 class ApiClient:

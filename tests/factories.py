@@ -7,12 +7,11 @@ a webhook endpoint (Slack-compatible) or an HTTP cache would receive."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from controlplane.storage.models import (
     NotificationRow,
     TimelineEntryRow,
 )
+from controlplane.testing.kube import serve_in_thread, stop_serving
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
@@ -156,17 +156,11 @@ class Receiver:
 
     def __enter__(self) -> Receiver:
         handler = type("Handler", (_ReceiverHandler,), {"receiver": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server, self.url = serve_in_thread(handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server)
 
     @property
     def bodies(self) -> list[Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from controlplane.domain.models import IncidentStatus, Role, Severity
+from controlplane.domain.models import DecisionStatus, IncidentStatus, Role, Severity
 
 
 class _FromRow(BaseModel):
@@ -209,10 +209,7 @@ class DecisionPublic(_FromRow):
     action: str
     target: str
     params: dict[str, Any]
-    status: str = Field(
-        description="refused, dry_run, pending_approval, approved, rejected, executing, "
-        "succeeded, failed, rolled_back, cancelled or needs_attention."
-    )
+    status: DecisionStatus
     reason: str
     checks: list[dict[str, Any]] = Field(description="Every guardrail evaluated, with its verdict.")
     plan: dict[str, Any] | None = Field(
@@ -304,6 +301,115 @@ class BacktestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     since: AwareDatetime | None = Field(None, description="Incidents opened at or after.")
     until: AwareDatetime | None = Field(None, description="Incidents opened before.")
+
+
+class BacktestHours(BaseModel):
+    max: int = Field(description="Most actions in one hour.")
+    busiest_hour: str | None = Field(description="YYYY-MM-DDTHH of that hour (UTC).")
+    hours_with_actions: int
+    mean_in_those_hours: float
+
+
+class BacktestSummary(BaseModel):
+    since: str | None
+    until: str | None
+    incidents: int = Field(description="Incidents opened in the window.")
+    decisions: int
+    by_policy: dict[str, dict[str, int]] = Field(description="Outcome counts per policy.")
+    refused_by_guardrail: dict[str, int]
+    actions_per_hour: BacktestHours
+
+
+class BacktestDecision(BaseModel):
+    at: str = Field(description="When the alert was first seen (the decision's moment).")
+    incident_id: int
+    incident: str
+    policy: str
+    mode: str
+    target: str
+    status: DecisionStatus
+    outcome: str = Field(description="would run, would ask for approval, would only plan...")
+    reason: str
+    refused_by: list[str] = Field(description="Guardrails that refused it.")
+
+
+class BacktestPublic(BaseModel):
+    summary: BacktestSummary
+    decisions: list[BacktestDecision]
+
+
+class ServiceCount(BaseModel):
+    service: str
+    open: int
+
+
+class IncidentCounts(BaseModel):
+    open: int
+    by_severity: dict[str, int]
+    by_service: list[ServiceCount] = Field(description="The services with most open incidents.")
+
+
+class SwitchPublic(BaseModel):
+    paused: bool
+    changed_by: str
+    reason: str | None
+
+
+class SloBurnPublic(BaseModel):
+    signal: str
+    service: str
+    score: float | None
+    status: str
+
+
+class SourceHealthPublic(BaseModel):
+    signal: str
+    service: str
+    status: str
+    last_success_at: datetime | None
+    last_error: str | None
+
+
+class CapacitySummaryPublic(BaseModel):
+    report_id: int
+    status: str
+    created_at: datetime
+    signals: int
+    at_risk: int
+
+
+class PrometheusProbe(BaseModel):
+    configured: bool
+    reachable: bool | None
+    detail: str
+
+
+class OverviewPublic(BaseModel):
+    generated_at: datetime
+    incidents: IncidentCounts
+    actions_24h: dict[str, int] = Field(description="Decisions of the last 24 h by status.")
+    automation: SwitchPublic
+    slo_burn: list[SloBurnPublic]
+    signals: list[SourceHealthPublic]
+    capacity: CapacitySummaryPublic | None = Field(description="The latest capacity report.")
+    prometheus: PrometheusProbe
+
+
+_ERROR_MEANINGS = {
+    400: "The request cannot be read (bad JSON, body too large).",
+    401: "No valid bearer token.",
+    403: "The token's role may not do this.",
+    404: "No such object.",
+    409: "The object is not in a state that allows this.",
+    413: "The body is larger than api.max_body_bytes.",
+    422: "A field has a bad value (the envelope names it).",
+    503: "The store is unavailable: retry after Retry-After (Alertmanager does).",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's error answers, all in the error envelope."""
+    return {code: {"model": ErrorBody, "description": _ERROR_MEANINGS[code]} for code in codes}
 
 
 IncidentDetailPublic.model_rebuild()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import signal
 import threading
@@ -188,7 +187,7 @@ def _automation(stack: contextlib.ExitStack) -> dict[str, Any]:
     """The shipped shop policies, against a real cluster in dry run when KUBECONFIG is set,
     else against the Kubernetes stand-in holding the shop's deployments."""
     policies = {"policies_dir": str(shipped_policies()), "interval_seconds": 0.5}
-    if os.environ.get("KUBECONFIG"):
+    if load_settings().automation.kubernetes.kubeconfig is not None:  # $KUBECONFIG
         return {**policies, "dry_run_only": True}
     cluster = stack.enter_context(FakeKube())
     for name, replicas in SHOP.items():

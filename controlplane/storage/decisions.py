@@ -70,7 +70,7 @@ def for_incident(session: Session, incident_id: int) -> Sequence[DecisionRow]:
     ).all()
 
 
-def filters(status: list[str] | None, policy: str | None, incident_id: int | None) -> list[Any]:
+def filters(status: Sequence[str] | None, policy: str | None, incident_id: int | None) -> list[Any]:
     """The `/decisions` query parameters as SQL conditions."""
     where: list[Any] = []
     if status:

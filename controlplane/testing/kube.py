@@ -108,52 +108,24 @@ class FakeKube:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> FakeKube:
-        handler = type("Handler", (_Handler,), {"kube": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server, self.url = serve_in_thread(type("Handler", (_Handler,), {"kube": self}))
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server)
 
     # -- seeding and inspection (tests) -----------------------------------------------------------
     def add_deployment(
         self, namespace: str, name: str, replicas: int = 2, image: str = "shop/app:1"
     ) -> dict[str, Any]:
-        body = {
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": name, "image": image}]},
-                },
-            },
-        }
-        return self.create("deployments", namespace, body)
+        return self.create("deployments", namespace, _workload(namespace, name, replicas, image))
 
     def add_statefulset(
         self, namespace: str, name: str, replicas: int = 3, image: str = "shop/db:1"
     ) -> dict[str, Any]:
-        body = {
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-            "spec": {
-                "replicas": replicas,
-                "serviceName": name,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": name, "image": image}]},
-                },
-            },
-        }
+        body = _workload(namespace, name, replicas, image)
+        body["spec"]["serviceName"] = name
         return self.create("statefulsets", namespace, body)
 
     def roll_out(self, namespace: str, name: str, image: str) -> dict[str, Any]:
@@ -572,6 +544,36 @@ def discovery(path: str) -> dict[str, Any] | None:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A threaded HTTP server on a free loopback port, serving in a daemon thread; its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop_serving(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def _workload(namespace: str, name: str, replicas: int, image: str) -> dict[str, Any]:
+    """A Deployment's or StatefulSet's body: one container, selected by `app=<name>`."""
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": image}]},
+            },
+        },
+    }
+
+
 def _parse(path: str) -> tuple[str, str, str | None, str | None]:
     parts = path.strip("/").split("/")
     try:

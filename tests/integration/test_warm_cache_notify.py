@@ -3,13 +3,9 @@ against a webhook receiver on loopback."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
-from typing import ClassVar
 
 import pytest
 import redis
@@ -17,6 +13,7 @@ import redis
 import remediations
 from controlplane.domain.errors import InvalidInputError, PermanentError
 from remediations.cache import RateLimiter
+from tests.factories import Receiver
 
 pytestmark = pytest.mark.integration
 TARGET, SOURCE = "redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"
@@ -97,49 +94,20 @@ def test_warm_redis_from_key_value_lines_and_bad_files(caches, tmp_path):
         bad.plan()
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list] = []
-    cached: ClassVar[set] = set()
-
-    def log_message(self, *args) -> None:
-        return
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        status = 200 if "ok" in self.path else 403
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        hit = self.path in self.cached
-        self.cached.add(self.path)
-        self.send_response(200)
-        self.send_header("X-Cache", "HIT" if hit else "MISS")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Receiver.received.clear()
-    _Receiver.cached.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as server:
+        yield server
 
 
 def test_warm_http_reports_hits_before_and_after(receiver, tmp_path):
-    _Receiver.cached.update({"/p/1", "/p/2"})
+    receiver.cached.update({"/p/1", "/p/2"})
     (tmp_path / "paths.txt").write_text("\n".join(f"/p/{i}" for i in range(10)))
     action = action_for(
         {
             "type": "warm_cache",
             "target": "http",
-            "url": receiver,
+            "url": receiver.url,
             "keys_file": str(tmp_path / "paths.txt"),
         },
     )
@@ -149,13 +117,16 @@ def test_warm_http_reports_hits_before_and_after(receiver, tmp_path):
 
 
 def test_notify_posts_a_slack_compatible_body(receiver):
-    action = action_for({"type": "notify", "url": f"{receiver}/ok", "text": "checkout scaled"})
+    action = action_for({"type": "notify", "url": f"{receiver.url}/ok", "text": "checkout scaled"})
     plan = action.plan()
     assert action.execute(plan, dry_run=True).message == "dry run: not sent"
-    assert _Receiver.received == []
+    assert receiver.posts == []
     assert action.execute(plan, dry_run=False).ok
-    assert _Receiver.received == [{"text": "checkout scaled"}]
-    refused = action_for({"type": "notify", "url": f"{receiver}/no", "text": "x"})
+    assert receiver.bodies == [{"text": "checkout scaled"}]
+    (post,) = receiver.posts
+    assert post.headers["Content-Type"] == "application/json"
+    assert post.headers["Idempotency-Key"] == plan.details["idempotency_key"]
+    refused = action_for({"type": "notify", "url": f"{receiver.url}/no", "text": "x"})
     with pytest.raises(PermanentError, match="refused: 403"):
         refused.execute(refused.plan(), dry_run=False)
 

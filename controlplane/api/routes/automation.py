@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
-from sqlalchemy import select
 
 from controlplane.api.deps import Admin, DbDep, Operator, Viewer
 from controlplane.api.pagination import newest_page
@@ -21,23 +20,18 @@ from controlplane.api.schemas import (
     AutomationPublic,
     DecisionPublic,
     DecisionsPublic,
-    ErrorBody,
     PauseRequest,
     ReviewRequest,
+    error_responses,
 )
 from controlplane.domain.errors import NotFoundError
-from controlplane.domain.models import Principal
+from controlplane.domain.models import DecisionStatus, Principal
 from controlplane.policy import state
-from controlplane.storage import Database
+from controlplane.storage import Database, audit, decisions
 from controlplane.storage.models import AuditEventRow, DecisionRow
 
 router = APIRouter(tags=["automation"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-}
+_ERRORS = error_responses(401, 403, 404, 409)
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
 
@@ -46,26 +40,20 @@ Offset = Annotated[int, Query(ge=0)]
 async def list_decisions(
     db: DbDep,
     _: Viewer,
-    status: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
+    status: Annotated[list[DecisionStatus] | None, Query(description="Repeatable.")] = None,
     policy: str | None = None,
     incident_id: int | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> DecisionsPublic:
     """Newest first."""
-    where: list[Any] = []
-    if status:
-        where.append(DecisionRow.status.in_(status))
-    if policy:
-        where.append(DecisionRow.policy == policy)
-    if incident_id is not None:
-        where.append(DecisionRow.incident_id == incident_id)
+    where = decisions.filters(status, policy, incident_id)
 
     def query() -> DecisionsPublic:
         with db.read() as session:
             return newest_page(
                 session,
-                select(DecisionRow),
+                decisions.listing(),
                 DecisionRow.decision_id,
                 where,
                 limit,
@@ -144,20 +132,14 @@ def audit_filter(
     until: AwareDatetime | None = None,
 ) -> list[Any]:
     """The audit query parameters (shared by the list and the export) as SQL conditions."""
-    where: list[Any] = []
-    if actor:
-        where.append(AuditEventRow.actor == actor)
-    if action:  # a prefix: "decision." matches decision.approved and decision.rejected
-        where.append(AuditEventRow.action.startswith(action))
-    if target_type:
-        where.append(AuditEventRow.target_type == target_type)
-    if target_id:
-        where.append(AuditEventRow.target_id == target_id)
-    if since:
-        where.append(AuditEventRow.at >= since)
-    if until:
-        where.append(AuditEventRow.at < until)
-    return where
+    return audit.filters(
+        actor=actor,
+        action_prefix=action,
+        target_type=target_type,
+        target_id=target_id,
+        since=since,
+        until=until,
+    )
 
 
 AuditFilter = Annotated[list[Any], Depends(audit_filter)]
@@ -173,7 +155,7 @@ async def list_audit(
         with db.read() as session:
             return newest_page(
                 session,
-                select(AuditEventRow),
+                audit.listing(),
                 AuditEventRow.audit_event_id,
                 where,
                 limit,
@@ -192,12 +174,7 @@ async def export_audit(db: DbDep, _: Viewer, where: AuditFilter) -> StreamingRes
         after = 0
         while True:
             with db.read() as session:
-                rows = session.scalars(
-                    select(AuditEventRow)
-                    .where(*where, AuditEventRow.audit_event_id > after)
-                    .order_by(AuditEventRow.audit_event_id)
-                    .limit(1000)
-                ).all()
+                rows = audit.oldest_after(session, where, after, limit=1000)
                 chunk = [AuditEventPublic.model_validate(r).model_dump(mode="json") for r in rows]
             if not chunk:
                 return

@@ -4,37 +4,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
-from sqlalchemy import select
 
 import runbooks
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.schemas import (
     DecisionPublic,
-    ErrorBody,
     EvidencePublic,
     IncidentDetailPublic,
     IncidentPublic,
     IncidentsPublic,
     RootCauseHintPublic,
     TransitionRequest,
+    error_responses,
 )
 from controlplane.detection import rootcause
 from controlplane.domain.models import IncidentStatus, Principal, Severity
 from controlplane.incidents import lifecycle
 from controlplane.storage import Database
+from controlplane.storage import decisions as store
 from controlplane.storage.models import DecisionRow, IncidentRow
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-}
+_ERRORS = error_responses(401, 403, 404)
 
 
 @router.get("", response_model=IncidentsPublic, responses=_ERRORS)
@@ -84,11 +80,7 @@ async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetail
             detail.root_cause_hints = [
                 RootCauseHintPublic.model_validate(h) for h in rootcause.hints_for(session, row)
             ]
-            decisions = session.scalars(
-                select(DecisionRow)
-                .where(DecisionRow.incident_id == incident_id)
-                .order_by(DecisionRow.decision_id)
-            ).all()
+            decisions = store.for_incident(session, incident_id)
             detail.decisions = [DecisionPublic.model_validate(d) for d in decisions]
             detail.runbooks = _runbooks(row, decisions)
             return detail
@@ -99,7 +91,7 @@ async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetail
 @router.post(
     "/{incident_id}/ack",
     response_model=IncidentPublic,
-    responses={**_ERRORS, 409: {"model": ErrorBody}},
+    responses={**_ERRORS, **error_responses(409)},
 )
 async def acknowledge(
     incident_id: int,

@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
 from controlplane.api.errors import ApiError
 from controlplane.api.routes.webhooks import read_body, rejected
+from controlplane.api.schemas import error_responses
 from controlplane.collectors import traces
 from controlplane.domain.errors import InvalidInputError
 from controlplane.domain.models import Principal, Role
@@ -34,7 +35,11 @@ async def _sender(request: Request, db: DbDep, settings: SettingsDep) -> Princip
     return check_role(await authenticated(request, db, settings), Role.WEBHOOK)
 
 
-@router.post("/v1/traces", summary="Receive spans (OTLP/HTTP, protobuf or JSON)")
+@router.post(
+    "/v1/traces",
+    summary="Receive spans (OTLP/HTTP, protobuf or JSON)",
+    responses=error_responses(400, 401, 403, 413, 422, 503),
+)
 async def receive_traces(
     request: Request,
     db: DbDep,

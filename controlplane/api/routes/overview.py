@@ -8,124 +8,102 @@ collection), plus the latest capacity report. Aggregates only: cheap at any stor
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
 
 from controlplane.api.deps import DbDep, Viewer
+from controlplane.api.schemas import (
+    CapacitySummaryPublic,
+    IncidentCounts,
+    OverviewPublic,
+    PrometheusProbe,
+    ServiceCount,
+    SloBurnPublic,
+    SourceHealthPublic,
+    SwitchPublic,
+    error_responses,
+)
 from controlplane.config import Settings
-from controlplane.domain.models import IncidentStatus
 from controlplane.policy import state
-from controlplane.storage.models import DecisionRow, IncidentRow, ReportRow, SignalStateRow
+from controlplane.storage import overview
 
 router = APIRouter(tags=["overview"])
-TOP_SERVICES = 15
 _PROBE_TTL = 10.0
-_probe: dict[str, tuple[float, dict[str, Any]]] = {}
+_probe: dict[str, tuple[float, PrometheusProbe]] = {}
 
 
-@router.get("/overview")
-async def overview(request: Request, db: DbDep, _: Viewer) -> dict[str, Any]:
+@router.get("/overview", response_model=OverviewPublic, responses=error_responses(401, 403))
+async def get_overview(request: Request, db: DbDep, _: Viewer) -> OverviewPublic:
     settings: Settings = request.app.state.settings
     now = datetime.now(UTC)
+    probe = await run_in_threadpool(_prometheus, settings)  # not while holding a connection
 
-    def query() -> dict[str, Any]:
+    def query() -> OverviewPublic:
         with db.read() as session:
-            open_ = IncidentRow.status != IncidentStatus.RESOLVED
-            severities = session.execute(
-                select(IncidentRow.severity, func.count())
-                .where(open_)
-                .group_by(IncidentRow.severity)
-            )
-            services = session.execute(
-                select(IncidentRow.service, func.count())
-                .where(open_)
-                .group_by(IncidentRow.service)
-                .order_by(func.count().desc())
-                .limit(TOP_SERVICES)
-            )
-            actions = session.execute(
-                select(DecisionRow.status, func.count())
-                .where(DecisionRow.created_at >= now - timedelta(hours=24))
-                .group_by(DecisionRow.status)
-            )
-            signals = session.scalars(select(SignalStateRow).order_by(SignalStateRow.signal)).all()
-            report = session.scalars(
-                select(ReportRow).order_by(ReportRow.report_id.desc()).limit(1)
-            ).first()
+            seen = overview.snapshot(session, now)
             switch = state.automation_state(session)
-            by_severity = {s: n for s, n in severities}
-            return {
-                "generated_at": now.isoformat(),
-                "incidents": {
-                    "open": sum(by_severity.values()),
-                    "by_severity": by_severity,
-                    "by_service": [{"service": s or "-", "open": n} for s, n in services],
-                },
-                "actions_24h": {s: n for s, n in actions},
-                "automation": {
-                    "paused": switch.paused,
-                    "changed_by": switch.changed_by,
-                    "reason": switch.reason,
-                },
-                "slo_burn": [
-                    {
-                        "signal": s.signal,
-                        "service": s.service,
-                        "score": s.last_score,
-                        "status": s.status,
-                    }
-                    for s in signals
+            report = seen.latest_report
+            return OverviewPublic(
+                generated_at=now,
+                incidents=IncidentCounts(
+                    open=sum(seen.by_severity.values()),
+                    by_severity=seen.by_severity,
+                    by_service=[ServiceCount(service=s, open=n) for s, n in seen.by_service],
+                ),
+                actions_24h=seen.decisions_24h,
+                automation=SwitchPublic(
+                    paused=switch.paused, changed_by=switch.changed_by, reason=switch.reason
+                ),
+                slo_burn=[
+                    SloBurnPublic(
+                        signal=s.signal, service=s.service, score=s.last_score, status=s.status
+                    )
+                    for s in seen.signals
                     if s.detector == "slo_burn_rate"
                 ],
-                "signals": [
-                    {
-                        "signal": s.signal,
-                        "service": s.service,
-                        "status": s.status,
-                        "last_success_at": s.last_success_at.isoformat()
-                        if s.last_success_at
-                        else None,
-                        "last_error": s.last_error,
-                    }
-                    for s in signals
+                signals=[
+                    SourceHealthPublic(
+                        signal=s.signal,
+                        service=s.service,
+                        status=s.status,
+                        last_success_at=s.last_success_at,
+                        last_error=s.last_error,
+                    )
+                    for s in seen.signals
                 ],
-                "capacity": None
+                capacity=None
                 if report is None
-                else {
-                    "report_id": report.report_id,
-                    "status": report.status,
-                    "created_at": report.created_at.isoformat(),
-                    "signals": report.signals,
-                    "at_risk": report.at_risk,
-                },
-            }
+                else CapacitySummaryPublic(
+                    report_id=report.report_id,
+                    status=report.status,
+                    created_at=report.created_at,
+                    signals=report.signals,
+                    at_risk=report.at_risk,
+                ),
+                prometheus=probe,
+            )
 
-    body = await run_in_threadpool(query)
-    body["prometheus"] = await run_in_threadpool(_prometheus, settings)
-    return body
+    return await run_in_threadpool(query)
 
 
-def _prometheus(settings: Settings) -> dict[str, Any]:
+def _prometheus(settings: Settings) -> PrometheusProbe:
     """Is the configured Prometheus ready? Probed at most every 10 s."""
     url = settings.prometheus.url
     if not url:
-        return {"configured": False, "reachable": None, "detail": "prometheus.url is not set"}
+        return PrometheusProbe(configured=False, reachable=None, detail="prometheus.url is not set")
     cached = _probe.get(url)
     if cached and time.monotonic() - cached[0] < _PROBE_TTL:
         return cached[1]
     try:
         response = httpx.get(f"{url.rstrip('/')}/-/ready", timeout=1.5)
-        result = {
-            "configured": True,
-            "reachable": response.is_success,
-            "detail": response.text.strip()[:200],
-        }
+        result = PrometheusProbe(
+            configured=True, reachable=response.is_success, detail=response.text.strip()[:200]
+        )
     except httpx.HTTPError as exc:
-        result = {"configured": True, "reachable": False, "detail": f"{type(exc).__name__}: {exc}"}
+        detail = f"{type(exc).__name__}: {exc}"
+        result = PrometheusProbe(configured=True, reachable=False, detail=detail)
     _probe[url] = (time.monotonic(), result)
     return result

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 import runbooks
 from controlplane.api.deps import DbDep, Viewer
 from controlplane.api.schemas import (
+    BacktestPublic,
     BacktestRequest,
-    ErrorBody,
     PoliciesPublic,
     PolicyPublic,
     RunbookDetailPublic,
     RunbookPublic,
+    error_responses,
 )
 from controlplane.config import Settings
 from controlplane.domain.errors import ConfigError, InvalidInputError, NotFoundError
@@ -23,11 +22,7 @@ from controlplane.policy.backtest import backtest
 from controlplane.policy.schema import Policy, load_policies
 
 router = APIRouter(tags=["policies"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-}
+_ERRORS = error_responses(401, 403, 404)
 
 
 def current_policies(settings: Settings) -> tuple[list[Policy], list[str]]:
@@ -53,10 +48,10 @@ async def list_policies(request: Request, _: Viewer) -> PoliciesPublic:
     )
 
 
-@router.post("/policies/backtest", responses=_ERRORS)
+@router.post("/policies/backtest", response_model=BacktestPublic, responses=_ERRORS)
 async def run_backtest(
     request: Request, db: DbDep, _: Viewer, body: BacktestRequest | None = None
-) -> dict[str, Any]:
+) -> BacktestPublic:
     """Replay stored incidents through the current policies (nothing is changed)."""
     settings: Settings = request.app.state.settings
     policies, errors = current_policies(settings)
@@ -64,7 +59,7 @@ async def run_backtest(
         raise InvalidInputError(errors[0])
     since, until = (body.since, body.until) if body else (None, None)
 
-    def run() -> dict[str, Any]:
+    def run() -> BacktestPublic:
         with db.read() as session:
             result = backtest(
                 session,
@@ -73,7 +68,7 @@ async def run_backtest(
                 until=until,
                 global_max_per_hour=settings.automation.max_actions_per_hour,
             )
-        return result.as_dict()
+        return BacktestPublic.model_validate(result.as_dict())
 
     return await run_in_threadpool(run)
 

@@ -7,7 +7,7 @@ status `running`), the forecasting runs in the background and the row turns `don
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,17 +16,13 @@ from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.pagination import newest_page
-from controlplane.api.schemas import ErrorBody, ReportPublic, ReportsPublic
+from controlplane.api.schemas import ReportPublic, ReportsPublic, error_responses
 from controlplane.capacity.job import CapacityJob
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from controlplane.storage.models import ReportRow
 
 router = APIRouter(prefix="/reports", tags=["reports"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-}
+_ERRORS = error_responses(401, 403, 404)
 Format = Literal["json", "html", "markdown"]
 
 
@@ -50,7 +46,7 @@ async def list_reports(
     return await run_in_threadpool(query)
 
 
-@router.get("/{report_id}", responses={**_ERRORS, 409: {"model": ErrorBody}})
+@router.get("/{report_id}", responses={**_ERRORS, **error_responses(409)})
 async def get_report(
     report_id: int,
     db: DbDep,

@@ -11,16 +11,17 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Viewer
-from controlplane.api.schemas import EdgePublic, RedPointPublic, SignalPublic
+from controlplane.api.schemas import EdgePublic, RedPointPublic, SignalPublic, error_responses
 from controlplane.collectors import traces
 from controlplane.domain.series import utc
 from controlplane.storage.models import SignalStateRow
 
 router = APIRouter(tags=["signals"])
+_ERRORS = error_responses(401, 403)
 Minutes = Annotated[int, Query(ge=1, le=7 * 24 * 60, description="Look back this many minutes.")]
 
 
-@router.get("/signals", response_model=list[SignalPublic])
+@router.get("/signals", response_model=list[SignalPublic], responses=_ERRORS)
 async def list_signals(db: DbDep, _: Viewer) -> list[SignalPublic]:
     def query() -> list[SignalPublic]:
         with db.read() as session:
@@ -30,7 +31,7 @@ async def list_signals(db: DbDep, _: Viewer) -> list[SignalPublic]:
     return await run_in_threadpool(query)
 
 
-@router.get("/traces/graph", response_model=list[EdgePublic])
+@router.get("/traces/graph", response_model=list[EdgePublic], responses=_ERRORS)
 async def dependency_graph(db: DbDep, _: Viewer, minutes: Minutes = 60) -> list[EdgePublic]:
     since = datetime.now(UTC) - timedelta(minutes=minutes)
 
@@ -41,7 +42,7 @@ async def dependency_graph(db: DbDep, _: Viewer, minutes: Minutes = 60) -> list[
     return await run_in_threadpool(query)
 
 
-@router.get("/traces/red", response_model=list[RedPointPublic])
+@router.get("/traces/red", response_model=list[RedPointPublic], responses=_ERRORS)
 async def red_series(
     db: DbDep,
     _: Viewer,

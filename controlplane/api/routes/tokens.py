@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from controlplane import auth
 from controlplane.api.deps import Admin, Anyone, DbDep
 from controlplane.api.errors import ApiError
-from controlplane.api.schemas import ErrorBody, TokenCreate, TokenCreated, TokenPublic, WhoAmI
+from controlplane.api.schemas import (
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    WhoAmI,
+    error_responses,
+)
 
 router = APIRouter(tags=["tokens"])
-_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+_ERRORS = error_responses(401, 403)
 
 
 @router.get("/whoami", response_model=WhoAmI, responses=_ERRORS)
@@ -35,7 +39,7 @@ async def list_tokens(db: DbDep, _: Admin) -> list[TokenPublic]:
     "/tokens",
     response_model=TokenCreated,
     status_code=201,
-    responses={**_ERRORS, 409: {"model": ErrorBody}},
+    responses={**_ERRORS, **error_responses(409)},
 )
 async def create_token(body: TokenCreate, db: DbDep, actor: Admin) -> TokenCreated:
     def create() -> TokenCreated:
@@ -51,7 +55,9 @@ async def create_token(body: TokenCreate, db: DbDep, actor: Admin) -> TokenCreat
         ) from None
 
 
-@router.delete("/tokens/{name}", response_model=TokenPublic, responses={**_ERRORS, 404: {}})
+@router.delete(
+    "/tokens/{name}", response_model=TokenPublic, responses={**_ERRORS, **error_responses(404)}
+)
 async def revoke_token(name: str, request: Request, db: DbDep, actor: Admin) -> TokenPublic:
     def revoke() -> TokenPublic:
         with db.write() as session:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
 from controlplane.api.errors import ApiError, field_errors, summary
 from controlplane.api.metrics import Metrics
-from controlplane.api.schemas import ErrorBody, WebhookAccepted
+from controlplane.api.schemas import WebhookAccepted, error_responses
 from controlplane.domain.alertmanager import Notification
 from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.models import Principal, Role
@@ -42,14 +42,7 @@ async def _webhook_principal(request: Request, db: DbDep, settings: SettingsDep)
 @router.post(
     "/alertmanager",
     response_model=WebhookAccepted,
-    responses={
-        400: {"model": ErrorBody, "description": "Body is not JSON"},
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        413: {"model": ErrorBody, "description": "Body larger than api.max_body_bytes"},
-        422: {"model": ErrorBody, "description": "Payload invalid; names the field"},
-        503: {"model": ErrorBody, "description": "Store unavailable; Alertmanager will retry"},
-    },
+    responses=error_responses(400, 401, 403, 413, 422, 503),
     summary="Receive an Alertmanager notification (webhook version 4)",
 )
 async def alertmanager_webhook(
