@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -395,6 +395,21 @@ class OverviewPublic(BaseModel):
     prometheus: PrometheusProbe
 
 
+class ReadinessPublic(BaseModel):
+    status: Literal["ready", "unavailable"]
+    store: str = Field(description="ok, or why the store cannot take a write.")
+
+
+class ReportDocumentPublic(ReportPublic):
+    document: dict[str, Any] | None = Field(description="The report itself (JSON form).")
+
+
+def media(description: str, *types: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry of a 200 that is not a JSON model (text, streams)."""
+    content = {t: {"schema": {"type": "object"}} if t == "application/json" else {} for t in types}
+    return {200: {"description": description, "content": content}}
+
+
 _ERROR_MEANINGS = {
     400: "The request cannot be read (bad JSON, body too large).",
     401: "No valid bearer token.",
@@ -402,6 +417,7 @@ _ERROR_MEANINGS = {
     404: "No such object.",
     409: "The object is not in a state that allows this.",
     413: "The body is larger than api.max_body_bytes.",
+    415: "The Content-Type is not one this endpoint reads.",
     422: "A field has a bad value (the envelope names it).",
     503: "The store is unavailable: retry after Retry-After (Alertmanager does).",
 }

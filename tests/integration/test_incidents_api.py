@@ -183,3 +183,22 @@ def test_health_ready_metrics_and_openapi(client, tokens, three_incidents):
         "/api/v1/incidents",
         "/api/v1/incidents/{incident_id}/ack",
     } <= set(paths)
+
+
+def test_every_json_answer_has_a_schema_and_its_errors_the_envelope(client):
+    """No route answers an untyped dict; the error answers it declares are the envelope."""
+    document = client.get("/openapi.json").json()
+    untyped, errors = [], []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for code, answer in operation["responses"].items():
+                schema = answer.get("content", {}).get("application/json", {}).get("schema")
+                if code.startswith("2") and schema == {}:
+                    untyped.append(f"{method.upper()} {path}")
+                envelope = {"$ref": "#/components/schemas/ErrorBody"}
+                if code in ("401", "403", "404", "409") and schema not in (None, envelope):
+                    errors.append(f"{method.upper()} {path} {code}")
+    assert untyped == []
+    assert errors == []
+    overview = document["paths"]["/api/v1/overview"]["get"]["responses"]["200"]
+    assert overview["content"]["application/json"]["schema"]["$ref"].endswith("OverviewPublic")

@@ -45,6 +45,8 @@ def policy(**fields) -> Policy:
 def planner(current: int = 4):
     def plan(params: ActionParams) -> Plan:
         values = params.model_dump()
+        if "by" not in values:  # not a scaling action: nothing guardrails count
+            return Plan(params.type, {}, {}, {"done": True}, params.type)
         after = values["replicas"] if values["replicas"] is not None else current + values["by"]
         return Plan(params.type, {}, {"replicas": current}, {"replicas": max(0, after)}, "scale")
 
@@ -263,3 +265,23 @@ def test_guardrails_bound_actions_whatever_the_stream(
         assert abs(decision.plan.after["replicas"] - decision.plan.before["replicas"]) <= max_change
         earlier = [t for t, d in approved if d.target == decision.target and t < at]
         assert all((at - t).total_seconds() >= cooldown for t in earlier)
+
+
+def test_each_action_names_the_object_it_changes():
+    """Cooldowns are per target: two webhooks or two caches are two targets, never one."""
+    first = run(policy(action={"type": "notify", "url": "https://hooks.example/a/secret"}))
+    second = run(
+        policy(action={"type": "notify", "url": "https://hooks.example/b/secret"}),
+        history=[PastAction("p", first.target.key, NOW)],
+    )
+    assert first.target.kind == "Webhook"
+    assert first.target.key != second.target.key
+    assert "secret" not in first.target.key  # the URL of a webhook is a credential
+    assert second.status == "approved"  # no shared cooldown
+    cache = run(
+        policy(action={"type": "warm_cache", "target": "redis", "url": "redis://h:6379/0",
+                       "keys_file": "keys.txt"})
+    )  # fmt: skip
+    assert cache.target.kind == "RedisCache"
+    deployment = run(policy())
+    assert deployment.target.key == "deployment/shop/checkout"

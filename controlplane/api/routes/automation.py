@@ -23,6 +23,7 @@ from controlplane.api.schemas import (
     PauseRequest,
     ReviewRequest,
     error_responses,
+    media,
 )
 from controlplane.domain.errors import NotFoundError
 from controlplane.domain.models import DecisionStatus, Principal
@@ -166,7 +167,11 @@ async def list_audit(
     return await run_in_threadpool(query)
 
 
-@router.get("/audit/export", responses=_ERRORS)
+@router.get(
+    "/audit/export",
+    response_class=StreamingResponse,
+    responses={**_ERRORS, **media("Audit rows, one JSON object a line", "application/x-ndjson")},
+)
 async def export_audit(db: DbDep, _: Viewer, where: AuditFilter) -> StreamingResponse:
     """The matching audit rows as JSON lines, oldest first, streamed in pages."""
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
 from controlplane.api.errors import ApiError
 from controlplane.api.routes.webhooks import read_body, rejected
-from controlplane.api.schemas import error_responses
+from controlplane.api.schemas import error_responses, media
 from controlplane.collectors import traces
 from controlplane.domain.errors import InvalidInputError
 from controlplane.domain.models import Principal, Role
@@ -38,7 +38,15 @@ async def _sender(request: Request, db: DbDep, settings: SettingsDep) -> Princip
 @router.post(
     "/v1/traces",
     summary="Receive spans (OTLP/HTTP, protobuf or JSON)",
-    responses=error_responses(400, 401, 403, 413, 422, 503),
+    response_class=Response,
+    responses={
+        **media(
+            "ExportTraceServiceResponse, in the request's encoding",
+            "application/x-protobuf",
+            "application/json",
+        ),
+        **error_responses(400, 401, 403, 413, 415, 422, 503),
+    },
 )
 async def receive_traces(
     request: Request,

@@ -16,7 +16,12 @@ from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.pagination import newest_page
-from controlplane.api.schemas import ReportPublic, ReportsPublic, error_responses
+from controlplane.api.schemas import (
+    ReportDocumentPublic,
+    ReportPublic,
+    ReportsPublic,
+    error_responses,
+)
 from controlplane.capacity.job import CapacityJob
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from controlplane.storage.models import ReportRow
@@ -46,7 +51,15 @@ async def list_reports(
     return await run_in_threadpool(query)
 
 
-@router.get("/{report_id}", responses={**_ERRORS, **error_responses(409)})
+@router.get(
+    "/{report_id}",
+    response_model=ReportDocumentPublic,
+    responses={
+        **_ERRORS,
+        **error_responses(409),
+        200: {"content": {"text/html": {}, "text/markdown": {}}},
+    },
+)
 async def get_report(
     report_id: int,
     db: DbDep,
@@ -61,8 +74,9 @@ async def get_report(
             if row is None:
                 raise NotFoundError(f"report {report_id} does not exist")
             if format == "json":
-                meta = ReportPublic.model_validate(row).model_dump(mode="json")
-                return JSONResponse({**meta, "document": row.data})
+                meta = ReportPublic.model_validate(row).model_dump()
+                document = ReportDocumentPublic(**meta, document=row.data)
+                return JSONResponse(document.model_dump(mode="json"))
             if row.status != "done":
                 raise ConflictError(f"report {report_id} is {row.status}; only JSON is available")
             if format == "html":
