@@ -53,10 +53,6 @@ def build(params: ActionParams, kube: KubeFactory) -> Action[Any]:
     return action_class(params)(params, kube)
 
 
-def target_of(params: ActionParams) -> TargetRef:
-    return action_class(params).target(params)
-
-
 def parse(raw: dict[str, Any]) -> ActionParams:
     """Validate a params mapping (e.g. read back from the store) into its action's model;
     errors name the field and the value."""
@@ -67,10 +63,10 @@ def parse(raw: dict[str, Any]) -> ActionParams:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInputError(describe(kind, exc)) from None
+        raise InvalidInputError(_describe(kind, exc)) from None
 
 
-def describe(kind: str, exc: ValidationError) -> str:
+def _describe(kind: str, exc: ValidationError) -> str:
     """`kind: field = value: message` for each error pydantic found."""
     lines = []
     for error in exc.errors():
@@ -92,7 +88,5 @@ __all__ = [
     "TargetRef",
     "action_class",
     "build",
-    "describe",
     "parse",
-    "target_of",
 ]

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 import remediations
 from controlplane.domain.errors import ControlPlaneError
 from controlplane.domain.models import DecisionStatus
@@ -140,7 +142,7 @@ class Executor:
 
     def _finish(
         self,
-        session: Any,
+        session: Session,
         row: DecisionRow,
         status: DecisionStatus,
         reason: str,
