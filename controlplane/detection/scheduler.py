@@ -165,6 +165,8 @@ class DetectionScheduler:
             if run.last_ts is None
             else utc(run.last_ts) + timedelta(seconds=signal.step_seconds)
         )
+        if start > now:  # the next point is not due yet: nothing new, and nothing wrong
+            return None
         try:
             series = await source.fetch(signal, start, now)
         except (SourceUnavailableError, QueryError) as exc:

@@ -4,6 +4,7 @@ and its capacity workload produces a report with risks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,8 @@ from controlplane.capacity.job import CapacityJob
 from controlplane.config import load_settings
 from controlplane.demo import Scenario, _am_alert, _automation, _DirectSink, capacity
 from controlplane.policy.runner import PolicyRunner
-from controlplane.storage.models import DecisionRow, IncidentRow
+from controlplane.detection.scheduler import DetectionScheduler
+from controlplane.storage.models import DecisionRow, IncidentRow, SignalStateRow
 from controlplane.testing.servers import ApiServer, Prometheus
 from tests.factories import bearer
 
@@ -63,6 +65,31 @@ def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tm
     with db.read() as session:
         services = {i.service for i in session.query(IncidentRow).filter_by(source="forecast")}
     assert services == {"checkout", "inventory"}
+
+
+def test_demo_detection_scores_its_own_signals_cycle_after_cycle(settings, db, tmp_path):
+    """The demo's own detection settings against its own Prometheus: every watched signal is
+    scored, and stays scored through cycles that come sooner than its 5-minute step (the
+    demo's first impression was every signal `no_data`, Prometheus answering 400 "end
+    timestamp must not be before start time" once the first cycle had read up to now)."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    with Prometheus(tmp_path / "prometheus", history=capacity.history(end)) as prometheus:
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            **capacity.settings(prometheus.url),
+        )
+        now = [end]
+        scheduler = DetectionScheduler(config, db, clock=lambda: now[0])
+        for seconds in (0, 15, 30, 60, 330):  # sooner than the step (300 s), then after it
+            now[0] = end + timedelta(seconds=seconds)
+            asyncio.run(scheduler.run_cycle())
+            with db.read() as session:
+                states = session.query(SignalStateRow).all()
+            assert sorted(s.signal for s in states) == ["checkout-cpu", "payments-requests"]
+            for state in states:
+                assert state.status in ("ok", "anomalous"), (seconds, state.last_error)
+                assert state.last_error is None
+                assert state.last_score is not None
 
 
 def test_demo_scenario_drives_the_shipped_policies_on_the_stand_in(settings, db, tokens):
