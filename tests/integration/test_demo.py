@@ -15,8 +15,8 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import load_settings
 from controlplane.demo import Scenario, _am_alert, _automation, _DirectSink, capacity
-from controlplane.policy.runner import PolicyRunner
 from controlplane.detection.scheduler import DetectionScheduler
+from controlplane.policy.runner import PolicyRunner
 from controlplane.storage.models import DecisionRow, IncidentRow, SignalStateRow
 from controlplane.testing.servers import ApiServer, Prometheus
 from tests.factories import bearer
