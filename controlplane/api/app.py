@@ -6,8 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from controlplane import __version__
 from controlplane.api import errors
@@ -73,6 +78,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         version=__version__,
         summary="From metrics and alerts to a safe, verified fix.",
         lifespan=lifespan,
+        docs_url=None,  # served by `_offline_docs`: FastAPI's default pulls Swagger UI from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -89,4 +96,22 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(otlp.router)
     app.include_router(health.router)
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its assets from the `swagger-ui-py` package (Swagger UI 5,
+    which reads OpenAPI 3.1), so the page works on a machine without internet."""
+    assets = Path(str(files("swagger_ui").joinpath("static")))
+    app.mount("/docs/assets", StaticFiles(directory=assets), name="swagger-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )

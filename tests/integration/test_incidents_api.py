@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -202,3 +204,17 @@ def test_every_json_answer_has_a_schema_and_its_errors_the_envelope(client):
     assert errors == []
     overview = document["paths"]["/api/v1/overview"]["get"]["responses"]["200"]
     assert overview["content"]["application/json"]["schema"]["$ref"].endswith("OverviewPublic")
+
+
+def test_api_docs_work_offline(client):
+    """/docs loads Swagger UI from the API itself (a package ships its assets), never from a
+    CDN: on a machine without internet the page would be blank."""
+    page = client.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources, page.text[:500]
+    for source in sources:
+        assert source.startswith("/"), f"/docs loads {source} from outside the API"
+        assert client.get(source).status_code == 200, source
+    assert "/openapi.json" in page.text
+    assert client.get("/redoc").status_code == 404  # ReDoc would come from a CDN
