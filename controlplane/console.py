@@ -4,6 +4,7 @@ line and the environment the console process gets (the API URL it calls)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,5 +34,29 @@ def console_command(settings: Settings, port: int) -> tuple[list[str], dict[str,
 
 
 def run_console(settings: Settings, port: int) -> int:
+    """Run the console in the foreground until it exits; SIGTERM or SIGINT stop it (and its
+    Streamlit child) instead of leaving the child serving."""
     command, env = console_command(settings, port)
-    return subprocess.call(command, env=env)
+    child = subprocess.Popen(command, env=env)
+    previous = {
+        sig: signal.signal(sig, lambda *_: child.terminate())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        return child.wait()
+    finally:
+        stop_process(child)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -21,23 +21,11 @@ import yaml
 from fastapi import FastAPI
 
 from controlplane.config import Settings
-from controlplane.console import console_command
+from controlplane.console import console_command, stop_process
 from controlplane.domain.errors import ConfigError, TemporaryError
 
 LOOPBACK = "127.0.0.1"
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
-
-
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def ensure_port_free(port: int, what: str) -> None:
