@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from controlplane.domain.models import Role
 from dashboard.api_client import ApiClient, ApiError, api_url
 from dashboard.live import INTERVAL_SECONDS
 
@@ -32,6 +33,12 @@ def sign_in() -> None:
             who = ApiClient(token).whoami()
         except ApiError as exc:
             st.error(f"Sign-in failed: {exc}")
+            return
+        if who["role"] == Role.WEBHOOK:
+            st.error(
+                f"Sign-in refused: {who['name']!r} is a webhook token: a webhook token can only deliver alerts "
+                "(Alertmanager, OTLP exporters); sign in with a viewer, operator or admin token."
+            )
             return
         st.session_state.update(token=token, user=who)
         st.rerun()
