@@ -87,9 +87,9 @@ class ApiClient:
     def automation(self) -> dict[str, Any]:
         return self._call("GET", "/api/v1/automation")
 
-    def set_paused(self, paused: bool, reason: str | None = None) -> dict[str, Any]:
+    def set_paused(self, paused: bool, reason: str) -> dict[str, Any]:
         path = "/api/v1/automation/pause" if paused else "/api/v1/automation/resume"
-        return self._call("POST", path, json={"reason": reason or None})
+        return self._call("POST", path, json={"reason": reason})
 
     def overview(self) -> dict[str, Any]:
         return self._call("GET", "/api/v1/overview")

@@ -36,8 +36,9 @@ def sign_in() -> None:
             return
         if who["role"] == Role.WEBHOOK:
             st.error(
-                f"Sign-in refused: {who['name']!r} is a webhook token: a webhook token can only deliver alerts "
-                "(Alertmanager, OTLP exporters); sign in with a viewer, operator or admin token."
+                f"Sign-in refused: {who['name']!r} is a webhook token; a webhook token can only "
+                "deliver alerts (Alertmanager, OTLP exporters). Sign in with a viewer, operator "
+                "or admin token."
             )
             return
         st.session_state.update(token=token, user=who)

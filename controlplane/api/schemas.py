@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from controlplane.domain.models import DecisionStatus, IncidentStatus, Role, Severity
 
@@ -247,7 +247,18 @@ class AutomationPublic(_FromRow):
 
 class PauseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(None, max_length=2000)
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="Why automation is paused or resumed (required; audited).",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a reason is required, not only spaces")
+        return value.strip()
 
 
 class AuditEventPublic(_FromRow):

@@ -29,19 +29,28 @@ if switch["paused"]:
     )
 with st.expander("Kill switch", expanded=switch["paused"]):
     is_admin = role == "admin"
-    reason = st.text_input("Reason", key="switch_reason", disabled=not is_admin)
-    label = "Resume automation" if switch["paused"] else "Pause all automation"
-    if st.button(
-        label,
-        key="switch",
+    pausing = not switch["paused"]
+    reason = st.text_input("Reason (required, audited)", key="switch_reason", disabled=not is_admin)
+    confirmed = st.checkbox(
+        "Yes: stop every automated change now" if pausing else "Yes: let automation act again",
+        key="switch_confirm",
         disabled=not is_admin,
-        help=None if is_admin else "Needs the admin role.",
+    )
+    ready = is_admin and confirmed and bool(reason.strip())
+    if st.button(
+        "Pause all automation" if pausing else "Resume automation",
+        key="switch",
+        disabled=not ready,
+        help="Needs the admin role." if not is_admin else "Give a reason and confirm first.",
     ):
         try:
-            client.set_paused(not switch["paused"], reason)
+            client.set_paused(pausing, reason.strip())
         except ApiError as exc:
             st.error(f"Refused: {exc}")
         else:
+            for key in ("switch_reason", "switch_confirm"):
+                st.session_state.pop(key, None)
+            st.toast(f"Automation {'paused' if pausing else 'resumed'}: {reason.strip()}")
             st.rerun()
 
 

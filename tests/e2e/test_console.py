@@ -43,7 +43,7 @@ def test_sign_in_with_a_token(api, tokens):
     assert "Sign-in failed: unknown or revoked token (HTTP 401)" in app.error[0].value
     app.text_input[0].input(tokens["webhook"])  # Alertmanager's token: it may only deliver
     app.button[0].click().run()
-    assert "webhook token can only deliver alerts" in app.error[0].value
+    assert "a webhook token can only deliver alerts" in app.error[0].value
     assert "token" not in app.session_state
     app.text_input[0].input(tokens["operator"])
     app.button[0].click().run()

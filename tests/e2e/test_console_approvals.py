@@ -83,7 +83,10 @@ def test_operator_approves_with_a_comment(pending, tokens):
 
 def test_admin_pulls_the_kill_switch(pending, tokens):
     app = page(tokens["admin"], "admin", "test-admin")
+    assert app.button(key="switch").disabled  # no reason, no confirmation
     app.text_input(key="switch_reason").input("change freeze").run()
+    assert app.button(key="switch").disabled  # a reason, but not confirmed
+    app.checkbox(key="switch_confirm").check().run()
     app.button(key="switch").click().run()
     assert "Automation is **paused** by test-admin: change freeze" in app.warning[0].value
     assert app.button(key="approve").disabled

@@ -194,7 +194,10 @@ def test_kill_switch_stops_everything(api, config, db, cluster, tokens):
     )
     assert paused.json()["paused"] is True
     assert (
-        api.post("/api/v1/automation/pause", headers=bearer(tokens["operator"])).status_code == 403
+        api.post(
+            "/api/v1/automation/pause", json={"reason": "x"}, headers=bearer(tokens["operator"])
+        ).status_code
+        == 403
     )
     alert(api)
     runner(config, db, [scale_policy("auto"), scale_policy("approval")]).cycle()
@@ -210,6 +213,25 @@ def test_kill_switch_stops_everything(api, config, db, cluster, tokens):
     )
 
 
+def test_the_kill_switch_needs_a_reason_and_audits_it(api, tokens):
+    admin = bearer(tokens["admin"])
+    for body in (None, {}, {"reason": "   "}):
+        refused = api.post("/api/v1/automation/pause", json=body, headers=admin)
+        assert refused.status_code == 422, body
+    named = api.post("/api/v1/automation/pause", json={"reason": " "}, headers=admin).json()
+    assert [e["field"] for e in named["errors"]] == ["reason"]
+    assert api.get("/api/v1/automation", headers=admin).json()["paused"] is False
+    api.post("/api/v1/automation/pause", json={"reason": "change freeze"}, headers=admin)
+    api.post("/api/v1/automation/resume", json={"reason": "freeze over"}, headers=admin)
+    events = api.get("/api/v1/audit", params={"action": "automation."}, headers=admin).json()[
+        "data"
+    ]
+    assert [(e["action"], e["details"]["reason"]) for e in events] == [
+        ("automation.resumed", "freeze over"),
+        ("automation.paused", "change freeze"),
+    ]
+
+
 def test_pausing_cancels_approved_work_and_blocks_approvals(api, config, db, cluster, tokens):
     alert(api)
     loop = runner(config, db, [scale_policy("approval")])
@@ -217,7 +239,7 @@ def test_pausing_cancels_approved_work_and_blocks_approvals(api, config, db, clu
     (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
     path = f"/api/v1/actions/{decision['decision_id']}/approve"
     api.post(path, json={"comment": "ok"}, headers=bearer(tokens["operator"]))
-    api.post("/api/v1/automation/pause", headers=bearer(tokens["admin"]))
+    api.post("/api/v1/automation/pause", json={"reason": "drill"}, headers=bearer(tokens["admin"]))
     loop.cycle()
     done = api.get(
         f"/api/v1/decisions/{decision['decision_id']}", headers=bearer(tokens["viewer"])

@@ -109,14 +109,16 @@ async def automation(db: DbDep, _: Viewer) -> AutomationPublic:
 
 
 @router.post("/automation/pause", response_model=AutomationPublic, responses=_ERRORS)
-async def pause(db: DbDep, who: Admin, body: PauseRequest | None = None) -> AutomationPublic:
-    """The kill switch (admin): no action that changes anything runs until resumed."""
-    return await run_in_threadpool(_switch, db, True, who, body.reason if body else None)
+async def pause(db: DbDep, who: Admin, body: PauseRequest) -> AutomationPublic:
+    """The kill switch (admin; a reason is required): no action that changes anything runs
+    until resumed."""
+    return await run_in_threadpool(_switch, db, True, who, body.reason)
 
 
 @router.post("/automation/resume", response_model=AutomationPublic, responses=_ERRORS)
-async def resume(db: DbDep, who: Admin, body: PauseRequest | None = None) -> AutomationPublic:
-    return await run_in_threadpool(_switch, db, False, who, body.reason if body else None)
+async def resume(db: DbDep, who: Admin, body: PauseRequest) -> AutomationPublic:
+    """Resume automation (admin; a reason is required)."""
+    return await run_in_threadpool(_switch, db, False, who, body.reason)
 
 
 def _switch(db: Database, paused: bool, who: Principal, reason: str | None) -> AutomationPublic:
