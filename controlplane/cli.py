@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
 from controlplane import __version__
-from controlplane.config import Settings, load_settings
+from controlplane.config import DatabaseSettings, Settings, load_settings
 from controlplane.domain.errors import ControlPlaneError
 from controlplane.domain.models import Role
 
@@ -61,6 +62,11 @@ ConfigOption = Annotated[
 ]
 
 
+DEMO_DIR = Path(".aiops-demo")
+DEMO_STORE = DEMO_DIR / "aiops.db"
+DEFAULT_DATABASE_URL = DatabaseSettings.model_fields["url"].default
+
+
 class _State:
     config: Path | None = None
 
@@ -92,7 +98,40 @@ def settings() -> Settings:
     logging.basicConfig(
         level=loaded.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Migrations say what they ran at INFO; on ordinary commands that is noise (only
+    # `aiops db upgrade` reports them).
+    logging.getLogger("alembic").setLevel(
+        max(logging.getLevelNamesMapping()[loaded.log_level], logging.WARNING)
+    )
     return loaded
+
+
+def store_url(config: Settings, *, create: bool) -> str:
+    """The store a command opens. Run beside a demo with `database.url` left at its default,
+    that is the demo's store; a SQLite file that does not exist is created only by a command
+    that writes (`create`), and said so; a read of a missing store fails, naming it."""
+    url = config.database.url
+    path = _sqlite_file(url)
+    if path is None or path.exists():
+        return url
+    if url == DEFAULT_DATABASE_URL and DEMO_STORE.exists():
+        typer.echo(f"using the demo's store {DEMO_STORE} (set database.url for another)", err=True)
+        return f"sqlite:///{DEMO_STORE.resolve()}"
+    if not create:
+        fail(
+            f"no store at {path} (database.url = {url!r}); create one with `aiops db upgrade`, "
+            f"or point database.url (AIOPS_DATABASE__URL) at an existing store"
+        )
+    typer.echo(f"created a new store at {path} (database.url = {url!r})", err=True)
+    return url
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other backends and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def fail(message: str) -> NoReturn:
@@ -137,9 +176,9 @@ def console(
 
 @app.command()
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite store.")] = Path(
-        ".aiops-demo"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its SQLite store.")
+    ] = DEMO_DIR,
     api_port: Annotated[int, typer.Option(help="API port.")] = 8080,
     console_port: Annotated[int, typer.Option(help="Console port.")] = 8501,
     alertmanager_port: Annotated[int, typer.Option(help="Alertmanager port.")] = 9093,
@@ -216,9 +255,10 @@ def report_capacity(
     loaded = settings()
     if not loaded.capacity.signals:
         fail("capacity.signals is empty: configure the signals to forecast (see README)")
-    db = Database(loaded.database.url)
+    url = store_url(loaded, create=True)
+    db = Database(url)
     try:
-        upgrade(loaded.database.url)
+        upgrade(url)
         job = CapacityJob(loaded, db)
         report_id = job.claim("cli", "cli")
         if report_id is None:  # only scheduled runs can collide
@@ -360,11 +400,13 @@ def db_upgrade(
     from controlplane.storage import upgrade
 
     config = settings()
+    logging.getLogger("alembic").setLevel(logging.INFO)
+    url = store_url(config, create=True)
     try:
-        upgrade(config.database.url, revision)
+        upgrade(url, revision)
     except ControlPlaneError as exc:
         fail(str(exc))
-    typer.echo(f"database at revision {revision}")
+    typer.echo(f"database {make_url(url).render_as_string()} at revision {revision}")
 
 
 @token_app.command("create")
@@ -410,9 +452,10 @@ def _session(*, write: bool = True) -> Iterator[Session]:
     from controlplane.storage import Database, upgrade
 
     config = settings()
-    db = Database(config.database.url)
+    url = store_url(config, create=write)
+    db = Database(url)
     try:
-        upgrade(config.database.url)
+        upgrade(url)
         with db.write() if write else db.read() as session:
             yield session
     except ControlPlaneError as exc:

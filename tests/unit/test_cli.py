@@ -57,3 +57,35 @@ def test_unreachable_store_is_a_clean_error(monkeypatch):
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 2
     assert "cannot migrate" in result.output
+
+
+def test_store_commands_in_a_demo_checkout_use_the_demo_store(tmp_path, monkeypatch):
+    """`aiops token list` run beside a running demo reads the demo's store (and says so),
+    leaves no stray empty aiops.db, and prints no migration chatter."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIOPS_DATABASE__URL", raising=False)
+    demo_store = tmp_path / ".aiops-demo" / "aiops.db"
+    demo_store.parent.mkdir()
+    monkeypatch.setenv("AIOPS_DATABASE__URL", f"sqlite:///{demo_store}")
+    assert runner.invoke(app, ["token", "create", "demo-admin", "--role", "admin"]).exit_code == 0
+    monkeypatch.delenv("AIOPS_DATABASE__URL")
+    listed = runner.invoke(app, ["token", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "demo-admin" in listed.stdout
+    assert "using the demo's store .aiops-demo/aiops.db" in listed.stderr
+    assert "alembic" not in listed.output.lower()
+    assert not (tmp_path / "aiops.db").exists()
+
+
+def test_a_read_of_a_store_that_does_not_exist_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIOPS_DATABASE__URL", raising=False)
+    listed = runner.invoke(app, ["token", "list"])
+    assert listed.exit_code == 2
+    assert "no store at aiops.db (database.url = 'sqlite:///aiops.db')" in listed.stderr
+    assert "aiops db upgrade" in listed.stderr
+    assert not (tmp_path / "aiops.db").exists()
+    created = runner.invoke(app, ["token", "create", "alice"])
+    assert created.exit_code == 0
+    assert "created a new store at aiops.db" in created.stderr
+    assert (tmp_path / "aiops.db").exists()
