@@ -309,6 +309,7 @@ def _policy_folder(folder: Path | None, config: Settings) -> Path:
 @policy_app.command("validate")
 def policy_validate(policies: PoliciesOption = None) -> None:
     """Load and validate every policy file; errors name the file, policy, key and value."""
+    from controlplane.policy import preflight
     from controlplane.policy.schema import load_policies
 
     config = settings()
@@ -319,6 +320,8 @@ def policy_validate(policies: PoliciesOption = None) -> None:
     for policy in loaded:
         typer.echo(f"{policy.name:40} {policy.mode:9} {policy.action.type:20} {policy.version}")
     typer.echo(f"{len(loaded)} policies valid")
+    for warning in preflight.without_data(config, loaded):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
 
 
 @policy_app.command("backtest")

@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.demo import capacity
+from controlplane.demo.shop import LiveShop
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Role
 from controlplane.policy.runner import shipped_policies
@@ -84,14 +86,12 @@ def run_demo(
         shutil.rmtree(data_dir)  # the demo always starts from an empty store
     data_dir.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
-        prometheus = _prometheus(stack, data_dir)
         settings = load_settings(
             database={"url": f"sqlite:///{data_dir.resolve() / 'aiops.db'}"},
             api={"port": api_port},
             console={"port": console_port},
             incidents={"group_by": "service"},
-            automation=_automation(stack),
-            **(capacity.settings(prometheus.url) if prometheus else {}),
+            **backends(stack, data_dir).sections,
         )
         _serve(settings, scenario, data_dir, api_port, console_port, alertmanager_port, cycles)
 
@@ -183,12 +183,49 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _automation(stack: contextlib.ExitStack) -> dict[str, Any]:
+@dataclass
+class Backends:
+    """What the demo runs beside the control plane, and the settings sections that point at
+    it (`automation`; `prometheus`, `detection` and `capacity` when Prometheus runs)."""
+
+    cluster: FakeKube | None
+    shop: LiveShop
+    prometheus: Prometheus | None
+    sections: dict[str, Any]
+
+
+def backends(stack: contextlib.ExitStack, workdir: Path) -> Backends:
+    """The Kubernetes stand-in (or $KUBECONFIG in dry run), the live shop, and a real
+    Prometheus holding two weeks of the shop's history and scraping the shop from now on."""
+    automation, cluster = _automation(stack)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    def replicas(name: str) -> int | None:
+        if cluster is None:
+            return SHOP.get(name)
+        return int(cluster.get("deployments", "shop", name)["spec"].get("replicas", 1))
+
+    shop = stack.enter_context(LiveShop(replicas, history_end=end))
+    try:
+        server = Prometheus(
+            workdir / "prometheus", history=capacity.history(end), scrape=[shop.target]
+        )
+        prometheus: Prometheus | None = stack.enter_context(server)
+    except ConfigError as exc:
+        print(f"note: {exc}\n      the demo runs without detection, verification and forecasts.")
+        prometheus = None
+    sections: dict[str, Any] = {"automation": automation}
+    if prometheus is not None:
+        sections.update(capacity.settings(prometheus.url))
+    return Backends(cluster, shop, prometheus, sections)
+
+
+def _automation(stack: contextlib.ExitStack) -> tuple[dict[str, Any], FakeKube | None]:
     """The shipped shop policies, against a real cluster in dry run when KUBECONFIG is set,
     else against the Kubernetes stand-in holding the shop's deployments."""
     policies = {"policies_dir": str(shipped_policies()), "interval_seconds": 0.5}
     if load_settings().automation.kubernetes.kubeconfig is not None:  # $KUBECONFIG
-        return {**policies, "dry_run_only": True}
+        return {**policies, "dry_run_only": True}, None
     cluster = stack.enter_context(FakeKube())
     for name, replicas in SHOP.items():
         cluster.add_deployment("shop", name, replicas=replicas, image=f"shop/{name}:1.0")
@@ -196,18 +233,7 @@ def _automation(stack: contextlib.ExitStack) -> dict[str, Any]:
     cluster.add_deployment("shop", "checkout-standby", replicas=2, image="shop/checkout:1.0")
     cluster.add_service("shop", "checkout", {"app": "checkout"})
     cluster.add_hpa("shop", "search", target="search", low=2, high=6)
-    return {**policies, "kubernetes": {"host": cluster.url}}
-
-
-def _prometheus(stack: contextlib.ExitStack, data_dir: Path) -> Prometheus | None:
-    """A real Prometheus holding two weeks of the shop's resource history (for capacity)."""
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
-    try:
-        server = Prometheus(data_dir / "prometheus", history=capacity.history(end))
-        return stack.enter_context(server)
-    except ConfigError as exc:
-        print(f"note: {exc}\n      the demo runs without capacity forecasts.")
-        return None
+    return {**policies, "kubernetes": {"host": cluster.url}}, cluster
 
 
 def _alert_sink(data_dir: Path, api_url: str, token: str, port: int) -> Alertmanager | _DirectSink:

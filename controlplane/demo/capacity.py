@@ -80,20 +80,33 @@ def settings(prometheus_url: str) -> dict[str, Any]:
     }
 
 
-def history(end: datetime, seed: int = 5) -> str:
-    """OpenMetrics text of every demo series, 5-minute samples up to `end`."""
-    rng = np.random.default_rng(seed)
-    n = DAYS * 24 * 60 // STEP_MINUTES
-    days = np.arange(n) * STEP_MINUTES / 1440
-    start = end - timedelta(minutes=STEP_MINUTES * (n - 1))
-    stamps = [start.timestamp() + 60 * STEP_MINUTES * i for i in range(n)]
+def levels(days: np.ndarray, rng: np.random.Generator) -> dict[tuple[str, str], np.ndarray]:
+    """Every demo gauge at `days` (days since the history began), with noise from `rng`:
+    the backfilled history and the live shop (`demo/shop.py`) draw from the same curves, so
+    the live points continue the history instead of jumping away from it."""
+    n = len(days)
     daily = np.sin(2 * np.pi * days)
     weekday = np.where((days % 7) < 5, 1.0, 0.8)
-    series = {
+    return {
         ("demo_cpu_cores", "checkout"): 2.0 + 0.11 * days + 0.4 * daily + rng.normal(0, 0.03, n),
         ("demo_disk_used_gib", "inventory"): 120 + 5.2 * days + rng.normal(0, 0.3, n),
         ("demo_requests_per_second", "payments"): (100 + 30 * daily) * weekday
         + rng.normal(0, 2, n),
         ("demo_memory_gib", "search"): 9 + 0.2 * daily + rng.normal(0, 0.05, n),
     }
-    return openmetrics(series, stamps)
+
+
+def history(end: datetime, seed: int = 5) -> str:
+    """OpenMetrics text of every demo series, 5-minute samples up to `end`."""
+    rng = np.random.default_rng(seed)
+    n = DAYS * 24 * 60 // STEP_MINUTES
+    days = np.arange(n) * STEP_MINUTES / 1440
+    start = history_start(end)
+    stamps = [start.timestamp() + 60 * STEP_MINUTES * i for i in range(n)]
+    return openmetrics(levels(days, rng), stamps)
+
+
+def history_start(end: datetime) -> datetime:
+    """When the backfilled history that ends at `end` begins."""
+    n = DAYS * 24 * 60 // STEP_MINUTES
+    return end - timedelta(minutes=STEP_MINUTES * (n - 1))

@@ -25,6 +25,7 @@ from controlplane.console import console_command, stop_process
 from controlplane.domain.errors import ConfigError, TemporaryError
 
 LOOPBACK = "127.0.0.1"
+SCRAPE_SECONDS = 5
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
 
 
@@ -248,7 +249,8 @@ def openmetrics(series: Mapping[tuple[str, str], Iterable[float]], stamps: Seque
 
 
 class Prometheus:
-    """A real Prometheus (Debian package) on loopback, optionally with backfilled history.
+    """A real Prometheus (Debian package) on loopback, optionally with backfilled history and
+    live targets it scrapes.
 
     History is OpenMetrics text turned into TSDB blocks by `promtool tsdb create-blocks-from
     openmetrics` before the server starts (with --max-block-duration=720h it takes under a
@@ -256,10 +258,16 @@ class Prometheus:
     """
 
     def __init__(
-        self, workdir: Path, *, history: str | None = None, port: int | None = None
+        self,
+        workdir: Path,
+        *,
+        history: str | None = None,
+        port: int | None = None,
+        scrape: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.history = history
+        self.scrape = list(scrape)  # host:port targets, scraped every SCRAPE_SECONDS
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -291,7 +299,18 @@ class Prometheus:
                 capture_output=True,
             )
         config = self.workdir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 15s\n")
+        scrape = {
+            "scrape_configs": [
+                {
+                    "job_name": "live",
+                    "scrape_interval": f"{SCRAPE_SECONDS}s",
+                    "static_configs": [{"targets": self.scrape}],
+                }
+            ]
+            if self.scrape
+            else []
+        }
+        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "15s"}, **scrape}))
         self._process = launch(
             [
                 binary,

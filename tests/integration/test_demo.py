@@ -14,14 +14,22 @@ import pytest
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import load_settings
-from controlplane.demo import Scenario, _am_alert, _automation, _DirectSink, capacity
+from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
+from controlplane.demo import backends as demo_backends
 from controlplane.detection.scheduler import DetectionScheduler
-from controlplane.policy.runner import PolicyRunner
-from controlplane.storage.models import DecisionRow, IncidentRow, SignalStateRow
+from controlplane.policy import preflight
+from controlplane.policy.runner import PolicyRunner, shipped_policies
+from controlplane.policy.schema import load_policies
+from controlplane.storage.models import IncidentRow, SignalStateRow
 from controlplane.testing.servers import ApiServer, Prometheus
-from tests.factories import bearer
+from tests.factories import bearer, wait_for
 
 pytestmark = pytest.mark.integration
+#: The verify query the demo shipped before: a metric its Prometheus never had.
+OLD_VERIFY = (
+    'histogram_quantile(0.95, sum by (le) (rate(http_duration_seconds_bucket{service="checkout"}'
+    "[5m]))) < 0.8"
+)
 
 
 def test_bundled_scenario_is_valid():
@@ -92,31 +100,95 @@ def test_demo_detection_scores_its_own_signals_cycle_after_cycle(settings, db, t
                 assert state.last_score is not None
 
 
-def test_demo_scenario_drives_the_shipped_policies_on_the_stand_in(settings, db, tokens):
-    """What `make demo` shows on the self-healing side: scenario alerts, the shipped shop
-    policies and the Kubernetes stand-in give a dry-run rollback plan (payments' bad release),
-    a scale-out waiting for approval (checkout) and an automatic restart (search)."""
+@pytest.fixture
+def demo(tmp_path):
+    """The demo's own backends (stand-in cluster, live shop, Prometheus with history and
+    scraping the shop), once the shop has been scraped."""
+    with contextlib.ExitStack() as stack:
+        backends = demo_backends(stack, tmp_path)
+        if backends.prometheus is None:
+            pytest.skip("Prometheus is not installed")
+        url = backends.prometheus.url
+
+        def scraped() -> bool:
+            answer = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="live"} == 1'})
+            return bool(answer.json()["data"]["result"])
+
+        wait_for(scraped, timeout=60, what="Prometheus to scrape the live shop")
+        yield backends
+
+
+def demo_settings(demo, settings):
+    return load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        incidents={"group_by": "service"},
+        **demo.sections,
+    )
+
+
+def test_every_query_the_demo_ships_finds_data(demo, settings):
+    """Verify queries over metrics the demo's Prometheus does not have can never pass (the
+    approved scale-out sat in `executing` for 5 minutes, then rolled back)."""
+    config = demo_settings(demo, settings)
+    policies = load_policies(shipped_policies())
+    assert [p.verify.promql for p in policies if p.verify.promql]  # there is something to check
+    assert preflight.without_data(config, policies) == []
+    old = policies[0].model_copy(
+        update={"verify": policies[0].verify.model_copy(update={"promql": OLD_VERIFY})}
+    )
+    (warning,) = preflight.without_data(config, [old])
+    assert "returns no series" in warning
+    assert "can never pass" in warning
+
+
+def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, tokens):
+    """What `make demo` shows on the self-healing side, against the demo's own backends: a
+    dry-run rollback plan (payments' bad release), a scale-out that waits for approval and,
+    approved, verifies on the shop's latency (checkout), and an automatic restart that does
+    not cure the crash loop, fails verification and is rolled back (search)."""
     wanted = {"HighLatency": "checkout", "HighErrorRate": "payments", "PodCrashLooping": "search"}
     alerts = [a for a in Scenario.load().alerts if wanted.get(a.name) == a.service]
-    with contextlib.ExitStack() as stack:
-        config = load_settings(
-            database={"url": settings.database.url, "migrate_on_start": False},
-            incidents={"group_by": "service"},
-            automation=_automation(stack),
+    config = demo_settings(demo, settings)
+    quiet = config.model_copy(
+        update={"automation": config.automation.model_copy(update={"enabled": False})}
+    )  # the test runs the policy loop itself
+    budgets = {"search-crashloop-restart": 3}  # it fails: wait for it briefly
+    policies = [  # the shipped policies, with verification budgets a test can wait for
+        p.model_copy(
+            update={
+                "verify": p.verify.model_copy(update={"timeout_seconds": budgets.get(p.name, 30)})
+            }
         )
-        quiet = config.model_copy(
-            update={"automation": config.automation.model_copy(update={"enabled": False})}
-        )  # the test runs the policy loop itself
-        with ApiServer(create_app(quiet, db)) as api:
-            sink = _DirectSink(f"{api.url}/api/v1/webhooks/alertmanager", tokens["webhook"])
-            sink.post_alerts([_am_alert(a, datetime.now(UTC), ends=None) for a in alerts])
-        report = PolicyRunner(config, db).cycle()
-    with db.read() as session:
-        decisions = {d.policy: d for d in session.query(DecisionRow)}
-    assert decisions["payments-errors-rollback"].status == "dry_run"
-    diff = decisions["payments-errors-rollback"].plan["diff"]
-    assert "shop/payments:1.1" in diff
-    assert "shop/payments:1.0" in diff
-    assert decisions["checkout-latency-scale-out"].status == "pending_approval"
-    assert decisions["search-crashloop-restart"].status == "succeeded"
-    assert report.executed == [decisions["search-crashloop-restart"].decision_id]
+        for p in load_policies(shipped_policies())
+    ]
+    with ApiServer(create_app(quiet, db)) as api:
+        sink = _DirectSink(f"{api.url}/api/v1/webhooks/alertmanager", tokens["webhook"])
+        sink.post_alerts([_am_alert(a, datetime.now(UTC), ends=None) for a in alerts])
+        loop = PolicyRunner(config, db, policies=policies)
+        loop.cycle()
+        decisions = {d["policy"]: d for d in _decisions(api, tokens)}
+        assert decisions["payments-errors-rollback"]["status"] == "dry_run"
+        diff = decisions["payments-errors-rollback"]["plan"]["diff"]
+        assert "shop/payments:1.1" in diff
+        assert "shop/payments:1.0" in diff
+        restart = decisions["search-crashloop-restart"]
+        assert restart["status"] == "rolled_back"
+        assert "demo_restarts_per_minute" in restart["reason"]
+        scale = decisions["checkout-latency-scale-out"]
+        assert scale["status"] == "pending_approval"
+        approved = httpx.post(
+            f"{api.url}/api/v1/actions/{scale['decision_id']}/approve",
+            json={"comment": "latency is load: add pods"},
+            headers=bearer(tokens["operator"]),
+        )
+        assert approved.status_code == 200, approved.text
+        loop.cycle()
+        done = {d["policy"]: d for d in _decisions(api, tokens)}["checkout-latency-scale-out"]
+    assert done["status"] == "succeeded", done["reason"]
+    assert "PromQL holds" in done["outcome"]["verify"]["message"]
+    assert demo.cluster.get("deployments", "shop", "checkout")["spec"]["replicas"] == 5
+
+
+def _decisions(api, tokens) -> list[dict]:
+    answer = httpx.get(f"{api.url}/api/v1/decisions", headers=bearer(tokens["viewer"]))
+    return answer.json()["data"]
