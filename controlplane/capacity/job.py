@@ -171,7 +171,9 @@ class CapacityJob:
         if not risky and open_since is None:
             return
         alert = _alert(outlook, fingerprint, open_since or now, now, firing=risky)
-        result = ingest_alert(session, alert, source=SOURCE, group_key=signal.name)
+        result = ingest_alert(
+            session, alert, source=SOURCE, group_key=signal.name, joins_others=False
+        )
         incident_ids = result.opened + result.updated
         if risky and incident_ids:
             session.add(_evidence(incident_ids[0], outlook, report_id, now))

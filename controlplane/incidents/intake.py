@@ -74,17 +74,29 @@ class IngestResult:
 
 
 def ingest(
-    session: Session, deliveries: Sequence[Delivery], *, group_by: str = GROUP_BY_ALERTMANAGER
+    session: Session,
+    deliveries: Sequence[Delivery],
+    *,
+    group_by: str = GROUP_BY_ALERTMANAGER,
+    key_prefix: str = "",
 ) -> list[IngestResult]:
-    """Apply deliveries in order inside the caller's transaction; one result per delivery."""
-    return _Batch(session, group_by).run(deliveries)
+    """Apply deliveries in order inside the caller's transaction; one result per delivery.
+    `key_prefix` keeps their incidents apart from those of alerts grouped the same way."""
+    return _Batch(session, group_by, key_prefix).run(deliveries)
 
 
 def ingest_alert(
-    session: Session, alert: dict[str, Any], *, source: str, group_key: str
+    session: Session,
+    alert: dict[str, Any],
+    *,
+    source: str,
+    group_key: str,
+    joins_others: bool = True,
 ) -> IngestResult:
     """Raise one Alertmanager-shaped alert from inside the control plane (detection, capacity
-    forecasts) through the same intake as webhooks, grouped by the alert's service label."""
+    forecasts) through the same intake as webhooks, grouped by the alert's service label.
+    With `joins_others` false (a forecast risk: not an outage, and never resolved by the
+    outage's alerts resolving) it joins only incidents of its own source."""
     payload = {
         "version": "4",
         "receiver": source,
@@ -99,7 +111,8 @@ def ingest_alert(
     }
     body = json.dumps(payload, sort_keys=True).encode()
     delivery = Delivery.of(body, payload, Notification.model_validate(payload), source=source)
-    (result,) = ingest(session, [delivery], group_by="service")
+    prefix = "" if joins_others else f"{source}/"
+    (result,) = ingest(session, [delivery], group_by="service", key_prefix=prefix)
     return result
 
 
@@ -122,9 +135,9 @@ class _Episode:
 
 
 class _Batch:
-    def __init__(self, session: Session, group_by: str) -> None:
+    def __init__(self, session: Session, group_by: str, key_prefix: str = "") -> None:
         self.execute = session.connection().execute
-        self.group_by = group_by
+        self.group_by, self.key_prefix = group_by, key_prefix
         self.now = datetime.now(UTC)
         self.actor = ACTOR  # the source of the delivery being applied
         self.incidents: dict[int, _Incident] = {}
@@ -432,7 +445,7 @@ class _Batch:
     def _group_key(self, notification: Notification, alert: Alert) -> str:
         if self.group_by == GROUP_BY_ALERTMANAGER:
             return f"{notification.receiver}/{notification.group_key}"
-        return f"{self.group_by}={alert.labels.get(self.group_by, '')}"
+        return f"{self.key_prefix}{self.group_by}={alert.labels.get(self.group_by, '')}"
 
     def _entry(
         self, incident: _Incident, kind: TimelineKind, message: str, data: dict[str, Any]

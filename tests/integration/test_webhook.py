@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from controlplane.domain.alertmanager import Notification
+from controlplane.incidents.intake import Delivery, ingest, ingest_alert
 from controlplane.storage.models import (
     NotificationRow,
 )
@@ -254,3 +256,31 @@ def test_settings_token_and_admin_may_deliver(client, tokens):
 def test_webhook_token_cannot_read_incidents(client, tokens):
     for secret in (tokens["webhook"], tokens["settings-webhook"]):
         assert client.get("/api/v1/incidents", headers=bearer(secret)).status_code == 403
+
+
+def test_a_forecast_risk_never_joins_the_paging_incident_of_its_service(db):
+    """Grouped by service (the demo's setting), a CapacityRisk forecast joined checkout's
+    paging latency incident, which then could never resolve. A risk gets an incident of its
+    own; an anomaly on the same service still joins the outage it belongs to."""
+    paging = notification([alert("lat1", service="checkout", severity="critical")], "g1")
+    body = json.dumps(paging).encode()
+    with db.write() as session:
+        (opened,) = ingest(
+            session,
+            [Delivery.of(body, paging, Notification.model_validate(paging))],
+            group_by="service",
+        )
+        risk = ingest_alert(
+            session,
+            alert("cap1", service="checkout"),
+            source="forecast",
+            group_key="checkout-cpu",
+            joins_others=False,
+        )
+        anomaly = ingest_alert(
+            session, alert("det1", service="checkout"), source="detector", group_key="lat"
+        )
+    assert risk.opened
+    assert risk.opened != opened.opened
+    assert anomaly.updated == opened.opened
+    assert counts(db)["incident"] == 2
