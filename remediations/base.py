@@ -20,6 +20,8 @@ Its four steps:
 - `verify(plan, timeout)` waits, bounded, for the post-condition (e.g. replicas ready).
 - `rollback(plan)` restores the planned `before` state (or, for an action that cannot be
   undone, says so and changes nothing).
+- `drift(planned, fresh)`: has the target moved away from the state the plan was made from?
+  The executor asks it on a fresh plan before acting, and never acts on a stale plan.
 """
 
 from __future__ import annotations
@@ -168,6 +170,14 @@ class Action(ABC, Generic[P]):
     def impact(cls, params: P, plan: Plan) -> Impact:
         """What the plan moves that guardrails limit; nothing by default."""
         return Impact()
+
+    def drift(self, planned: Plan, fresh: Plan) -> str | None:
+        """How the target moved away from the state the plan was made from (None: it did
+        not), judged on a fresh plan made just before executing. By default any change of
+        the `before` state counts."""
+        if planned.before == fresh.before:
+            return None
+        return f"planned from {planned.before}, now {fresh.before}"
 
     @abstractmethod
     def plan(self) -> Plan: ...

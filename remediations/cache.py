@@ -155,6 +155,9 @@ class WarmCache(Action[WarmCacheParams]):
     def rollback(self, plan: Plan) -> Outcome:
         return Outcome(True, "warming only adds cache entries: nothing to undo")
 
+    def drift(self, planned: Plan, fresh: Plan) -> str | None:
+        return None  # a warmer cache than planned is no reason not to warm it
+
     # -- workers ---------------------------------------------------------------------------
     def _run(
         self, warm: Callable[[str, str | None], bool], entries: list[tuple[str, str | None]]

@@ -135,6 +135,16 @@ class ScaleWorkload(WorkloadAction[S]):
         target_ref = self.target(self.params).as_dict()
         return Plan(self.name, target_ref, before, after, summary, answer, details)
 
+    def drift(self, planned: Plan, fresh: Plan) -> str | None:
+        """With an HPA, only its bounds are ours: the replicas it sets move on their own."""
+        if planned.details.get("hpa") != fresh.details.get("hpa"):
+            return f"HPA {planned.details.get('hpa')!r} is now {fresh.details.get('hpa')!r}"
+        if planned.details.get("hpa"):
+            if planned.before["hpa"] == fresh.before["hpa"]:
+                return None
+            return f"HPA bounds were {planned.before['hpa']}, now {fresh.before['hpa']}"
+        return super().drift(planned, fresh)
+
     def execute(self, plan: Plan, *, dry_run: bool) -> Outcome:
         return self._apply(plan, plan.after, dry_run=dry_run)
 

@@ -53,8 +53,10 @@ class DecisionStatus(StrEnum):
     """A policy decision's lifecycle.
 
     Decided as `refused`, `dry_run`, `pending_approval` or `approved`; a pending one becomes
-    `approved` or `rejected` by an operator; an approved one is claimed as `executing` and
-    ends `succeeded`, `failed`, `rolled_back`, `cancelled` (paused before it ran) or
+    `approved` or `rejected` by an operator, or `stale` when the world moved on before anyone
+    approved it (its incident resolved); an approved one is claimed as `executing` and ends
+    `succeeded`, `failed`, `rolled_back`, `cancelled` (paused before it ran), `stale` (the
+    target is no longer in the state the plan was made from: nothing was changed) or
     `needs_attention` (a human must look).
     """
 
@@ -68,6 +70,7 @@ class DecisionStatus(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     CANCELLED = "cancelled"
+    STALE = "stale"
     NEEDS_ATTENTION = "needs_attention"
 
     @property

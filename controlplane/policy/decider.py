@@ -52,7 +52,27 @@ class Decider:
         if not self.policies:
             return []
         with self.db.exclusive(EVALUATION_LOCK) as mine:
-            return self._run() if mine else []
+            if not mine:
+                return []
+            self.expire_resolved()
+            return self._run()
+
+    def expire_resolved(self) -> list[int]:
+        """Decisions waiting for approval whose incident resolved become `stale`: what they
+        would fix is over, so approving them as they are would act on yesterday's plan."""
+        now = self.clock()
+        with self.db.read() as session:  # a read first: no write lock taken twice a second
+            if not store.any_pending_of_resolved(session):
+                return []
+        with self.db.write() as session:
+            rows = store.pending_of_resolved(session)
+            for row in rows:
+                reason = (
+                    f"incident #{row.incident_id} resolved before anyone approved this; "
+                    "it will not run (a new incident gets a new decision)"
+                )
+                store.mark_stale(session, row, reason, actor=ACTOR, now=now)
+            return [r.decision_id for r in rows]
 
     def _run(self) -> list[int]:
         now = self.clock()

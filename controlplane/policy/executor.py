@@ -3,9 +3,11 @@
 - **Claim.** An approved decision is claimed with a conditional update (`approved` ->
   `executing`, with a lease); only the replica whose update hit the row runs it, so nothing
   acts twice for one decision. While automation is paused it is cancelled instead.
-- **Run.** The action (built through the registry from the stored params) sets the planned
-  state; verification waits for the action's post-condition and then the policy's PromQL;
-  a failed verification rolls back when the policy says so. Each step is audited.
+- **Run.** The action (built through the registry from the stored params) first re-plans
+  from a fresh read: if the target moved away from the state the plan was made from, the
+  decision is `stale` and nothing is changed. Otherwise it sets the planned state;
+  verification waits for the action's post-condition and then the policy's PromQL; a failed
+  verification rolls back when the policy says so. Each step is audited.
 - **Hand over.** An execution whose lease expired (a crash mid-run) becomes
   `needs_attention`: a human looks; it is never re-run blindly.
 """
@@ -91,6 +93,10 @@ class Executor:
         steps: dict[str, Any] = {}
         try:
             action = self.build(remediations.parse(params))
+            drift = action.drift(plan, action.plan())  # a fresh read: is the plan still true?
+            if drift is not None:
+                reason = f"the target changed since the plan ({drift}); nothing was changed"
+                return DecisionStatus.STALE, reason, steps
             steps["execute"] = action.execute(plan, dry_run=False).as_dict()
         except ControlPlaneError as exc:
             return DecisionStatus.FAILED, f"execution failed: {exc}", steps

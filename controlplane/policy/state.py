@@ -11,9 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
-from controlplane.domain.models import DecisionStatus, Principal, TimelineKind
+from controlplane.domain.models import DecisionStatus, IncidentStatus, Principal, TimelineKind
 from controlplane.storage import audit
-from controlplane.storage.models import AutomationStateRow, DecisionRow, TimelineEntryRow
+from controlplane.storage.models import (
+    AutomationStateRow,
+    DecisionRow,
+    IncidentRow,
+    TimelineEntryRow,
+)
 
 SWITCH_ID = 1
 
@@ -72,6 +77,12 @@ def review(
         raise ConflictError(f"decision {decision_id} is {row.status}, not pending_approval")
     if approve and is_paused(session):
         raise ConflictError("automation is paused: resume it before approving actions")
+    incident = session.get(IncidentRow, row.incident_id)
+    if approve and incident is not None and incident.status == IncidentStatus.RESOLVED:
+        raise ConflictError(
+            f"decision {decision_id} is stale: incident #{row.incident_id} resolved after it "
+            "was planned, so it cannot be approved as it is"
+        )
     now = datetime.now(UTC)
     row.status = DecisionStatus.APPROVED if approve else DecisionStatus.REJECTED
     row.reviewed_by, row.reviewed_at, row.review_comment, row.updated_at = (

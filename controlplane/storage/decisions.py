@@ -82,6 +82,51 @@ def filters(status: Sequence[str] | None, policy: str | None, incident_id: int |
     return where
 
 
+def _pending_of_resolved() -> Select[Any]:
+    return (
+        select(DecisionRow)
+        .join(IncidentRow, IncidentRow.incident_id == DecisionRow.incident_id)
+        .where(
+            DecisionRow.status == DecisionStatus.PENDING_APPROVAL,
+            IncidentRow.status == IncidentStatus.RESOLVED,
+        )
+    )
+
+
+def any_pending_of_resolved(session: Session) -> bool:
+    """Is a decision still waiting for approval although its incident has resolved?"""
+    return session.scalar(select(_pending_of_resolved().exists())) is True
+
+
+def pending_of_resolved(session: Session) -> Sequence[DecisionRow]:
+    """Those decisions, locked for update."""
+    return session.scalars(_pending_of_resolved().with_for_update(of=DecisionRow)).all()
+
+
+def mark_stale(
+    session: Session, row: DecisionRow, reason: str, *, actor: str, now: datetime
+) -> None:
+    """The world moved on since the plan: never run it as it is (audited, on the timeline)."""
+    row.status, row.reason, row.updated_at = DecisionStatus.STALE, reason, now
+    row.lease_owner, row.lease_until = None, None
+    audit.record(
+        session,
+        actor=actor,
+        action="decision.stale",
+        target_type="decision",
+        target_id=row.decision_id,
+        details={"policy": row.policy, "target": row.target, "reason": reason},
+    )
+    add_timeline(
+        session,
+        row.incident_id,
+        TimelineKind.DECISION,
+        actor,
+        f"{row.policy}: stale ({reason})",
+        {"decision_id": row.decision_id},
+    )
+
+
 def listing() -> Select[Any]:
     return select(DecisionRow)
 

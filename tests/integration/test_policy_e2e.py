@@ -23,6 +23,7 @@ from controlplane.policy.schema import Policy
 from controlplane.storage import Database
 from controlplane.storage.models import DecisionRow
 from controlplane.testing.kube import FakeKube
+from remediations import Kube
 from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer
 
 pytestmark = pytest.mark.integration
@@ -351,3 +352,49 @@ def test_a_real_alertmanager_drives_a_policy_to_an_approved_scale_out(
         done = wait_for(finished, what="the approved decision to run")
     assert done["status"] == "succeeded", done["reason"]
     assert replicas(cluster) == 4
+
+
+def test_a_plan_the_world_moved_away_from_never_runs(api, config, db, cluster, tokens):
+    """Someone scaled checkout by hand between the approval and the execution: the approved
+    plan (2 -> 4) is stale, and the executor changes nothing."""
+    alert(api)
+    loop = runner(config, db, [scale_policy("approval")])
+    loop.cycle()
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    path = f"/api/v1/actions/{decision['decision_id']}/approve"
+    api.post(path, json={"comment": "scale out"}, headers=bearer(tokens["operator"]))
+    by_hand = Kube(host=cluster.url, timeout_seconds=5)
+    by_hand.patch_scale("Deployment", "shop", "checkout", 7, dry_run=False)
+    loop.cycle()
+    done = api.get(
+        f"/api/v1/decisions/{decision['decision_id']}", headers=bearer(tokens["viewer"])
+    ).json()
+    assert done["status"] == "stale"
+    assert "the target changed since the plan" in done["reason"]
+    assert "{'replicas': 2}" in done["reason"]
+    assert replicas(cluster) == 7  # not touched
+    assert "action.stale" in actions(api, tokens, decision["decision_id"])
+
+
+def test_a_pending_approval_whose_incident_resolved_is_stale(api, config, db, cluster, tokens):
+    incident_id = alert(api)
+    loop = runner(config, db, [scale_policy("approval")])
+    loop.cycle()
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    api.post(
+        f"/api/v1/incidents/{incident_id}/resolve",
+        json={"comment": "recovered by itself"},
+        headers=bearer(tokens["operator"]),
+    ).raise_for_status()
+    path = f"/api/v1/actions/{decision['decision_id']}/approve"
+    refused = api.post(path, json={"comment": "scale out"}, headers=bearer(tokens["operator"]))
+    assert refused.status_code == 409
+    assert "is stale: incident" in refused.json()["detail"]
+    loop.cycle()
+    done = api.get(
+        f"/api/v1/decisions/{decision['decision_id']}", headers=bearer(tokens["viewer"])
+    ).json()
+    assert done["status"] == "stale"
+    assert "resolved before anyone approved" in done["reason"]
+    assert "decision.stale" in actions(api, tokens, decision["decision_id"])
+    assert replicas(cluster) == 2
