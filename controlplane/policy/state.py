@@ -85,6 +85,9 @@ def review(
         )
     now = datetime.now(UTC)
     row.status = DecisionStatus.APPROVED if approve else DecisionStatus.REJECTED
+    row.reason = (
+        f"approved by {who.name}; runs next" if approve else f"rejected by {who.name}: {comment}"
+    )[:2000]
     row.reviewed_by, row.reviewed_at, row.review_comment, row.updated_at = (
         who.name,
         now,

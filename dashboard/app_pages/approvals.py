@@ -54,6 +54,68 @@ with st.expander("Kill switch", expanded=switch["paused"]):
             st.rerun()
 
 
+def review_box(decision: dict[str, Any]) -> None:
+    """One pending decision with its own comment and buttons: a click can only act on the
+    decision shown around it, and its comment belongs to it alone."""
+    number = decision["decision_id"]
+    what = decision["plan"]["summary"] if decision["plan"] else decision["action"]
+    st.markdown(f"**#{number} · {decision['policy']}**: {what}")
+    st.markdown(
+        f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
+        f"`{decision['target']}` · policy version `{decision['policy_version']}`, "
+        f"mode {decision['mode']} · planned {decision['created_at'][:19].replace('T', ' ')} UTC"
+    )
+    if decision["plan"]:
+        st.code(decision["plan"]["diff"] or "(no change)", language="diff")
+    st.dataframe(
+        [
+            {
+                "guardrail": c["guardrail"],
+                "verdict": "pass" if c["ok"] else "REFUSE",
+                "detail": c["detail"],
+            }
+            for c in decision["checks"]
+        ],
+        hide_index=True,
+        width="stretch",
+        key=f"checks-{number}",
+    )
+    if decision["runbook"]:
+        st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
+    allowed = role in CAN_REVIEW
+    comment_key = f"comment-{number}"
+    comment = st.text_input(
+        f"Comment on #{number} (required)",
+        key=comment_key,
+        disabled=not allowed,
+        help=None if allowed else "Needs the operator role.",
+    )
+    left, right = st.columns(2)
+    approve = left.button(
+        f"Approve #{number}",
+        key=f"approve-{number}",
+        type="primary",
+        disabled=not allowed or switch["paused"],
+    )
+    reject = right.button(f"Reject #{number}", key=f"reject-{number}", disabled=not allowed)
+    if not (approve or reject):
+        return
+    if not comment.strip():
+        st.error(f"A comment is required to {'approve' if approve else 'reject'} #{number}.")
+        return
+    try:
+        reviewed = client.review(number, approve=approve, comment=comment.strip())
+    except ApiError as exc:
+        st.error(f"#{number} refused: {exc}")
+        return
+    st.session_state["review_done"] = (
+        f"#{number} ({decision['policy']}: {what}) {reviewed['status']} by "
+        f"{reviewed['reviewed_by']}: “{reviewed['review_comment']}”"
+    )
+    st.session_state.pop(comment_key, None)
+    st.rerun()
+
+
 @st.fragment(run_every=refresh_interval())
 def live() -> None:
     """Pending and recent decisions refresh themselves; the selection and comment stay."""
@@ -64,68 +126,14 @@ def live() -> None:
         return
 
     st.subheader(f"Waiting for approval ({pending['count']})")
+    done = st.session_state.get("review_done")
+    if done:
+        st.success(done)
     if not pending["data"]:
         st.info("Nothing is waiting for approval.")
-    else:
-        decisions: dict[int, dict[str, Any]] = {d["decision_id"]: d for d in pending["data"]}
-
-        def label(decision_id: int) -> str:
-            d = decisions[decision_id]
-            what = d["plan"]["summary"] if d["plan"] else d["action"]
-            return f"#{decision_id} {d['policy']}: {what}"
-
-        chosen = st.selectbox("Decision", list(decisions), key="pending_choice", format_func=label)
-        decision = decisions[int(chosen)]
-        st.markdown(
-            f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
-            f"`{decision['target']}` · policy **{decision['policy']}** "
-            f"(version `{decision['policy_version']}`, mode {decision['mode']})"
-        )
-        if decision["plan"]:
-            st.markdown(f"**Plan:** {decision['plan']['summary']}")
-            st.code(decision["plan"]["diff"] or "(no change)", language="diff")
-        st.markdown("**Guardrails**")
-        st.dataframe(
-            [
-                {
-                    "guardrail": c["guardrail"],
-                    "verdict": "pass" if c["ok"] else "REFUSE",
-                    "detail": c["detail"],
-                }
-                for c in decision["checks"]
-            ],
-            hide_index=True,
-            width="stretch",
-            key="checks_table",
-        )
-        if decision["runbook"]:
-            st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
-        allowed = role in CAN_REVIEW
-        comment = st.text_input(
-            "Comment (required)",
-            key="review_comment",
-            disabled=not allowed,
-            help=None if allowed else "Needs the operator role.",
-        )
-        left, right = st.columns(2)
-        approve = left.button(
-            "Approve", key="approve", type="primary", disabled=not allowed or switch["paused"]
-        )
-        reject = right.button("Reject", key="reject", disabled=not allowed)
-        if approve or reject:
-            if not comment.strip():
-                st.error("A comment is required: say why.")
-            else:
-                try:
-                    client.review(decision["decision_id"], approve=approve, comment=comment.strip())
-                except ApiError as exc:
-                    st.error(f"Refused: {exc}")
-                else:
-                    st.success(
-                        f"Decision #{decision['decision_id']} "
-                        + ("approved." if approve else "rejected.")
-                    )
-                    st.rerun()
+    for decision in pending["data"]:
+        with st.container(border=True):
+            review_box(decision)
 
     st.subheader("Recent decisions")
     try:

@@ -143,13 +143,23 @@ def test_every_page_in_a_real_browser_and_the_approval_flow(stack, tokens):
             timings[link] = browser.wait_for_text(expected)
             browser.screenshot(ARTIFACTS / f"{link.lower().replace(' ', '-')}.png")
 
+        (waiting,) = httpx.get(
+            f"{api_url}/api/v1/decisions",
+            params={"status": "pending_approval"},
+            headers=bearer(tokens["viewer"]),
+        ).json()["data"]
+        number = waiting["decision_id"]
         browser.click_text('[data-testid="stSidebarNav"] a span', "Approvals")
         browser.wait_for_text("Waiting for approval (1)")
-        browser.type_into('input[aria-label="Comment (required)"]', "p95 is 2 s, scale out")
+        browser.type_into(
+            f'input[aria-label="Comment on #{number} (required)"]', "p95 is 2 s, scale out"
+        )
         browser.evaluate("document.activeElement.blur()")  # commit the text input
         browser.wait_for_text("Waiting for approval (1)")
-        browser.click_text("button", "Approve")
+        browser.click_text("button", f"Approve #{number}")
         timings["approve"] = browser.wait_for_text("Waiting for approval (0)")
+        browser.wait_for_text(f"#{number} (")  # the confirmation names what was approved
+        assert "approved by test-operator" in browser.evaluate("document.body.innerText")
         browser.screenshot(ARTIFACTS / "approved.png")
 
     decisions = httpx.get(f"{api_url}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()

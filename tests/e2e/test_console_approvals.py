@@ -33,8 +33,22 @@ POLICY = Policy.model_validate(
 
 @pytest.fixture
 def pending(settings, db, tokens, monkeypatch) -> Iterator[str]:
+    yield from _pending(settings, db, monkeypatch, [POLICY])
+
+
+@pytest.fixture
+def two_pending(settings, db, tokens, monkeypatch) -> Iterator[str]:
+    second = Policy.model_validate(  # another target, so the cooldown lets both wait
+        {**POLICY.model_dump(), "name": "search-scale", "action": {
+            "type": "scale_deployment", "deployment": "search", "by": 1}}
+    )  # fmt: skip
+    yield from _pending(settings, db, monkeypatch, [POLICY, second])
+
+
+def _pending(settings, db, monkeypatch, policies: list[Policy]) -> Iterator[str]:
     with FakeKube() as cluster:
         cluster.add_deployment("shop", "checkout", replicas=2)
+        cluster.add_deployment("shop", "search", replicas=2)
         config = load_settings(
             database={"url": settings.database.url, "migrate_on_start": False},
             auth={"webhook_token": WEBHOOK_TOKEN},
@@ -47,12 +61,21 @@ def pending(settings, db, tokens, monkeypatch) -> Iterator[str]:
                 json=alertmanager_fixture("sample"),
                 headers=bearer(WEBHOOK_TOKEN),
             ).raise_for_status()
-            PolicyRunner(config, db, policies=[POLICY]).cycle()
+            PolicyRunner(config, db, policies=policies).cycle()
             yield server.url
 
 
 def page(token: str, role: str, name: str) -> AppTest:
     return signed_in(token, role, name, "approvals")
+
+
+def pending_ids(api_url: str, tokens) -> list[int]:
+    answer = httpx.get(
+        f"{api_url}/api/v1/decisions",
+        params={"status": "pending_approval"},
+        headers=bearer(tokens["viewer"]),
+    )
+    return sorted(d["decision_id"] for d in answer.json()["data"])
 
 
 def test_pending_decision_shows_plan_and_guardrails(pending, tokens):
@@ -62,23 +85,28 @@ def test_pending_decision_shows_plan_and_guardrails(pending, tokens):
     assert '+  "replicas": 3' in app.code[0].value
     guardrails = app.dataframe[0].value
     assert "kill switch" in set(guardrails["guardrail"])
-    assert app.button(key="approve").disabled
-    assert app.button(key="reject").disabled
+    (number,) = pending_ids(pending, tokens)
+    assert app.button(key=f"approve-{number}").disabled
+    assert app.button(key=f"reject-{number}").disabled
     assert app.button(key="switch").disabled  # the kill switch is for admins
 
 
 def test_operator_approves_with_a_comment(pending, tokens):
+    (number,) = pending_ids(pending, tokens)
     app = page(tokens["operator"], "operator", "test-operator")
-    app.button(key="approve").click().run()
-    assert app.error[0].value == "A comment is required: say why."
-    app.text_input(key="review_comment").input("scale, p95 is 2 s").run()
-    app.button(key="approve").click().run()
+    app.button(key=f"approve-{number}").click().run()
+    assert app.error[0].value == f"A comment is required to approve #{number}."
+    app.text_input(key=f"comment-{number}").input("scale, p95 is 2 s").run()
+    app.button(key=f"approve-{number}").click().run()
     assert not app.exception
     decisions = httpx.get(f"{pending}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()
     (decision,) = decisions["data"]
     assert (decision["status"], decision["reviewed_by"]) == ("approved", "test-operator")
     assert decision["review_comment"] == "scale, p95 is 2 s"
+    assert decision["reason"] == "approved by test-operator; runs next"  # not "waiting for..."
     assert app.subheader[0].value == "Waiting for approval (0)"
+    assert app.success[0].value.startswith(f"#{number} (checkout-scale: ")
+    assert "approved by test-operator" in app.success[0].value
 
 
 def test_admin_pulls_the_kill_switch(pending, tokens):
@@ -89,17 +117,36 @@ def test_admin_pulls_the_kill_switch(pending, tokens):
     app.checkbox(key="switch_confirm").check().run()
     app.button(key="switch").click().run()
     assert "Automation is **paused** by test-admin: change freeze" in app.warning[0].value
-    assert app.button(key="approve").disabled
+    (number,) = pending_ids(pending, tokens)
+    assert app.button(key=f"approve-{number}").disabled
     state = httpx.get(f"{pending}/api/v1/automation", headers=bearer(tokens["viewer"])).json()
     assert state["paused"] is True
 
 
 def test_operator_rejects_with_a_comment(pending, tokens):
     app = page(tokens["operator"], "operator", "test-operator")
-    app.text_input(key="review_comment").input("latency is a dependency, not load").run()
-    app.button(key="reject").click().run()
+    (number,) = pending_ids(pending, tokens)
+    app.text_input(key=f"comment-{number}").input("latency is a dependency, not load").run()
+    app.button(key=f"reject-{number}").click().run()
     assert not app.exception
     (decision,) = httpx.get(f"{pending}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()[
         "data"
     ]
     assert (decision["status"], decision["reviewed_by"]) == ("rejected", "test-operator")
+
+
+def test_after_an_approval_no_other_item_inherits_the_click_or_the_comment(two_pending, tokens):
+    """The console used to jump to the next pending decision with the old comment still in
+    the box and the same button under the cursor: one more click approved another change."""
+    first, second = pending_ids(two_pending, tokens)
+    app = page(tokens["operator"], "operator", "test-operator")
+    app.text_input(key=f"comment-{first}").input("p95 is 2 s: scale out").run()
+    app.button(key=f"approve-{first}").click().run()
+    assert not app.exception
+    assert app.success[0].value.startswith(f"#{first} (")
+    assert "approved by test-operator" in app.success[0].value
+    assert app.subheader[0].value == "Waiting for approval (1)"
+    assert app.text_input(key=f"comment-{second}").value == ""
+    app.button(key=f"approve-{second}").click().run()  # the same click again
+    assert app.error[0].value == f"A comment is required to approve #{second}."
+    assert pending_ids(two_pending, tokens) == [second]
