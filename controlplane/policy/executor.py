@@ -76,7 +76,7 @@ class Executor:
             # PromQL, each waited on up to the timeout), so no replica hands over a live run.
             longest = max(self.lease_seconds, 2 * _verify_timeout(stored) + LEASE_MARGIN_SECONDS)
             row.lease_until = now + timedelta(seconds=longest)
-        status, reason, outcome = self._run(params, stored)
+        status, reason, outcome = self._run(decision_id, params, stored)
         with self.db.write() as session:
             row = session.get(DecisionRow, decision_id)
             assert row is not None
@@ -84,40 +84,66 @@ class Executor:
         return True
 
     def _run(
-        self, params: dict[str, Any], stored: dict[str, Any]
+        self, decision_id: int, params: dict[str, Any], stored: dict[str, Any]
     ) -> tuple[DecisionStatus, str, dict[str, Any]]:
-        """Execute, verify, maybe roll back. Returns (status, reason, outcome per step)."""
+        """Execute, verify, maybe roll back. Returns (status, reason, outcome per step); each
+        step's outcome records when it started, and the row's reason says which step is
+        running while it runs."""
         plan = Plan.from_dict(stored)
         verify = stored.get("verify") or {}
         timeout = _verify_timeout(stored)
         steps: dict[str, Any] = {}
+
+        def step(name: str, doing: str, run: Callable[[], Outcome]) -> Outcome:
+            started = self._progress(decision_id, doing)
+            outcome = run()
+            steps[name] = {**outcome.as_dict(), "started_at": started.isoformat()}
+            return outcome
+
         try:
             action = self.build(remediations.parse(params))
             drift = action.drift(plan, action.plan())  # a fresh read: is the plan still true?
             if drift is not None:
                 reason = f"the target changed since the plan ({drift}); nothing was changed"
                 return DecisionStatus.STALE, reason, steps
-            steps["execute"] = action.execute(plan, dry_run=False).as_dict()
+            step("execute", f"acting: {plan.summary}", lambda: action.execute(plan, dry_run=False))
         except ControlPlaneError as exc:
             return DecisionStatus.FAILED, f"execution failed: {exc}", steps
-        try:
-            checked = action.verify(plan, timeout_seconds=timeout)
-            if checked.ok and verify.get("promql"):
-                checked = self._promql(verify["promql"], timeout)
-        except ControlPlaneError as exc:
-            checked = Outcome(False, f"verification could not run: {exc}")
-        steps["verify"] = checked.as_dict()
+        budget = f"budget {timeout:g} s"
+        promql = verify.get("promql")
+
+        def check() -> Outcome:
+            try:
+                checked = action.verify(plan, timeout_seconds=timeout)
+                if checked.ok and promql:
+                    self._progress(decision_id, f"verifying: PromQL {promql} ({budget})")
+                    checked = self._promql(promql, timeout)
+            except ControlPlaneError as exc:
+                checked = Outcome(False, f"verification could not run: {exc}")
+            return checked
+
+        checked = step("verify", f"verifying: waiting for the target to be ready ({budget})", check)
         if checked.ok:
             return DecisionStatus.SUCCEEDED, f"verified: {checked.message}", steps
         if not stored.get("rollback_on_failure", True):
             return DecisionStatus.FAILED, f"verification failed: {checked.message}", steps
         try:
-            steps["rollback"] = action.rollback(plan).as_dict()
+            doing = f"rolling back: verification failed ({checked.message})"
+            step("rollback", doing, lambda: action.rollback(plan))
         except ControlPlaneError as exc:
             reason = f"verification failed and rollback failed: {exc}"
             return DecisionStatus.NEEDS_ATTENTION, reason, steps
         reason = f"verification failed ({checked.message}); rolled back"
         return DecisionStatus.ROLLED_BACK, reason, steps
+
+    def _progress(self, decision_id: int, doing: str) -> datetime:
+        """Say on the row which step runs now (the console shows it); when it started."""
+        now = self.clock()
+        with self.db.write() as session:
+            row = session.get(DecisionRow, decision_id)
+            if row is not None:
+                row.reason, row.updated_at = doing[:2000], now
+        return now
 
     def _promql(self, query: str, timeout: float) -> Outcome:
         deadline = self.clock() + timedelta(seconds=timeout)

@@ -203,6 +203,7 @@ def finish(
     row.finished_at, row.updated_at = now, now
     row.lease_owner, row.lease_until = None, None
     for step, result in outcome.items():
+        started = result.get("started_at")
         audit.record(
             session,
             actor=actor,
@@ -210,6 +211,7 @@ def finish(
             target_type="decision",
             target_id=row.decision_id,
             details={"policy": row.policy, **result},
+            at=datetime.fromisoformat(started) if started else now,  # when the step ran
         )
     audit.record(
         session,

@@ -4,6 +4,7 @@ with filters, pages, and a JSON-lines download."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from typing import Any
 
 import streamlit as st
 
@@ -14,6 +15,17 @@ from dashboard.loading import load_or_stop
 EXECUTED = [s.value for s in DecisionStatus if s.executed]
 PAGE_SIZE = 50
 client = ApiClient(st.session_state["token"])
+
+
+
+def _running_for(decision: dict[str, Any]) -> str:
+    """How long an execution has run (or ran), in seconds."""
+    if not decision["started_at"]:
+        return ""
+    started = datetime.fromisoformat(decision["started_at"])
+    ended = datetime.fromisoformat(decision["finished_at"]) if decision["finished_at"] else None
+    return f"{((ended or datetime.now(UTC)) - started).total_seconds():.0f} s"
+
 
 st.title("Actions and audit")
 
@@ -31,6 +43,8 @@ else:
                 "action": d["action"],
                 "target": d["target"],
                 "status": d["status"],
+                "step": d["reason"] if d["status"] == "executing" else "",
+                "running for": _running_for(d),
                 "verification": (d["outcome"] or {}).get("verify", {}).get("message", ""),
                 "rollback": (d["outcome"] or {}).get("rollback", {}).get("message", ""),
                 "approved by": d["reviewed_by"] or "",

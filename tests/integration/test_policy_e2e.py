@@ -398,3 +398,29 @@ def test_a_pending_approval_whose_incident_resolved_is_stale(api, config, db, cl
     assert "resolved before anyone approved" in done["reason"]
     assert "decision.stale" in actions(api, tokens, decision["decision_id"])
     assert replicas(cluster) == 2
+
+
+def test_a_running_execution_says_which_step_it_is_in(api, config, db, cluster, tokens):
+    """While it runs, the decision's reason names the step (the console shows it), and each
+    step's audit event carries the time the step ran, not the time the run ended."""
+    alert(api)
+    seen: list[str] = []
+
+    def promql(query: str) -> bool:
+        (row,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+        seen.append(f"{row['status']}: {row['reason']}")
+        return True
+
+    runner(config, db, [scale_policy("auto")], promql=promql).cycle()
+    assert seen == ["executing: verifying: PromQL up == 1 (budget 0.5 s)"]
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    assert decision["status"] == "succeeded"
+    events = api.get(
+        "/api/v1/audit",
+        params={"target_type": "decision", "target_id": str(decision["decision_id"])},
+        headers=bearer(tokens["viewer"]),
+    ).json()["data"]
+    at = {e["action"]: e["at"] for e in events}
+    executed = next(e for e in events if e["action"] == "action.execute")
+    assert executed["at"] == executed["details"]["started_at"].replace("+00:00", "Z")
+    assert at["action.execute"] <= at["action.verify"] <= at["action.succeeded"]
