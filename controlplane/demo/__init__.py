@@ -1,8 +1,10 @@
 """`aiops demo`: the whole loop on embedded defaults, for a newcomer.
 
-Starts the API (SQLite in `data_dir`), the console and a real Alertmanager routed to the
-webhook, then plays the bundled scenario (`scenario.yaml`) in cycles: alerts fire and
-resolve through Alertmanager, incidents appear and resolve in the console. Without an
+Starts the API (SQLite in `data_dir`), the console, a real Alertmanager routed to the
+webhook, the live shop (metrics scraped by a real Prometheus, traces sent through the
+OpenTelemetry SDK) and the Kubernetes stand-in, then plays the bundled scenario
+(`scenario.yaml`) in cycles: alerts fire and resolve through Alertmanager, incidents appear
+and resolve in the console. Without an
 Alertmanager binary the same alerts are delivered straight to the webhook, and it says so.
 """
 
@@ -31,6 +33,7 @@ from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.demo import capacity
 from controlplane.demo.shop import LiveShop
+from controlplane.demo.traffic import ShopTraffic
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Role
 from controlplane.policy.runner import shipped_policies
@@ -86,25 +89,27 @@ def run_demo(
         shutil.rmtree(data_dir)  # the demo always starts from an empty store
     data_dir.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
+        running = backends(stack, data_dir)
         settings = load_settings(
             database={"url": f"sqlite:///{data_dir.resolve() / 'aiops.db'}"},
             api={"port": api_port},
             console={"port": console_port},
             incidents={"group_by": "service"},
-            **backends(stack, data_dir).sections,
+            **running.sections,
         )
-        _serve(settings, scenario, data_dir, api_port, console_port, alertmanager_port, cycles)
+        ports = (api_port, console_port, alertmanager_port)
+        _serve(settings, running.shop, scenario, data_dir, ports, cycles)
 
 
 def _serve(
     settings: Settings,
+    shop: LiveShop,
     scenario: Scenario,
     data_dir: Path,
-    api_port: int,
-    console_port: int,
-    alertmanager_port: int,
+    ports: tuple[int, int, int],
     cycles: int,
 ) -> None:
+    api_port, console_port, alertmanager_port = ports
     upgrade(settings.database.url)
     db = Database(settings.database.url)
     with db.write() as session:
@@ -115,6 +120,7 @@ def _serve(
         ApiServer(create_app(settings, db), port=api_port) as api,
         Console(settings, port=console_port, log=data_dir / "console.log") as console,
         _alert_sink(data_dir, api.url, webhook, alertmanager_port) as sink,
+        ShopTraffic(f"{api.url}/v1/traces", webhook, shop.latency),
     ):
         am_url = sink.url if isinstance(sink, Alertmanager) else None
         k8s = settings.automation.kubernetes.host

@@ -27,6 +27,7 @@ LATENCY_BASE, LATENCY_LOAD = 0.15, 3.15
 SLO_SECONDS = 0.8
 CRASH_RESTARTS_PER_MINUTE = 4.0
 OTHER_LATENCY = {"payments": 0.21, "search": 0.12, "inventory": 0.09}
+FRONTEND_LATENCY = 0.02
 
 Replicas = Callable[[str], int | None]
 
@@ -65,12 +66,16 @@ class LiveShop:
     def gauges(self) -> dict[tuple[str, str], float]:
         days = np.array([(self.clock() - self.origin).total_seconds() / 86_400])
         now = {key: float(values[0]) for key, values in capacity.levels(days, self.rng).items()}
-        checkout = max(1, self.replicas("checkout") or 1)
-        now["demo_latency_p95_seconds", "checkout"] = LATENCY_BASE + LATENCY_LOAD / checkout
-        for service, seconds in OTHER_LATENCY.items():
-            now["demo_latency_p95_seconds", service] = seconds
+        for service in ("checkout", *OTHER_LATENCY):
+            now["demo_latency_p95_seconds", service] = self.latency(service)
         now["demo_restarts_per_minute", "search"] = CRASH_RESTARTS_PER_MINUTE
         return now
+
+    def latency(self, service: str) -> float:
+        """A service's p95 latency now, seconds (what the demo's traces are timed on)."""
+        if service == "checkout":
+            return LATENCY_BASE + LATENCY_LOAD / max(1, self.replicas("checkout") or 1)
+        return OTHER_LATENCY.get(service, FRONTEND_LATENCY)
 
     def exposition(self) -> str:
         lines: list[str] = []

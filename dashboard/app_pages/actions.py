@@ -17,7 +17,6 @@ PAGE_SIZE = 50
 client = ApiClient(st.session_state["token"])
 
 
-
 def _running_for(decision: dict[str, Any]) -> str:
     """How long an execution has run (or ran), in seconds."""
     if not decision["started_at"]:

@@ -16,6 +16,7 @@ from controlplane.capacity.job import CapacityJob
 from controlplane.config import load_settings
 from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
 from controlplane.demo import backends as demo_backends
+from controlplane.demo.traffic import ShopTraffic
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.policy import preflight
 from controlplane.policy.runner import PolicyRunner, shipped_policies
@@ -192,3 +193,34 @@ def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, 
 def _decisions(api, tokens) -> list[dict]:
     answer = httpx.get(f"{api.url}/api/v1/decisions", headers=bearer(tokens["viewer"]))
     return answer.json()["data"]
+
+
+def test_the_demo_shop_sends_traces_through_the_opentelemetry_sdk(settings, db, tokens):
+    """The demo's traffic, exported by the real SDK to the real API: the dependency graph and
+    the span-derived RED series appear without anyone posting spans by hand."""
+    latency = {"checkout": 1.2, "payments": 0.2, "inventory": 0.1, "search": 0.1}.get
+    with (
+        ApiServer(create_app(settings, db)) as api,
+        ShopTraffic(  # its own loop stays idle: the test sends the requests
+            f"{api.url}/v1/traces", tokens["webhook"], lambda s: latency(s) or 0.02, interval=3600
+        ) as traffic,
+    ):
+        for _ in range(40):
+            traffic.storefront()
+        traffic.flush()
+        viewer = bearer(tokens["viewer"])
+        graph = httpx.get(f"{api.url}/api/v1/traces/graph", headers=viewer).json()
+        red = httpx.get(
+            f"{api.url}/api/v1/traces/red",
+            params={"service": "checkout", "metric": "p95"},
+            headers=viewer,
+        )
+    edges = {(e["caller"], e["callee"]): e["calls"] for e in graph}
+    assert edges == {
+        ("frontend", "checkout"): 40,
+        ("checkout", "payments"): 40,
+        ("checkout", "inventory"): 40,
+        ("frontend", "search"): 40,
+    }
+    assert red.status_code == 200, red.text
+    assert [p for p in red.json() if p["value"]]
