@@ -182,7 +182,13 @@ def demo(
     api_port: Annotated[int, typer.Option(help="API port.")] = 8080,
     console_port: Annotated[int, typer.Option(help="Console port.")] = 8501,
     alertmanager_port: Annotated[int, typer.Option(help="Alertmanager port.")] = 9093,
-    cycles: Annotated[int, typer.Option(help="Scenario repetitions; 0 means until Ctrl-C.")] = 0,
+    cycles: Annotated[
+        int,
+        typer.Option(
+            help="How often the scenario plays (0: again and again); then the demo stays up, "
+            "quiet, until Ctrl-C."
+        ),
+    ] = 1,
 ) -> None:
     """Start the API (SQLite), the console and a real Alertmanager, and play a scenario."""
     from controlplane.demo import run_demo

@@ -3,8 +3,8 @@
 Starts the API (SQLite in `data_dir`), the console, a real Alertmanager routed to the
 webhook, the live shop (metrics scraped by a real Prometheus, traces sent through the
 OpenTelemetry SDK) and the Kubernetes stand-in, then plays the bundled scenario
-(`scenario.yaml`) in cycles: alerts fire and resolve through Alertmanager, incidents appear
-and resolve in the console. Without an
+(`scenario.yaml`) once (or `cycles` times): alerts fire and resolve through Alertmanager,
+incidents appear and resolve in the console; then it stays up, quiet, until Ctrl-C. Without an
 Alertmanager binary the same alerts are delivered straight to the webhook, and it says so.
 """
 
@@ -80,7 +80,7 @@ class Scenario(BaseModel):
 
 
 def run_demo(
-    *, data_dir: Path, api_port: int, console_port: int, alertmanager_port: int, cycles: int = 0
+    *, data_dir: Path, api_port: int, console_port: int, alertmanager_port: int, cycles: int = 1
 ) -> None:
     scenario = Scenario.load()
     # `kill`, systemd and CI stop with SIGTERM: clean up the children as on Ctrl-C.
@@ -131,6 +131,9 @@ def _serve(
             threading.Thread(target=job.run, args=("demo", "demo"), daemon=True).start()
         try:
             _play(scenario, sink.post_alerts, cycles)
+            print("\nthe story is over: the demo stays up (approve, explore) until Ctrl-C")
+            while True:
+                time.sleep(3600)
         except KeyboardInterrupt:
             print("\nstopping...")
     db.dispose()

@@ -305,6 +305,8 @@ class Prometheus:
                     "job_name": "live",
                     "scrape_interval": f"{SCRAPE_SECONDS}s",
                     "static_configs": [{"targets": self.scrape}],
+                    # The samples continue the backfilled series: same labels, no job/instance.
+                    "metric_relabel_configs": [{"action": "labeldrop", "regex": "job|instance"}],
                 }
             ]
             if self.scrape
