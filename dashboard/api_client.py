@@ -42,8 +42,9 @@ class ApiClient:
         text: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        order: str = "newest",
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "order": order}
         if text:
             params["q"] = text
         if status:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from controlplane.domain.errors import ConflictError, NotFoundError
@@ -26,26 +26,35 @@ _Q = TypeVar("_Q", bound=Select[Any])
 class IncidentFilter:
     statuses: Sequence[IncidentStatus] = ()
     severities: Sequence[Severity] = ()
-    service: str | None = None
+    service: str | None = None  # case-insensitive substring of the service
     opened_after: datetime | None = None
     opened_before: datetime | None = None
     text: str | None = None  # case-insensitive substring of the title
 
 
+Order = Literal["newest", "urgent"]
 Transition = Callable[[Session, int, Principal, str | None], IncidentRow]
 
 
 def list_incidents(
-    session: Session, where: IncidentFilter, *, limit: int, offset: int
+    session: Session,
+    where: IncidentFilter,
+    *,
+    limit: int,
+    offset: int,
+    order: Order = "newest",
 ) -> tuple[list[IncidentRow], int]:
-    """One page of incidents, newest first, and the total number matching the filter."""
+    """One page of incidents and the total number matching the filter. `newest` first, or
+    `urgent`: the most severe first, and among those the oldest (waiting longest) first."""
     query = _filtered(select(IncidentRow), where)
     total = session.scalar(_filtered(select(func.count(IncidentRow.incident_id)), where)) or 0
-    page = session.scalars(
-        query.order_by(IncidentRow.opened_at.desc(), IncidentRow.incident_id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    keys: tuple[Any, ...]
+    if order == "urgent":
+        rank = case({s.value: -s.rank for s in Severity}, value=IncidentRow.severity, else_=0)
+        keys = (rank, IncidentRow.opened_at, IncidentRow.incident_id)
+    else:
+        keys = (IncidentRow.opened_at.desc(), IncidentRow.incident_id.desc())
+    page = session.scalars(query.order_by(*keys).limit(limit).offset(offset)).all()
     return list(page), total
 
 
@@ -138,12 +147,17 @@ def _filtered(query: _Q, where: IncidentFilter) -> _Q:
     if where.severities:
         query = query.where(IncidentRow.severity.in_([s.value for s in where.severities]))
     if where.service:
-        query = query.where(IncidentRow.service == where.service)
+        query = query.where(_contains(IncidentRow.service, where.service))
     if where.opened_after:
         query = query.where(IncidentRow.opened_at >= where.opened_after)
     if where.opened_before:
         query = query.where(IncidentRow.opened_at < where.opened_before)
     if where.text:
-        escaped = where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(IncidentRow.title.ilike(f"%{escaped}%", escape="\\"))
+        query = query.where(_contains(IncidentRow.title, where.text))
     return query
+
+
+def _contains(column: Any, text: str) -> Any:
+    """`column` contains `text`, in any case, with LIKE's wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")

@@ -34,6 +34,19 @@ with st.container(horizontal=True):
 page_no = st.number_input("Page", min_value=1, value=1, step=1, key="page")
 
 
+def _linked_incident() -> int | None:
+    """The incident the page shows: the one in the URL (`?incident=N`, a deep link that can be
+    pasted into chat), chosen from the list or opened by a link."""
+    value = st.query_params.get("incident")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        st.error(f"The link names incident {value!r}: not an incident number.")
+        return None
+
+
 @st.fragment(run_every=refresh_interval())
 def live() -> None:
     """Everything below the filters refreshes itself; filters and selection stay."""
@@ -45,6 +58,7 @@ def live() -> None:
             text=search or None,
             limit=PAGE_SIZE,
             offset=(int(page_no) - 1) * PAGE_SIZE,
+            order="urgent",
         )
     except ApiError as exc:
         st.error(f"Could not load incidents: {exc}")
@@ -70,16 +84,27 @@ def live() -> None:
     ]
     st.dataframe(rows, hide_index=True, width="stretch", key="incident_table")
 
+    titles = {r["id"]: f"#{r['id']} {r['title']}" for r in rows}
     choice = st.selectbox(
-        "Incident",
-        [i["incident_id"] for i in incidents],
+        "Open an incident",
+        list(titles),
+        index=None,
+        placeholder="Choose one (a link with ?incident=N opens it too)",
         key="selected_incident",
-        format_func=lambda i: next(f"#{r['id']} {r['title']}" for r in rows if r["id"] == i),
+        format_func=lambda i: titles.get(i, f"#{i}"),
     )
+    if choice is not None:
+        st.query_params["incident"] = str(choice)
+    opened = _linked_incident()
+    if opened is None:
+        return
+    done = st.session_state.get("incident_done")
+    if done:
+        st.success(done)
     try:
-        detail = client.incident(int(choice))
+        detail = client.incident(opened)
     except ApiError as exc:
-        st.error(f"Could not load incident #{choice}: {exc}")
+        st.error(f"Could not load incident #{opened}: {exc}")
         return
 
     st.subheader(f"#{detail['incident_id']} {detail['title']}")
@@ -90,30 +115,37 @@ def live() -> None:
     cols[3].metric("Alerts", len(detail["alerts"]))
 
     allowed = role in CAN_ACT
-    comment = st.text_input("Comment (kept in the timeline)", key="comment", disabled=not allowed)
+    number = detail["incident_id"]
+    comment_key = f"comment-{number}"
+    comment = st.text_input(
+        f"Comment on #{number} (kept in the timeline)", key=comment_key, disabled=not allowed
+    )
     left, right = st.columns(2)
     ack = left.button(
-        "Acknowledge",
+        f"Acknowledge #{number}",
         key="ack",
         disabled=not allowed or detail["status"] != "open",
         help=None if allowed else "Needs the operator role.",
     )
     res = right.button(
-        "Resolve",
+        f"Resolve #{number}",
         key="resolve",
         disabled=not allowed or detail["status"] == "resolved",
         help=None if allowed else "Needs the operator role.",
     )
     if ack or res:
         try:
-            (client.acknowledge if ack else client.resolve)(detail["incident_id"], comment)
+            changed = (client.acknowledge if ack else client.resolve)(number, comment)
         except ApiError as exc:
             st.error(f"Refused: {exc}")
         else:
-            st.success(
-                f"Incident #{detail['incident_id']} {'acknowledged' if ack else 'resolved'}."
+            who = changed.get("acknowledged_by" if ack else "resolved_by") or "you"
+            st.session_state["incident_done"] = (
+                f"#{number} ({detail['title']}) {'acknowledged' if ack else 'resolved'} by {who}"
+                + (f": \u201c{comment.strip()}\u201d" if comment.strip() else "")
             )
-            st.rerun()
+            st.session_state.pop(comment_key, None)
+            st.rerun()  # the same incident stays open: the next click cannot act on another
 
     def evidence_chart(
         points: list[dict[str, Any]], start: str, end: str, threshold: float

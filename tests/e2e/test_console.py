@@ -56,10 +56,25 @@ def test_lists_incidents_and_shows_detail(seeded, tokens):
     assert not app.exception
     assert "2 incident(s) match" in app.caption[0].value
     table = app.dataframe[0].value
-    assert set(table["service"]) == {"checkout", "search"}
-    assert app.subheader[0].value.startswith("#")
+    assert list(table["service"]) == ["checkout", "search"]  # most severe first
+    assert not app.subheader  # nothing is opened for the user
+    app.selectbox(key="selected_incident").set_value(int(table["id"][0])).run()
+    assert app.subheader[0].value.startswith(f"#{table['id'][0]} ")
+    assert app.query_params["incident"] == str(table["id"][0])  # a link to paste
     timeline = " ".join(m.value for m in app.markdown)
     assert "opened" in timeline
+
+
+def test_a_link_opens_its_incident(seeded, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    listed = app.dataframe[0].value
+    wanted = int(listed["id"][1])
+    app.query_params["incident"] = str(wanted)
+    app.run()
+    assert app.subheader[0].value.startswith(f"#{wanted} ")
+    app.query_params["incident"] = "abc"
+    app.run()
+    assert "not an incident number" in app.error[0].value
 
 
 def test_filters_reach_the_api(seeded, tokens):
@@ -73,6 +88,7 @@ def test_filters_reach_the_api(seeded, tokens):
 
 def test_viewer_cannot_act(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    app.selectbox(key="selected_incident").set_value(int(app.dataframe[0].value["id"][0])).run()
     assert app.button(key="ack").disabled
     assert app.button(key="resolve").disabled
 
@@ -81,10 +97,17 @@ def test_operator_acknowledges_then_resolves(seeded, tokens):
     import httpx
 
     app = signed_in(tokens["operator"], "operator", "test-operator")
-    incident_id = app.selectbox(key="selected_incident").value
-    app.text_input(key="comment").input("looking").run()
+    incident_id = int(app.dataframe[0].value["id"][0])
+    app.selectbox(key="selected_incident").set_value(incident_id).run()
+    app.text_input(key=f"comment-{incident_id}").input("looking").run()
     app.button(key="ack").click().run()
     assert not app.exception
+    # It says what was done, to which incident, by whom; the comment is gone; the incident
+    # shown is still the one acted on (the next click cannot land on another).
+    assert app.success[0].value.startswith(f"#{incident_id} (")
+    assert "acknowledged by test-operator" in app.success[0].value
+    assert app.text_input(key=f"comment-{incident_id}").value == ""
+    assert app.subheader[0].value.startswith(f"#{incident_id} ")
     detail = httpx.get(
         f"{seeded.url}/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])
     ).json()
@@ -92,6 +115,8 @@ def test_operator_acknowledges_then_resolves(seeded, tokens):
     assert detail["acknowledged_by"] == "test-operator"
     assert detail["timeline"][-1]["message"] == "Acknowledged by test-operator: looking"
     app.button(key="resolve").click().run()
+    assert app.subheader[0].value.startswith(f"#{incident_id} ")  # resolved, still shown
+    assert app.button(key="resolve").disabled
     detail = httpx.get(
         f"{seeded.url}/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])
     ).json()

@@ -218,3 +218,17 @@ def test_api_docs_work_offline(client):
         assert client.get(source).status_code == 200, source
     assert "/openapi.json" in page.text
     assert client.get("/redoc").status_code == 404  # ReDoc would come from a CDN
+
+
+def test_urgent_order_and_a_service_filter_that_matches_partially(client, tokens, three_incidents):
+    viewer = bearer(tokens["viewer"])
+    critical, warning, info = three_incidents
+    urgent = client.get("/api/v1/incidents", params={"order": "urgent"}, headers=viewer).json()
+    assert [i["incident_id"] for i in urgent["data"]] == [critical, warning, info]
+    partial = client.get("/api/v1/incidents", params={"service": "AP"}, headers=viewer).json()
+    assert sorted(i["incident_id"] for i in partial["data"]) == [critical, info]
+    literal = client.get("/api/v1/incidents", params={"service": "a%"}, headers=viewer).json()
+    assert literal["count"] == 0  # LIKE's wildcards are taken as text
+    refused = client.get("/api/v1/incidents", params={"order": "loudest"}, headers=viewer)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "order"

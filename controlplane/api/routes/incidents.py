@@ -39,7 +39,9 @@ async def list_incidents(
     _: Viewer,
     status: Annotated[list[IncidentStatus] | None, Query(description="Repeatable.")] = None,
     severity: Annotated[list[Severity] | None, Query(description="Repeatable.")] = None,
-    service: str | None = None,
+    service: Annotated[
+        str | None, Query(max_length=255, description="Text the service contains (any case).")
+    ] = None,
     since: Annotated[AwareDatetime | None, Query(description="Opened at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Opened before.")] = None,
     q: Annotated[
@@ -47,6 +49,10 @@ async def list_incidents(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    order: Annotated[
+        lifecycle.Order,
+        Query(description="newest first, or urgent: most severe, then waiting longest, first."),
+    ] = "newest",
 ) -> IncidentsPublic:
     where = lifecycle.IncidentFilter(
         statuses=status or (),
@@ -59,7 +65,9 @@ async def list_incidents(
 
     def query() -> IncidentsPublic:
         with db.read() as session:
-            rows, total = lifecycle.list_incidents(session, where, limit=limit, offset=offset)
+            rows, total = lifecycle.list_incidents(
+                session, where, limit=limit, offset=offset, order=order
+            )
             return IncidentsPublic(
                 data=[IncidentPublic.model_validate(r) for r in rows],
                 count=total,
