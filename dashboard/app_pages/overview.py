@@ -62,12 +62,18 @@ def live() -> None:
 
     st.subheader("Sources")
     prometheus = data["prometheus"]
+    failing = [s for s in data["signals"] if s["last_error"]]
     if not prometheus["configured"]:
         st.caption("Prometheus: not configured.")
-    elif prometheus["reachable"]:
-        st.success("Prometheus: reachable.")
-    else:
+    elif not prometheus["reachable"]:
         st.error(f"Prometheus: unreachable ({prometheus['detail']}).")
+    elif failing:  # reachable, yet the signals fail: say that, not "all good"
+        st.warning(
+            f"Prometheus: reachable, but {len(failing)} of {len(data['signals'])} signal(s) "
+            f"fail: {failing[0]['signal']}: {failing[0]['last_error']}"
+        )
+    else:
+        st.success("Prometheus: reachable.")
     if data["signals"]:
         st.dataframe(
             [

@@ -16,7 +16,7 @@ from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
 from controlplane.policy.runner import PolicyRunner
-from controlplane.storage.models import EvidenceRow
+from controlplane.storage.models import EvidenceRow, SignalStateRow
 from controlplane.testing.servers import ApiServer, free_port
 from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer, shop_capacity, signed_in
 
@@ -183,3 +183,22 @@ def test_policies_runbooks_and_backtest(seeded, tokens):
     assert not app.exception
     # 3 incidents; the alert's and checkout's CapacityRisk match the notify policy (dry run).
     assert [m.value for m in app.metric] == ["3", "2", "0"]
+
+
+def test_overview_does_not_call_prometheus_healthy_above_failing_signals(seeded, db, tokens):
+    with db.write() as session:
+        session.add(
+            SignalStateRow(
+                signal="checkout-latency",
+                service="checkout",
+                query="nope{",
+                detector="ensemble",
+                status="no_data",
+                last_error="Prometheus refused query 'nope{': parse error",
+            )
+        )
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "overview")
+    assert not app.exception
+    assert not [s for s in app.success if "Prometheus" in s.value]
+    (warning,) = [w.value for w in app.warning if "Prometheus" in w.value]
+    assert warning.startswith("Prometheus: reachable, but 1 of 1 signal(s) fail: checkout-latency")
