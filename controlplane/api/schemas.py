@@ -75,6 +75,9 @@ class EvidencePublic(_FromRow):
         "points (at, value, score) around the onset. Capacity forecast: the limit, crossing "
         "dates and probability, the model and its backtest error, the forecast and report_id."
     )
+    graph_url: str | None = Field(
+        None, description="The evidence's query in the Prometheus graph, around its onset."
+    )
 
 
 class RootCauseHintPublic(_FromRow):

@@ -188,6 +188,8 @@ def live() -> None:
                 f"peak score {evidence['peak_score']:.2f}"
             )
             st.code(data["query"], language="promql")
+            if evidence.get("graph_url"):
+                st.link_button("Open in Prometheus", evidence["graph_url"])
             evidence_chart(data["points"], evidence["onset_at"], window_end, data["threshold"])
         elif evidence["kind"] == "capacity_forecast":
             crossing = data["crossing"]
@@ -263,12 +265,18 @@ def live() -> None:
                 "ended": a["ends_at"] or "",
                 "labels": ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())),
                 "summary": a["annotations"].get("summary", ""),
+                "source": a["generator_url"] or None,
+                "runbook": a["annotations"].get("runbook_url") or None,
             }
             for a in detail["alerts"]
         ],
         hide_index=True,
         width="stretch",
         key="alerts_table",
+        column_config={
+            "source": st.column_config.LinkColumn("source", display_text="graph"),
+            "runbook": st.column_config.LinkColumn("runbook", display_text="runbook"),
+        },
     )
 
     st.markdown("#### Timeline")

@@ -137,6 +137,13 @@ def test_incident_detail_shows_evidence_hints_decisions_and_runbooks(seeded, tok
     ):
         assert heading in headings
     assert app.code[0].value == 'latency{service="checkout"}'
+    (link,) = app.get("link_button")
+    assert "/graph?g0.expr=latency%7Bservice%3D%22checkout%22%7D" in link.proto.url
+    detail = httpx.get(
+        f"{seeded}/api/v1/incidents/{alerted}", headers=bearer(tokens["viewer"])
+    ).json()
+    anomaly = next(e for e in detail["evidence"] if e["kind"] == "anomaly")
+    assert anomaly["graph_url"] == link.proto.url
     assert any(e.label == "Runbook: notify" for e in app.expander)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
@@ -27,7 +29,7 @@ from controlplane.domain.models import IncidentStatus, Principal, Severity
 from controlplane.incidents import lifecycle
 from controlplane.storage import Database
 from controlplane.storage import decisions as store
-from controlplane.storage.models import DecisionRow, IncidentRow
+from controlplane.storage.models import DecisionRow, EvidenceRow, IncidentRow
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 _ERRORS = error_responses(401, 403, 404)
@@ -79,12 +81,16 @@ async def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentDetailPublic, responses=_ERRORS)
-async def get_incident(incident_id: int, db: DbDep, _: Viewer) -> IncidentDetailPublic:
+async def get_incident(
+    incident_id: int, request: Request, db: DbDep, _: Viewer
+) -> IncidentDetailPublic:
+    prometheus = request.app.state.settings.prometheus.url
+
     def query() -> IncidentDetailPublic:
         with db.read() as session:
             row = lifecycle.get_incident(session, incident_id, details=True)
             detail = IncidentDetailPublic.model_validate(row)
-            detail.evidence = [EvidencePublic.model_validate(e) for e in row.evidence]
+            detail.evidence = [_evidence(e, prometheus) for e in row.evidence]
             detail.root_cause_hints = [
                 RootCauseHintPublic.model_validate(h) for h in rootcause.hints_for(session, row)
             ]
@@ -149,3 +155,15 @@ def _transition(
 
 
 __all__ = ["router"]
+
+
+def _evidence(row: EvidenceRow, prometheus_url: str) -> EvidencePublic:
+    """The evidence, with a link to its query in the Prometheus graph (an hour either side
+    of the onset) when it has a query and Prometheus is configured."""
+    evidence = EvidencePublic.model_validate(row)
+    query = evidence.data.get("query")
+    if prometheus_url and isinstance(query, str):
+        end = (evidence.onset_at + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+        params = {"g0.expr": query, "g0.tab": "0", "g0.range_input": "2h", "g0.end_input": end}
+        evidence.graph_url = f"{prometheus_url.rstrip('/')}/graph?{urlencode(params)}"
+    return evidence
