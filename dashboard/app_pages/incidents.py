@@ -1,7 +1,7 @@
 """Incidents: a filtered, paginated list (refreshing itself) and the detail of one: the metric
 chart (values, anomaly scores, the incident window shaded), evidence, root-cause hints, the
 dependency graph around the service, policy decisions, alerts, the timeline, the linked
-runbooks, and Acknowledge / Resolve."""
+runbooks, Acknowledge / Resolve, and Approve / Reject of its pending decisions."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import refresh_interval
+from dashboard.reviews import confirm_review, review_box
 
 STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "error", "warning", "info"]
@@ -116,7 +117,7 @@ def live() -> None:
 
     allowed = role in CAN_ACT
     number = detail["incident_id"]
-    comment_key = f"comment-{number}"
+    comment_key = f"incident-comment-{number}"
     comment = st.text_input(
         f"Comment on #{number} (kept in the timeline)", key=comment_key, disabled=not allowed
     )
@@ -253,6 +254,13 @@ def live() -> None:
             hide_index=True,
             width="stretch",
         )
+        confirm_review(detail["incident_id"])
+        waiting = [d for d in detail["decisions"] if d["status"] == "pending_approval"]
+        if waiting:
+            paused = client.automation()["paused"]
+            for decision in waiting:
+                with st.container(border=True):
+                    review_box(client, decision, role=role, paused=paused)
 
     st.markdown("#### Alerts")
     st.dataframe(

@@ -99,14 +99,14 @@ def test_operator_acknowledges_then_resolves(seeded, tokens):
     app = signed_in(tokens["operator"], "operator", "test-operator")
     incident_id = int(app.dataframe[0].value["id"][0])
     app.selectbox(key="selected_incident").set_value(incident_id).run()
-    app.text_input(key=f"comment-{incident_id}").input("looking").run()
+    app.text_input(key=f"incident-comment-{incident_id}").input("looking").run()
     app.button(key="ack").click().run()
     assert not app.exception
     # It says what was done, to which incident, by whom; the comment is gone; the incident
     # shown is still the one acted on (the next click cannot land on another).
     assert app.success[0].value.startswith(f"#{incident_id} (")
     assert "acknowledged by test-operator" in app.success[0].value
-    assert app.text_input(key=f"comment-{incident_id}").value == ""
+    assert app.text_input(key=f"incident-comment-{incident_id}").value == ""
     assert app.subheader[0].value.startswith(f"#{incident_id} ")
     detail = httpx.get(
         f"{seeded.url}/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])

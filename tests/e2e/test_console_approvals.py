@@ -96,7 +96,7 @@ def test_operator_approves_with_a_comment(pending, tokens):
     app = page(tokens["operator"], "operator", "test-operator")
     app.button(key=f"approve-{number}").click().run()
     assert app.error[0].value == f"A comment is required to approve #{number}."
-    app.text_input(key=f"comment-{number}").input("scale, p95 is 2 s").run()
+    app.text_input(key=f"review-comment-{number}").input("scale, p95 is 2 s").run()
     app.button(key=f"approve-{number}").click().run()
     assert not app.exception
     decisions = httpx.get(f"{pending}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()
@@ -126,7 +126,7 @@ def test_admin_pulls_the_kill_switch(pending, tokens):
 def test_operator_rejects_with_a_comment(pending, tokens):
     app = page(tokens["operator"], "operator", "test-operator")
     (number,) = pending_ids(pending, tokens)
-    app.text_input(key=f"comment-{number}").input("latency is a dependency, not load").run()
+    app.text_input(key=f"review-comment-{number}").input("latency is a dependency, not load").run()
     app.button(key=f"reject-{number}").click().run()
     assert not app.exception
     (decision,) = httpx.get(f"{pending}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()[
@@ -140,13 +140,29 @@ def test_after_an_approval_no_other_item_inherits_the_click_or_the_comment(two_p
     the box and the same button under the cursor: one more click approved another change."""
     first, second = pending_ids(two_pending, tokens)
     app = page(tokens["operator"], "operator", "test-operator")
-    app.text_input(key=f"comment-{first}").input("p95 is 2 s: scale out").run()
+    app.text_input(key=f"review-comment-{first}").input("p95 is 2 s: scale out").run()
     app.button(key=f"approve-{first}").click().run()
     assert not app.exception
     assert app.success[0].value.startswith(f"#{first} (")
     assert "approved by test-operator" in app.success[0].value
     assert app.subheader[0].value == "Waiting for approval (1)"
-    assert app.text_input(key=f"comment-{second}").value == ""
+    assert app.text_input(key=f"review-comment-{second}").value == ""
     app.button(key=f"approve-{second}").click().run()  # the same click again
     assert app.error[0].value == f"A comment is required to approve #{second}."
     assert pending_ids(two_pending, tokens) == [second]
+
+
+def test_an_operator_approves_from_the_incident_page(pending, tokens):
+    (number,) = pending_ids(pending, tokens)
+    decision = httpx.get(
+        f"{pending}/api/v1/decisions/{number}", headers=bearer(tokens["viewer"])
+    ).json()
+    app = signed_in(tokens["operator"], "operator", "test-operator", "incidents")
+    app.selectbox(key="selected_incident").set_value(decision["incident_id"]).run()
+    assert not app.exception
+    assert '+  "replicas": 3' in app.code[-1].value  # the plan's diff, beside the incident
+    app.text_input(key=f"review-comment-{number}").input("checked the graph: scale").run()
+    app.button(key=f"approve-{number}").click().run()
+    assert not app.exception
+    assert "approved by test-operator" in app.success[0].value
+    assert pending_ids(pending, tokens) == []

@@ -1,0 +1,85 @@
+"""Reviewing a pending decision, wherever the console shows one (the Approvals page, the
+incident it belongs to): its plan, diff and guardrails, its own comment box, and its own
+Approve #N / Reject #N, so a click can only act on the decision around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard.api_client import ApiClient, ApiError
+
+CAN_REVIEW = {"operator", "admin"}
+
+
+def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused: bool) -> None:
+    """One pending decision with its own comment and buttons: a click can only act on the
+    decision shown around it, and its comment belongs to it alone."""
+    number = decision["decision_id"]
+    what = decision["plan"]["summary"] if decision["plan"] else decision["action"]
+    st.markdown(f"**#{number} · {decision['policy']}**: {what}")
+    st.markdown(
+        f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
+        f"`{decision['target']}` · policy version `{decision['policy_version']}`, "
+        f"mode {decision['mode']} · planned {decision['created_at'][:19].replace('T', ' ')} UTC"
+    )
+    if decision["plan"]:
+        st.code(decision["plan"]["diff"] or "(no change)", language="diff")
+    st.dataframe(
+        [
+            {
+                "guardrail": c["guardrail"],
+                "verdict": "pass" if c["ok"] else "REFUSE",
+                "detail": c["detail"],
+            }
+            for c in decision["checks"]
+        ],
+        hide_index=True,
+        width="stretch",
+        key=f"checks-{number}",
+    )
+    if decision["runbook"]:
+        st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
+    allowed = role in CAN_REVIEW
+    comment_key = f"review-comment-{number}"
+    comment = st.text_input(
+        f"Comment on #{number} (required)",
+        key=comment_key,
+        disabled=not allowed,
+        help=None if allowed else "Needs the operator role.",
+    )
+    left, right = st.columns(2)
+    approve = left.button(
+        f"Approve #{number}",
+        key=f"approve-{number}",
+        type="primary",
+        disabled=not allowed or paused,
+    )
+    reject = right.button(f"Reject #{number}", key=f"reject-{number}", disabled=not allowed)
+    if paused and allowed:
+        st.caption("Automation is paused: approving waits until it is resumed.")
+    if not (approve or reject):
+        return
+    if not comment.strip():
+        st.error(f"A comment is required to {'approve' if approve else 'reject'} #{number}.")
+        return
+    try:
+        reviewed = client.review(number, approve=approve, comment=comment.strip())
+    except ApiError as exc:
+        st.error(f"#{number} refused: {exc}")
+        return
+    st.session_state["review_done"] = {
+        "incident_id": decision["incident_id"],
+        "text": f"#{number} ({decision['policy']}: {what}) {reviewed['status']} by "
+        f"{reviewed['reviewed_by']}: \u201c{reviewed['review_comment']}\u201d",
+    }
+    st.session_state.pop(comment_key, None)
+    st.rerun()
+
+
+def confirm_review(incident_id: int | None = None) -> None:
+    """Say what the last review did (on an incident's page: only if it was about that one)."""
+    done = st.session_state.get("review_done")
+    if done and (incident_id is None or done["incident_id"] == incident_id):
+        st.success(done["text"])
