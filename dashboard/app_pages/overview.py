@@ -1,17 +1,75 @@
-"""Overview: open incidents by severity and service, SLO burn, actions in the last 24 h, the
-kill switch, and the health of the control plane and its sources. Refreshes itself."""
+"""Overview: what needs a human first (open incidents nobody acknowledged, most severe and
+oldest first, each linked; approvals waiting; recent automated actions), then open incidents
+by severity and service, SLO burn, actions in the last 24 h, the kill switch, and the health
+of the control plane and its sources. Refreshes itself. Times are relative, with UTC beside."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import refresh_interval
+from dashboard.timefmt import ago, severity_badge, utc
 
 SEVERITIES = ["critical", "error", "warning", "info"]
+NEEDS_A_HUMAN = 10
+RECENT_ACTIONS = 5
+EXECUTED = [s.value for s in DecisionStatus if s.executed]
 client = ApiClient(st.session_state["token"])
 
 st.title("Overview")
+
+
+def on_fire() -> None:
+    """What needs a human first: open incidents nobody acknowledged (most severe, then
+    waiting longest), approvals waiting, and what automation did lately."""
+    try:
+        waiting = client.incidents(status=["open"], order="urgent", limit=NEEDS_A_HUMAN)
+        pending = client.decisions(status=["pending_approval"], limit=NEEDS_A_HUMAN)
+        recent = client.decisions(status=EXECUTED, limit=RECENT_ACTIONS)
+    except ApiError as exc:
+        st.error(f"Could not load what needs a human: {exc}")
+        return
+    st.subheader(f"Needs a human ({waiting['count']} open, not acknowledged)")
+    if not waiting["data"]:
+        st.success("No open incident is waiting for anyone.")
+    for incident in waiting["data"]:
+        st.page_link(
+            "app_pages/incidents.py",
+            label=f"#{incident['incident_id']} {incident['title']}",
+            query_params={"incident": str(incident["incident_id"])},
+        )
+        st.caption(
+            f"{severity_badge(incident['severity'])} {incident['service'] or '-'} · opened "
+            f"{ago(incident['opened_at'])} ({utc(incident['opened_at'])})"
+        )
+    left, right = st.columns(2)
+    with left:
+        st.subheader(f"Approvals waiting ({pending['count']})")
+        if not pending["data"]:
+            st.caption("Nothing is waiting for approval.")
+        for decision in pending["data"]:
+            st.page_link(
+                "app_pages/incidents.py",
+                label=f"#{decision['decision_id']} {decision['policy']} on {decision['target']}",
+                query_params={"incident": str(decision["incident_id"])},
+            )
+            st.caption(
+                f"incident #{decision['incident_id']} · waiting {ago(decision['created_at'])} "
+                f"({utc(decision['created_at'])})"
+            )
+    with right:
+        st.subheader("Recent automated actions")
+        if not recent["data"]:
+            st.caption("No action has run yet.")
+        for decision in recent["data"]:
+            when = decision["finished_at"] or decision["started_at"]
+            st.markdown(
+                f"**{decision['status'].replace('_', ' ')}** · {decision['policy']} on "
+                f"`{decision['target']}` · {ago(when)}"
+            )
+            st.caption(decision["reason"])
 
 
 @st.fragment(run_every=refresh_interval())
@@ -31,6 +89,7 @@ def live() -> None:
     cols[0].metric("Open incidents", incidents["open"])
     for col, severity in zip(cols[1:], SEVERITIES, strict=True):
         col.metric(severity.capitalize(), incidents["by_severity"].get(severity, 0))
+    on_fire()
 
     left, right = st.columns(2)
     with left:

@@ -108,6 +108,18 @@ def test_overview_with_data_and_without(seeded, tokens):
     assert app.metric[0].value == "3"  # the alert, and CapacityRisk on checkout and inventory
     assert app.success[0].value == "Prometheus: reachable."
     assert any("Latest capacity report #1" in c.value for c in app.caption)
+    # What needs a human leads: the open incidents, most severe first, each a link.
+    assert app.subheader[0].value == "Needs a human (3 open, not acknowledged)"
+    links = app.get("page_link")
+    incidents = httpx.get(
+        f"{seeded}/api/v1/incidents",
+        params={"order": "urgent", "status": "open"},
+        headers=bearer(tokens["viewer"]),
+    ).json()["data"]
+    assert [link.proto.label for link in links[: len(incidents)]] == [
+        f"#{i['incident_id']} {i['title']}" for i in incidents
+    ]
+    assert any(":red-badge[critical]" in c.value and "ago (" in c.value for c in app.caption)
 
 
 def test_overview_empty_and_api_down(console, tokens, monkeypatch):
