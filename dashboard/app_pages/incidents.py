@@ -15,6 +15,8 @@ import streamlit as st
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import refresh_interval
 from dashboard.reviews import confirm_review, review_box
+from dashboard.timefmt import ago, utc
+from dashboard.timeline import collapse
 
 STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "error", "warning", "info"]
@@ -288,10 +290,14 @@ def live() -> None:
     )
 
     st.markdown("#### Timeline")
-    for entry in detail["timeline"]:
+    kinds = sorted({e["kind"] for e in detail["timeline"]})
+    shown = st.multiselect("Show", kinds, default=kinds, key=f"timeline-kinds-{number}")
+    for line in collapse([e for e in detail["timeline"] if e["kind"] in shown]):
+        entry = line.entry
+        repeated = f" ×{line.count}, last {ago(line.last_at)}" if line.count > 1 else ""
         st.markdown(
-            f"- `{entry['at'][:19].replace('T', ' ')}` **{entry['kind']}** "
-            f"({entry['actor']}): {entry['message']}"
+            f"- `{utc(entry['at'])}` **{entry['kind']}** ({entry['actor']}): "
+            f"{entry['message']}{repeated}"
         )
 
     if detail["runbooks"]:

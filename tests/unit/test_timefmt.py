@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dashboard.timefmt import ago, severity_badge, utc
+from dashboard.timeline import collapse
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -22,3 +23,21 @@ def test_absolute_times_are_stated_in_utc():
     assert utc("2026-12-01T13:00:00+01:00") == "2026-12-01 12:00:00 UTC"
     assert severity_badge("critical") == ":red-badge[critical]"
     assert severity_badge("unknown") == ":gray-badge[unknown]"
+
+
+def test_a_flapping_alert_is_one_line_with_a_count():
+    entries = [
+        {"kind": "opened", "message": "opened", "at": "2026-12-01T10:00:00Z"},
+        *(
+            {"kind": kind, "message": f"{kind} HighLatency", "at": f"2026-12-01T10:{m:02d}:00Z"}
+            for m in range(1, 31)
+            for kind in ["alert_added" if m % 2 else "alert_resolved"]
+        ),
+    ]
+    lines = collapse(entries)
+    assert [(line.entry["kind"], line.count) for line in lines] == [
+        ("opened", 1),
+        ("alert_added", 15),
+        ("alert_resolved", 15),
+    ]
+    assert lines[2].last_at == "2026-12-01T10:30:00Z"
