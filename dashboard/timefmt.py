@@ -1,9 +1,11 @@
-"""How the console shows times and severities: relative ("5 min ago") with the absolute UTC
-time beside it for hovering or copying, and one colour per severity."""
+"""How the console shows values: times relative ("5 min ago") with the absolute UTC time
+beside them, one colour per severity, and structured details as readable fields."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 #: Streamlit colour names, from the most to the least urgent.
 SEVERITY_COLOURS = {"critical": "red", "error": "orange", "warning": "yellow", "info": "blue"}
@@ -34,3 +36,19 @@ def utc(stamp: str | None) -> str:
 def severity_badge(severity: str) -> str:
     """Markdown for a coloured severity label."""
     return f":{SEVERITY_COLOURS.get(severity, 'gray')}-badge[{severity}]"
+
+
+def fields(details: dict[str, Any], *, limit: int = 400) -> str:
+    """`key: value · key: value`, nested values as compact JSON, nothing as a dash (0 stays
+    0), cut at `limit` characters."""
+    parts = []
+    for key, value in details.items():
+        if value is None or value == "" or value == [] or value == {}:
+            shown = "—"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, separators=(", ", ": "), default=str)
+        else:
+            shown = str(value)
+        parts.append(f"{key}: {shown}")
+    text = " · ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -11,6 +11,7 @@ import streamlit as st
 from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.loading import load_or_stop
+from dashboard.timefmt import fields, utc
 
 EXECUTED = [s.value for s in DecisionStatus if s.executed]
 PAGE_SIZE = 50
@@ -85,11 +86,11 @@ else:
     st.dataframe(
         [
             {
-                "at": e["at"][:19].replace("T", " "),
+                "at": utc(e["at"]),
                 "actor": e["actor"],
                 "action": e["action"],
                 "target": f"{e['target_type']} {e['target_id']}",
-                "details": str(e["details"])[:300],
+                "details": fields(e["details"]),
             }
             for e in audit["data"]
         ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 import streamlit as st
+import yaml
 
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.loading import load_or_stop
@@ -44,7 +45,8 @@ else:
     )
     names = [p["name"] for p in loaded["policies"]]
     chosen = st.selectbox("Policy details", names, key="policy_choice")
-    st.json(next(p for p in loaded["policies"] if p["name"] == chosen), expanded=False)
+    policy = next(p for p in loaded["policies"] if p["name"] == chosen)
+    st.code(yaml.safe_dump(policy, sort_keys=False, allow_unicode=True), language="yaml")
 
 st.subheader("Runbooks")
 try:

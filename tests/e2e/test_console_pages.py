@@ -166,6 +166,9 @@ def test_actions_and_audit(seeded, tokens):
     assert "audit event(s) match" in app.caption[0].value
     app.text_input(key="audit_action").input("policy.").run()
     assert app.caption[0].value.startswith("2 audit event(s) match")  # the alert's, the risk's
+    details = list(app.dataframe[-1].value["details"])
+    assert all(" · " in d for d in details)  # fields, not a Python dict repr
+    assert not any("{'" in d or "None" in d for d in details)
     app.button(key="prepare_export").click().run()
     assert not app.exception
     assert '"action": "policy.decided"' in app.session_state["audit_export"]
@@ -196,6 +199,8 @@ def test_policies_runbooks_and_backtest(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer", "policies")
     assert not app.exception
     assert list(app.dataframe[0].value["policy"]) == ["checkout-notify"]
+    (policy,) = [c.value for c in app.code if c.language == "yaml"]
+    assert policy.startswith("name: checkout-notify\n")  # YAML, as it was written
     app.selectbox(key="runbook_choice").set_value("failover").run()
     assert any("Runbook: fail over to the standby" in m.value for m in app.markdown)
     app.button[0].click().run()  # the backtest form's submit button

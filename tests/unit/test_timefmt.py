@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dashboard.timefmt import ago, severity_badge, utc
+from dashboard.timefmt import ago, fields, severity_badge, utc
 from dashboard.timeline import collapse
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -41,3 +41,10 @@ def test_a_flapping_alert_is_one_line_with_a_count():
         ("alert_resolved", 15),
     ]
     assert lines[2].last_at == "2026-12-01T10:30:00Z"
+
+
+def test_details_read_as_fields_not_as_a_python_repr():
+    text = fields({"policy": "p", "replicas": 0, "reason": None, "checks": [{"ok": True}]})
+    assert text == 'policy: p · replicas: 0 · reason: — · checks: [{"ok": true}]'
+    assert "None" not in text
+    assert len(fields({"long": "x" * 1000}, limit=50)) == 50
