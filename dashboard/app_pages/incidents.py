@@ -206,21 +206,13 @@ def live() -> None:
 
     if detail["root_cause_hints"]:
         st.markdown("#### Root-cause hints")
-        st.dataframe(
-            [
-                {
-                    "rank": h["rank"],
-                    "service": h["service"],
-                    "signal": h["signal"],
-                    "onset": h["onset_at"][:19].replace("T", " "),
-                    "score": h["score"],
-                    "why": "; ".join(h["reasons"]),
-                }
-                for h in detail["root_cause_hints"]
-            ],
-            hide_index=True,
-            width="stretch",
-        )
+        for hint in detail["root_cause_hints"]:  # whole reasons: a table would cut them off
+            score = "—" if hint["score"] is None else f"{hint['score']:.2f}"
+            st.markdown(
+                f"{hint['rank']}. **{hint['service']}** · `{hint['signal']}` · onset "
+                f"{utc(hint['onset_at'])} · score {score}  \n"
+                + "; ".join(hint["reasons"])
+            )
 
     if detail["service"]:
         try:

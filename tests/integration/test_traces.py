@@ -130,7 +130,8 @@ def test_otlp_json_gzip_and_refusals(client, tokens):
 
 def test_root_cause_blames_the_deepest_anomalous_callee(db):
     """frontend shows errors first (it sees the timeouts), but it calls checkout, which calls
-    payments; all three are anomalous, so payments, the deepest, ranks first."""
+    payments; all three are anomalous, so payments, the deepest, ranks first. search is
+    anomalous at the same time but nothing connects it to frontend: it is not a hint."""
     t0 = datetime.now(UTC).replace(microsecond=0)
     with db.write() as session:
         for caller, callee in (("frontend", "checkout"), ("checkout", "payments")):
@@ -170,8 +171,53 @@ def test_root_cause_blames_the_deepest_anomalous_callee(db):
         )
     with db.read() as session:
         hints = rootcause.hints_for(session, session.get(IncidentRow, incident.incident_id))
-    assert [h.service for h in hints] == ["search", "payments", "checkout", "frontend"]
-    payments = hints[1]
+    assert [h.service for h in hints] == ["payments", "checkout", "frontend"]
+    payments = hints[0]
     assert "deepest" in payments.reasons[0]
     assert "checkout (50 calls, 9 errors)" in payments.reasons[1]
-    assert hints[3].reasons[0] == "depends on anomalous checkout, payments"
+    assert hints[2].reasons[0] == "depends on anomalous checkout, payments"
+    assert all(h.score == 0.8 for h in hints)
+
+
+def test_root_cause_ranks_only_what_overlaps_and_connects(db):
+    """A known cause: payments' database fails, payments' alert fires, checkout (its caller)
+    pages. Unrelated at the same time: search's alert (no call path to checkout); and an
+    inventory incident that was over before checkout's began. Only payments and checkout
+    are hints, payments first, each with a score and its whole reason."""
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    with db.write() as session:
+        for caller, callee in (("checkout", "payments"), ("checkout", "inventory")):
+            session.add(ServiceEdgeRow(caller=caller, callee=callee, minute=t0, calls=40, errors=6))
+
+        def incident(service, severity, opened, resolved=None):
+            row = IncidentRow(
+                title=f"HighErrorRate on {service}",
+                status="resolved" if resolved else "open",
+                severity=severity,
+                service=service,
+                source="alertmanager",
+                group_key=f"service={service}",
+                labels={},
+                opened_at=opened,
+                resolved_at=resolved,
+            )
+            session.add(row)
+            session.flush()
+            return row
+
+        paging = incident("checkout", "critical", t0)
+        incident("payments", "error", t0 - timedelta(minutes=4))
+        incident("search", "critical", t0 - timedelta(minutes=6))
+        incident("inventory", "warning", t0 - timedelta(minutes=30), t0 - timedelta(minutes=20))
+    with db.read() as session:
+        hints = rootcause.hints_for(session, session.get(IncidentRow, paging.incident_id))
+    assert [h.service for h in hints] == ["payments", "checkout"]
+    cause = hints[0]
+    assert cause.score == 0.75
+    assert cause.reasons == [
+        "scored by its alerts' severity (error)",
+        "no anomalous dependency of its own: deepest on the call path",
+        "explains anomalies of its callers checkout (40 calls, 6 errors)",
+        "earliest onset",
+    ]
+    assert hints[1].reasons[-1] == "onset 4 min after the first"
