@@ -16,6 +16,71 @@ CAN_GENERATE = {"operator", "admin"}
 client = ApiClient(st.session_state["token"])
 role = st.session_state["user"]["role"]
 
+#: Colours of the chart's series, also its legend.
+SERIES = {
+    "history": "#7f7f7f",
+    "forecast": "#08519c",
+    "80% band": "#6baed6",
+    "95% band": "#c6dbef",
+    "limit": "#cb181d",
+}
+
+
+def forecast_chart(outlook: dict[str, Any]) -> alt.LayerChart | alt.FacetChart:
+    """History, forecast and its bands against the limit, with "now" and the crossing dates
+    marked, a legend, dates on the axis, all in UTC, the y-axis fitted to the data."""
+    forecast = pd.DataFrame(outlook["forecast"])
+    forecast["timestamp"] = pd.to_datetime(forecast["timestamps"])
+    past = pd.DataFrame(outlook.get("history") or {"timestamps": [], "values": []})
+    past["timestamp"] = pd.to_datetime(past["timestamps"])
+    x = alt.X(
+        "timestamp:T",
+        title="UTC",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(format="%b %d", labelAngle=0, tickCount="day"),
+    )
+    colour = alt.Color(
+        "series:N",
+        scale=alt.Scale(domain=list(SERIES), range=list(SERIES.values())),
+        legend=alt.Legend(title=None, orient="top"),
+    )
+    unit = outlook["unit"] or "value"
+    fitted = alt.Scale(zero=False)
+
+    def series(name: str, chart: alt.Chart) -> alt.Chart:
+        return chart.transform_calculate(series=f"'{name}'").encode(color=colour)
+
+    base = alt.Chart(forecast).encode(x=x)
+    layers = [
+        series("95% band", base.mark_area(opacity=0.6)).encode(
+            y=alt.Y("lo-95:Q", title=unit, scale=fitted), y2="hi-95:Q"
+        ),
+        series("80% band", base.mark_area(opacity=0.6)).encode(y="lo-80:Q", y2="hi-80:Q"),
+        series("forecast", base.mark_line()).encode(y="mean:Q"),
+        series(
+            "limit",
+            alt.Chart(pd.DataFrame({"limit": [outlook["limit"]]})).mark_rule(strokeDash=[6, 3]),
+        ).encode(y="limit:Q"),
+    ]
+    if len(past):
+        layers.insert(0, series("history", alt.Chart(past).mark_line()).encode(x=x, y="values:Q"))
+    start = forecast["timestamp"].min()
+    marks = [("now", start)]
+    crossing = outlook["crossing"]
+    for name, at in (("mean crosses", crossing["mean_at"]), ("risk date", crossing["risk_at"])):
+        if at:
+            marks.append((name, pd.to_datetime(at)))
+    when = pd.DataFrame({"timestamp": [t for _, t in marks], "label": [n for n, _ in marks]})
+    rules = alt.Chart(when).encode(x=x)
+    layers += [
+        rules.mark_rule(color="black", strokeDash=[2, 2]),
+        rules.mark_text(align="left", dx=3, dy=-5, baseline="bottom").encode(
+            text="label:N", y=alt.value(0)
+        ),
+    ]
+    return alt.layer(*layers)
+
+
 st.title("Capacity")
 allowed = role in CAN_GENERATE
 if st.button(
@@ -29,7 +94,35 @@ if st.button(
     except ApiError as exc:
         st.error(f"Refused: {exc}")
     else:
-        st.success(f"Report #{created['report_id']} is being produced; it appears below.")
+        st.session_state["generating"] = created["report_id"]
+
+
+@st.fragment(run_every=2)
+def watch_generation() -> None:
+    """While a report asked for here is being produced: say so; once done, open it."""
+    number = st.session_state.get("generating")
+    if number is None:
+        return
+    try:
+        status = client.report(int(number))["status"]
+    except ApiError as exc:
+        st.error(f"Could not follow report #{number}: {exc}")
+        return
+    if status == "running":
+        st.info(f"Report #{number} is being produced; it opens here when it is ready.")
+        return
+    st.session_state.pop("generating")
+    if status == "done":
+        st.session_state["report_choice"] = number
+        st.toast(f"Report #{number} is ready.")
+    else:
+        st.session_state["generation_failed"] = f"Report #{number} {status}."
+    st.rerun()
+
+
+watch_generation()
+if "generation_failed" in st.session_state:
+    st.error(st.session_state.pop("generation_failed"))
 
 history = load_or_stop("reports", lambda: client.reports(limit=20))
 if not history["data"]:
@@ -101,26 +194,7 @@ for outlook in document["outlooks"]:
             "Model (backtest MASE)",
             f"{model['model']} ({backtest['mase']:.2f})" if backtest else model["model"],
         )
-        forecast = pd.DataFrame(outlook["forecast"])
-        forecast["timestamp"] = pd.to_datetime(forecast["timestamps"])
-        past = pd.DataFrame(outlook.get("history") or {"timestamps": [], "values": []})
-        past["timestamp"] = pd.to_datetime(past["timestamps"])
-        base = alt.Chart(forecast).encode(x=alt.X("timestamp:T", title=None))
-        layers = [
-            base.mark_area(opacity=0.25).encode(
-                y=alt.Y("lo-95:Q", title=outlook["unit"] or "value"), y2="hi-95:Q"
-            ),
-            base.mark_area(opacity=0.4).encode(y="lo-80:Q", y2="hi-80:Q"),
-            base.mark_line().encode(y="mean:Q"),
-            alt.Chart(pd.DataFrame({"limit": [outlook["limit"]]}))
-            .mark_rule(color="red", strokeDash=[6, 3])
-            .encode(y="limit:Q"),
-        ]
-        if len(past):
-            layers.insert(
-                0, alt.Chart(past).mark_line(color="gray").encode(x="timestamp:T", y="values:Q")
-            )
-        st.altair_chart(alt.layer(*layers), width="stretch")
+        st.altair_chart(forecast_chart(outlook), width="stretch")
         if outlook["replicas"]:
             r = outlook["replicas"]
             st.caption(

@@ -210,8 +210,7 @@ def live() -> None:
             score = "—" if hint["score"] is None else f"{hint['score']:.2f}"
             st.markdown(
                 f"{hint['rank']}. **{hint['service']}** · `{hint['signal']}` · onset "
-                f"{utc(hint['onset_at'])} · score {score}  \n"
-                + "; ".join(hint["reasons"])
+                f"{utc(hint['onset_at'])} · score {score}  \n" + "; ".join(hint["reasons"])
             )
 
     if detail["service"]:

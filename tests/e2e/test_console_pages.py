@@ -3,6 +3,8 @@ API errors, role restrictions, and the actions calling the API with the right pa
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,9 +190,25 @@ def test_capacity_page(seeded, tokens):
     assert "checkout / checkout-cpu: limit 4.1 cores (at risk)" in labels
     assert "search / search-memory: limit 16 GiB" in labels
     assert app.metric[2].label == "P(cross in lead)"
+    (chart, *_) = app.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    text = json.dumps(spec)
+    assert '"type": "utc"' in text  # one time zone, stated on the axis
+    assert '"format": "%b %d"' in text  # dates, not "12 PM" ten times
+    assert '"zero": false' in text  # the y-axis fitted to the data
+    for series in ("history", "forecast", "80% band", "95% band", "limit"):
+        assert f'"{series}"' in text  # in the legend
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks.count("rule") == 2  # the limit, and the "now" and crossing-date lines
+    assert "text" in marks  # their labels
     operator = signed_in(tokens["operator"], "operator", "test-operator", "capacity")
     operator.button(key="generate").click().run()
-    assert operator.success[0].value.startswith("Report #2 is being produced")
+    assert not operator.exception
+    deadline = time.monotonic() + 60
+    while operator.session_state["report_choice"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        operator.run()  # the page follows the report it asked for, without navigating
+    assert operator.subheader[1].value.startswith("Report #2: ")
 
 
 def test_capacity_page_empty(console, tokens):
