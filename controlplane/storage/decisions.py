@@ -109,22 +109,7 @@ def mark_stale(
     """The world moved on since the plan: never run it as it is (audited, on the timeline)."""
     row.status, row.reason, row.updated_at = DecisionStatus.STALE, reason, now
     row.lease_owner, row.lease_until = None, None
-    audit.record(
-        session,
-        actor=actor,
-        action="decision.stale",
-        target_type="decision",
-        target_id=row.decision_id,
-        details={"policy": row.policy, "target": row.target, "reason": reason},
-    )
-    add_timeline(
-        session,
-        row.incident_id,
-        TimelineKind.DECISION,
-        actor,
-        f"{row.policy}: stale ({reason})",
-        {"decision_id": row.decision_id},
-    )
+    _record(session, row, "decision.stale", TimelineKind.DECISION, actor=actor)
 
 
 def listing() -> Select[Any]:
@@ -213,19 +198,26 @@ def finish(
             details={"policy": row.policy, **result},
             at=datetime.fromisoformat(started) if started else now,  # when the step ran
         )
+    _record(session, row, f"action.{status}", TimelineKind.ACTION, actor=actor)
+
+
+def _record(
+    session: Session, row: DecisionRow, action: str, kind: TimelineKind, *, actor: str
+) -> None:
+    """Where a decision ended up, in the audit log and on its incident's timeline."""
     audit.record(
         session,
         actor=actor,
-        action=f"action.{status}",
+        action=action,
         target_type="decision",
         target_id=row.decision_id,
-        details={"policy": row.policy, "target": row.target, "reason": reason},
+        details={"policy": row.policy, "target": row.target, "reason": row.reason},
     )
     add_timeline(
         session,
         row.incident_id,
-        TimelineKind.ACTION,
+        kind,
         actor,
-        f"{row.policy}: {status} ({reason})",
+        f"{row.policy}: {row.status} ({row.reason})",
         {"decision_id": row.decision_id},
     )

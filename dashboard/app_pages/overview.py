@@ -21,6 +21,12 @@ client = ApiClient(st.session_state["token"])
 st.title("Overview")
 
 
+def link_to_incident(incident_id: int, label: str, caption: str) -> None:
+    """A link that opens the incident (its deep link), and a line about it."""
+    st.page_link("app_pages/incidents.py", label=label, query_params={"incident": str(incident_id)})
+    st.caption(caption)
+
+
 def on_fire() -> None:
     """What needs a human first: open incidents nobody acknowledged (most severe, then
     waiting longest), approvals waiting, and what automation did lately."""
@@ -35,14 +41,11 @@ def on_fire() -> None:
     if not waiting["data"]:
         st.success("No open incident is waiting for anyone.")
     for incident in waiting["data"]:
-        st.page_link(
-            "app_pages/incidents.py",
-            label=f"#{incident['incident_id']} {incident['title']}",
-            query_params={"incident": str(incident["incident_id"])},
-        )
-        st.caption(
+        link_to_incident(
+            incident["incident_id"],
+            f"#{incident['incident_id']} {incident['title']}",
             f"{severity_badge(incident['severity'])} {incident['service'] or '-'} · opened "
-            f"{ago(incident['opened_at'])} ({utc(incident['opened_at'])})"
+            f"{ago(incident['opened_at'])} ({utc(incident['opened_at'])})",
         )
     left, right = st.columns(2)
     with left:
@@ -50,14 +53,11 @@ def on_fire() -> None:
         if not pending["data"]:
             st.caption("Nothing is waiting for approval.")
         for decision in pending["data"]:
-            st.page_link(
-                "app_pages/incidents.py",
-                label=f"#{decision['decision_id']} {decision['policy']} on {decision['target']}",
-                query_params={"incident": str(decision["incident_id"])},
-            )
-            st.caption(
+            link_to_incident(
+                decision["incident_id"],
+                f"#{decision['decision_id']} {decision['policy']} on {decision['target']}",
                 f"incident #{decision['incident_id']} · waiting {ago(decision['created_at'])} "
-                f"({utc(decision['created_at'])})"
+                f"({utc(decision['created_at'])})",
             )
     with right:
         st.subheader("Recent automated actions")
