@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
@@ -135,6 +136,18 @@ def signed_in(token: str, role: str, name: str, page: str = "incidents") -> AppT
     if page != "overview":
         app.switch_page(f"app_pages/{page}.py")
     return app.run()
+
+
+def wait_until_scraped(prometheus_url: str) -> None:
+    """Until Prometheus has scraped its live targets once (the demo's live shop)."""
+
+    def scraped() -> bool:
+        answer = httpx.get(
+            f"{prometheus_url}/api/v1/query", params={"query": 'up{job="live"} == 1'}
+        )
+        return bool(answer.json()["data"]["result"])
+
+    wait_for(scraped, timeout=60, what="Prometheus to scrape the live shop")
 
 
 @dataclass

@@ -3,6 +3,7 @@ with filters, pages, and a JSON-lines download."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -34,6 +35,11 @@ executions = load_or_stop("executions", lambda: client.decisions(status=EXECUTED
 if not executions["data"]:
     st.info("No action has run yet.")
 else:
+    outcomes = Counter(d["status"].replace("_", " ") for d in executions["data"])
+    st.caption(
+        f"{executions['count']} execution(s); of the latest {len(executions['data'])}: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+    )
     st.dataframe(
         [
             {

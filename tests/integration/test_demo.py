@@ -23,7 +23,7 @@ from controlplane.policy.runner import PolicyRunner, shipped_policies
 from controlplane.policy.schema import load_policies
 from controlplane.storage.models import IncidentRow, SignalStateRow
 from controlplane.testing.servers import ApiServer, Prometheus
-from tests.factories import bearer, wait_for
+from tests.factories import bearer, wait_for, wait_until_scraped
 
 pytestmark = pytest.mark.integration
 #: The verify query the demo shipped before: a metric its Prometheus never had.
@@ -110,13 +110,7 @@ def demo(tmp_path):
         backends = demo_backends(stack, tmp_path)
         if backends.prometheus is None:
             pytest.skip("Prometheus is not installed")
-        url = backends.prometheus.url
-
-        def scraped() -> bool:
-            answer = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="live"} == 1'})
-            return bool(answer.json()["data"]["result"])
-
-        wait_for(scraped, timeout=60, what="Prometheus to scrape the live shop")
+        wait_until_scraped(backends.prometheus.url)
         yield backends
 
 
