@@ -90,6 +90,12 @@ class ConsoleSettings(_Section):
     api_url: str = Field(
         "", description="API base URL the console calls; empty means http://{api.host}:{api.port}."
     )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 7,
+        description="How long a console sign-in lasts across browser reloads (one on-call shift).",
+    )
 
 
 class PrometheusSettings(_Section):

@@ -1,7 +1,9 @@
 """A small typed client for the control plane API, used by every console page.
 
 Errors come back as `ApiError` with a message fit to show a person: the API's own `detail`
-when it sent one, or what went wrong on the way (API down, timeout).
+when it sent one, or what went wrong on the way (API down, timeout). A 401 (the token was
+revoked or is unknown) is `SessionEndedError` instead, which pages do not catch: the console signs
+the user out rather than showing every widget's error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ class ApiError(Exception):
 def api_url() -> str:
     """`console.api_url` (the launcher sets AIOPS_CONSOLE__API_URL), else the API's address."""
     return load_settings().console_api_url
+
+
+class SessionEndedError(Exception):
+    """The API no longer accepts this token: the console's sign-in is over."""
 
 
 class ApiClient:
@@ -155,4 +161,6 @@ class ApiClient:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
+        if response.status_code == 401:
+            raise SessionEndedError(f"{detail} (HTTP 401)")
         raise ApiError(f"{detail} (HTTP {response.status_code})", response.status_code)

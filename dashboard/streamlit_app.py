@@ -1,6 +1,8 @@
 """Console entry point (`aiops console`): sign-in with an API token, then the pages.
 
-Pages live in `app_pages/`; this router only handles the session's token and navigation.
+Pages live in `app_pages/`; this router only handles the sign-in (kept across reloads by
+`dashboard.sessions`) and navigation. The URL (page and query parameters) is the page's
+address: a reload, or a link pasted into chat, opens the same page after sign-in.
 """
 
 from __future__ import annotations
@@ -8,14 +10,34 @@ from __future__ import annotations
 import streamlit as st
 
 from controlplane.domain.models import Role
-from dashboard.api_client import ApiClient, ApiError, api_url
+from dashboard.api_client import ApiClient, ApiError, SessionEndedError, api_url
 from dashboard.live import INTERVAL_SECONDS
+from dashboard.sessions import COOKIE, end_session, remember, sessions
 
 st.set_page_config(page_title="AIOps control plane", page_icon=":rotating_light:", layout="wide")
 
 
+def restore() -> bool:
+    """Sign the browser back in from its session cookie (a reload); the token is checked
+    with the API again, so a revoked token or a changed role takes effect at once."""
+    session_id = st.context.cookies.get(COOKIE)
+    found = sessions().find(session_id) if session_id else None
+    if session_id is None or found is None:
+        return False
+    try:
+        who = ApiClient(found.token).whoami()
+    except (ApiError, SessionEndedError):
+        sessions().close(session_id)
+        return False
+    st.session_state.update(token=found.token, user=who, session_id=session_id)
+    return True
+
+
 def sign_in() -> None:
+    remember(None)  # whatever session cookie the browser still has is over
     st.title("AIOps control plane")
+    if why := st.session_state.pop("signed_out_because", None):
+        st.warning(why)
     st.caption(f"API: {api_url()}")
     with st.form("sign-in"):
         token = st.text_input(
@@ -31,7 +53,7 @@ def sign_in() -> None:
             return
         try:
             who = ApiClient(token).whoami()
-        except ApiError as exc:
+        except (ApiError, SessionEndedError) as exc:
             st.error(f"Sign-in failed: {exc}")
             return
         if who["role"] == Role.WEBHOOK:
@@ -41,41 +63,41 @@ def sign_in() -> None:
                 "or admin token."
             )
             return
-        st.session_state.update(token=token, user=who)
+        session_id = sessions().open(token, who)
+        st.session_state.update(token=token, user=who, session_id=session_id)
         st.rerun()
 
 
-def sign_out() -> None:
-    for key in ("token", "user"):
-        st.session_state.pop(key, None)
+def pages() -> list[st.Page]:
+    return [
+        st.Page(
+            "app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True
+        ),
+        st.Page("app_pages/incidents.py", title="Incidents", icon=":material/crisis_alert:"),
+        st.Page("app_pages/approvals.py", title="Approvals", icon=":material/approval:"),
+        st.Page("app_pages/actions.py", title="Actions and audit", icon=":material/history:"),
+        st.Page("app_pages/capacity.py", title="Capacity", icon=":material/trending_up:"),
+        st.Page(
+            "app_pages/policies.py", title="Policies and runbooks", icon=":material/menu_book:"
+        ),
+    ]
 
 
-if "token" not in st.session_state:
+if "token" not in st.session_state and not restore():
+    # The page the URL names is kept (not run): after sign-in it opens, query and all.
+    st.navigation(pages(), position="hidden")
     sign_in()
 else:
     user = st.session_state["user"]
     with st.sidebar:
+        if session_id := st.session_state.get("session_id"):
+            remember(session_id)  # a reload finds the sign-in again
         st.markdown(f"Signed in as **{user['name']}** ({user['role']})")
-        st.button("Sign out", on_click=sign_out)
+        st.button("Sign out", on_click=end_session)
         st.session_state.setdefault("auto_refresh", True)
         st.toggle(f"Auto-refresh ({INTERVAL_SECONDS} s)", key="auto_refresh")
-    page = st.navigation(
-        [
-            st.Page(
-                "app_pages/overview.py",
-                title="Overview",
-                icon=":material/dashboard:",
-                default=True,
-            ),
-            st.Page("app_pages/incidents.py", title="Incidents", icon=":material/crisis_alert:"),
-            st.Page("app_pages/approvals.py", title="Approvals", icon=":material/approval:"),
-            st.Page("app_pages/actions.py", title="Actions and audit", icon=":material/history:"),
-            st.Page("app_pages/capacity.py", title="Capacity", icon=":material/trending_up:"),
-            st.Page(
-                "app_pages/policies.py",
-                title="Policies and runbooks",
-                icon=":material/menu_book:",
-            ),
-        ]
-    )
-    page.run()
+    try:
+        st.navigation(pages()).run()
+    except SessionEndedError as exc:
+        end_session(f"Signed out: the API refused the token: {exc}.")
+        st.rerun()

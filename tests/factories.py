@@ -138,6 +138,16 @@ def signed_in(token: str, role: str, name: str, page: str = "incidents") -> AppT
     return app.run()
 
 
+def listed(app: AppTest) -> list[tuple[int, str]]:
+    """The incident list as the console shows it: (number, title) per row, in order."""
+    prefix = "open-incident-"
+    return [
+        (int(b.key.removeprefix(prefix)), b.label.split(" ", 1)[1])
+        for b in app.button
+        if b.key and b.key.startswith(prefix)
+    ]
+
+
 def wait_until_scraped(prometheus_url: str) -> None:
     """Until Prometheus has scraped its live targets once (the demo's live shop)."""
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
-from dashboard.live import refresh_interval
+from dashboard.live import live_fragment
 from dashboard.loading import load_or_stop
 from dashboard.reviews import confirm_review, review_box
 
@@ -52,7 +52,7 @@ with st.expander("Kill switch", expanded=switch["paused"]):
             st.rerun()
 
 
-@st.fragment(run_every=refresh_interval())
+@live_fragment()
 def live() -> None:
     """Pending and recent decisions refresh themselves; the selection and comment stay."""
     try:

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.live import live_fragment
 from dashboard.loading import load_or_stop
 
 CAN_GENERATE = {"operator", "admin"}
@@ -97,7 +98,7 @@ if st.button(
         st.session_state["generating"] = created["report_id"]
 
 
-@st.fragment(run_every=2)
+@live_fragment(every=2)
 def watch_generation() -> None:
     """While a report asked for here is being produced: say so; once done, open it."""
     number = st.session_state.get("generating")

@@ -13,9 +13,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
-from dashboard.live import refresh_interval
+from dashboard.live import live_fragment
 from dashboard.reviews import confirm_review, review_box
-from dashboard.timefmt import ago, utc
+from dashboard.timefmt import ago, severity_badge, utc
 from dashboard.timeline import collapse
 
 STATUSES = ["open", "acknowledged", "resolved"]
@@ -50,7 +50,52 @@ def _linked_incident() -> int | None:
         return None
 
 
-@st.fragment(run_every=refresh_interval())
+STATUS_MARKS = {
+    "open": ":red[● open]",
+    "acknowledged": ":orange[◐ acknowledged]",
+    "resolved": ":green[✓ resolved]",
+}
+COLUMNS = [1.1, 5, 1.8, 1.6, 1.8, 1.6]
+
+
+def owner(incident: dict[str, Any]) -> str:
+    """Who has it: who acknowledged (or resolved) it, or that nobody does yet."""
+    if incident["status"] == "resolved":
+        return incident["resolved_by"] or "—"
+    return incident["acknowledged_by"] or ":gray[nobody yet]"
+
+
+def open_incident(number: int) -> None:
+    """Open it here and put it in the URL (`?incident=N`), the link to paste into chat. (A
+    `st.page_link` to this same page would not update the browser's address.)"""
+    st.query_params["incident"] = str(number)
+
+
+def incident_rows(incidents: list[dict[str, Any]]) -> None:
+    """The list, one row per incident; its title opens it."""
+    header = st.columns(COLUMNS)
+    for column, name in zip(
+        header, ["Severity", "Incident", "Status", "Service", "Owner", "Opened"], strict=True
+    ):
+        column.markdown(f"**{name}**")
+    for incident in incidents:
+        number = incident["incident_id"]
+        cells = st.columns(COLUMNS, vertical_alignment="center")
+        cells[0].markdown(severity_badge(incident["severity"]))
+        cells[1].button(  # keyed by the incident, not the row: a click opens what it shows
+            f"#{number} {incident['title']}",
+            key=f"open-incident-{number}",
+            type="tertiary",
+            on_click=open_incident,
+            args=(number,),
+        )
+        cells[2].markdown(STATUS_MARKS.get(incident["status"], incident["status"]))
+        cells[3].markdown(incident["service"] or "—")
+        cells[4].markdown(owner(incident))
+        cells[5].markdown(ago(incident["opened_at"]), help=utc(incident["opened_at"]))
+
+
+@live_fragment()
 def live() -> None:
     """Everything below the filters refreshes itself; filters and selection stay."""
     try:
@@ -73,31 +118,7 @@ def live() -> None:
         st.info("No incidents match these filters.")
         return
 
-    rows = [
-        {
-            "id": i["incident_id"],
-            "severity": i["severity"],
-            "status": i["status"],
-            "service": i["service"] or "-",
-            "title": i["title"],
-            "opened": i["opened_at"],
-            "acknowledged by": i["acknowledged_by"] or "",
-        }
-        for i in incidents
-    ]
-    st.dataframe(rows, hide_index=True, width="stretch", key="incident_table")
-
-    titles = {r["id"]: f"#{r['id']} {r['title']}" for r in rows}
-    choice = st.selectbox(
-        "Open an incident",
-        list(titles),
-        index=None,
-        placeholder="Choose one (a link with ?incident=N opens it too)",
-        key="selected_incident",
-        format_func=lambda i: titles.get(i, f"#{i}"),
-    )
-    if choice is not None:
-        st.query_params["incident"] = str(choice)
+    incident_rows(incidents)
     opened = _linked_incident()
     if opened is None:
         return

@@ -9,7 +9,7 @@ import streamlit as st
 
 from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
-from dashboard.live import refresh_interval
+from dashboard.live import live_fragment
 from dashboard.timefmt import ago, severity_badge, utc
 
 SEVERITIES = ["critical", "error", "warning", "info"]
@@ -72,7 +72,7 @@ def on_fire() -> None:
             st.caption(decision["reason"])
 
 
-@st.fragment(run_every=refresh_interval())
+@live_fragment()
 def live() -> None:
     try:
         data = client.overview()

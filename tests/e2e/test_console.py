@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from controlplane.api import create_app
 from controlplane.testing.servers import ApiServer, free_port
-from tests.factories import APP, alert, bearer, notification, signed_in
+from tests.factories import APP, alert, bearer, listed, notification, signed_in
 from tests.factories import WEBHOOK_URL as URL
 
 pytestmark = pytest.mark.integration
@@ -55,20 +55,20 @@ def test_lists_incidents_and_shows_detail(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
     assert not app.exception
     assert "2 incident(s) match" in app.caption[0].value
-    table = app.dataframe[0].value
-    assert list(table["service"]) == ["checkout", "search"]  # most severe first
+    rows = listed(app)
+    assert [title for _, title in rows] == ["Alertc0", "Alertc1"]  # checkout's critical first
     assert not app.subheader  # nothing is opened for the user
-    app.selectbox(key="selected_incident").set_value(int(table["id"][0])).run()
-    assert app.subheader[0].value.startswith(f"#{table['id'][0]} ")
-    assert app.query_params["incident"] == str(table["id"][0])  # a link to paste
+    first = rows[0][0]
+    app.button(key=f"open-incident-{first}").click().run()
+    assert app.subheader[0].value.startswith(f"#{first} ")
+    assert app.query_params["incident"] == str(first)  # a link to paste
     timeline = " ".join(m.value for m in app.markdown)
     assert "opened" in timeline
 
 
 def test_a_link_opens_its_incident(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
-    listed = app.dataframe[0].value
-    wanted = int(listed["id"][1])
+    wanted = listed(app)[1][0]
     app.query_params["incident"] = str(wanted)
     app.run()
     assert app.subheader[0].value.startswith(f"#{wanted} ")
@@ -80,15 +80,14 @@ def test_a_link_opens_its_incident(seeded, tokens):
 def test_filters_reach_the_api(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
     app.multiselect(key="filter_severity").set_value(["critical"]).run()
-    table = app.dataframe[0].value
-    assert list(table["service"]) == ["checkout"]
+    assert [title for _, title in listed(app)] == ["Alertc0"]  # checkout's
     app.text_input(key="filter_service").input("nothing-here").run()
     assert app.info[0].value == "No incidents match these filters."
 
 
 def test_viewer_cannot_act(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
-    app.selectbox(key="selected_incident").set_value(int(app.dataframe[0].value["id"][0])).run()
+    app.button(key=f"open-incident-{listed(app)[0][0]}").click().run()
     assert app.button(key="ack").disabled
     assert app.button(key="resolve").disabled
 
@@ -97,8 +96,8 @@ def test_operator_acknowledges_then_resolves(seeded, tokens):
     import httpx
 
     app = signed_in(tokens["operator"], "operator", "test-operator")
-    incident_id = int(app.dataframe[0].value["id"][0])
-    app.selectbox(key="selected_incident").set_value(incident_id).run()
+    incident_id = listed(app)[0][0]
+    app.button(key=f"open-incident-{incident_id}").click().run()
     app.text_input(key=f"incident-comment-{incident_id}").input("looking").run()
     app.button(key="ack").click().run()
     assert not app.exception
@@ -108,6 +107,9 @@ def test_operator_acknowledges_then_resolves(seeded, tokens):
     assert "acknowledged by test-operator" in app.success[0].value
     assert app.text_input(key=f"incident-comment-{incident_id}").value == ""
     assert app.subheader[0].value.startswith(f"#{incident_id} ")
+    cells = [m.value for m in app.markdown]  # the list's row: its status and its owner
+    assert ":orange[◐ acknowledged]" in cells
+    assert "test-operator" in cells
     detail = httpx.get(
         f"{seeded.url}/api/v1/incidents/{incident_id}", headers=bearer(tokens["viewer"])
     ).json()
@@ -132,6 +134,6 @@ def test_api_down_gives_a_clear_message(monkeypatch, tokens):
 def test_search_titles(seeded, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer")
     app.text_input(key="filter_text").input("alertC1").run()  # titles: Alertc0, Alertc1
-    assert list(app.dataframe[0].value["service"]) == ["search"]
+    assert [title for _, title in listed(app)] == ["Alertc1"]
     app.text_input(key="filter_text").input("100%_no_such").run()
     assert app.info[0].value == "No incidents match these filters."

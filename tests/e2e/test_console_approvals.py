@@ -158,7 +158,7 @@ def test_an_operator_approves_from_the_incident_page(pending, tokens):
         f"{pending}/api/v1/decisions/{number}", headers=bearer(tokens["viewer"])
     ).json()
     app = signed_in(tokens["operator"], "operator", "test-operator", "incidents")
-    app.selectbox(key="selected_incident").set_value(decision["incident_id"]).run()
+    app.button(key=f"open-incident-{decision['incident_id']}").click().run()
     assert not app.exception
     assert '+  "replicas": 3' in app.code[-1].value  # the plan's diff, beside the incident
     app.text_input(key=f"review-comment-{number}").input("checked the graph: scale").run()

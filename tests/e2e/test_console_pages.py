@@ -141,7 +141,7 @@ def test_incident_detail_shows_evidence_hints_decisions_and_runbooks(seeded, tok
         headers=bearer(tokens["viewer"]),
     ).json()["data"]
     alerted = next(i["incident_id"] for i in incidents if i["source"] == "alertmanager")
-    app.selectbox(key="selected_incident").set_value(alerted).run()
+    app.button(key=f"open-incident-{alerted}").click().run()
     assert not app.exception
     headings = [m.value for m in app.markdown]
     for heading in (
