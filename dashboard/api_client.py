@@ -85,10 +85,18 @@ class ApiClient:
     def decision(self, decision_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/decisions/{decision_id}")
 
-    def review(self, decision_id: int, *, approve: bool, comment: str) -> dict[str, Any]:
+    def review(
+        self, decision_id: int, *, approve: bool, comment: str, plan_digest: str
+    ) -> dict[str, Any]:
+        """Approve or reject the plan that was read (its digest): a decision planned again
+        since is refused by the API, not approved unread."""
         verb = "approve" if approve else "reject"
+        body = {"comment": comment, "plan_digest": plan_digest}
+        return self._call("POST", f"/api/v1/actions/{decision_id}/{verb}", json=body)
+
+    def replan(self, decision_id: int, comment: str) -> dict[str, Any]:
         return self._call(
-            "POST", f"/api/v1/actions/{decision_id}/{verb}", json={"comment": comment}
+            "POST", f"/api/v1/decisions/{decision_id}/replan", json={"comment": comment}
         )
 
     def automation(self) -> dict[str, Any]:

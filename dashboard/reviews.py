@@ -1,6 +1,8 @@
-"""Reviewing a pending decision, wherever the console shows one (the Approvals page, the
-incident it belongs to): its plan, diff and guardrails, its own comment box, and its own
-Approve #N / Reject #N, so a click can only act on the decision around it."""
+"""Reviewing a decision, wherever the console shows one (the Approvals page, its deep link
+`?decision=N`, the incident it belongs to): its plan, diff and guardrails, its own comment
+box, and its own Approve #N / Reject #N (or, for a stale one, Plan #N again), so a click can
+only act on the decision around it. A review sends the plan's digest as it was shown: if
+the decision was planned again in between, the API refuses instead of approving it unread."""
 
 from __future__ import annotations
 
@@ -13,19 +15,30 @@ from dashboard.api_client import ApiClient, ApiError
 CAN_REVIEW = {"operator", "admin"}
 
 
-def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused: bool) -> None:
-    """One pending decision with its own comment and buttons: a click can only act on the
-    decision shown around it, and its comment belongs to it alone."""
+def summary(decision: dict[str, Any]) -> str:
+    return str(decision["plan"]["summary"] if decision["plan"] else decision["action"])
+
+
+def describe(decision: dict[str, Any]) -> None:
+    """What the decision is: its policy, action, target and plan."""
     number = decision["decision_id"]
-    what = decision["plan"]["summary"] if decision["plan"] else decision["action"]
-    st.markdown(f"**#{number} · {decision['policy']}**: {what}")
+    st.markdown(f"**#{number} · {decision['policy']}**: {summary(decision)}")
     st.markdown(
         f"Incident **#{decision['incident_id']}** · action `{decision['action']}` on "
         f"`{decision['target']}` · policy version `{decision['policy_version']}`, "
         f"mode {decision['mode']} · planned {decision['created_at'][:19].replace('T', ' ')} UTC"
+        f" · link: `?decision={number}` on Approvals"
     )
     if decision["plan"]:
         st.code(decision["plan"]["diff"] or "(no change)", language="diff")
+
+
+def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused: bool) -> None:
+    """One pending decision with its own comment and buttons: a click can only act on the
+    decision shown around it, and its comment belongs to it alone."""
+    number = decision["decision_id"]
+    what = summary(decision)
+    describe(decision)
     st.dataframe(
         [
             {
@@ -65,7 +78,9 @@ def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused
         st.error(f"A comment is required to {'approve' if approve else 'reject'} #{number}.")
         return
     try:
-        reviewed = client.review(number, approve=approve, comment=comment.strip())
+        reviewed = client.review(
+            number, approve=approve, comment=comment.strip(), plan_digest=decision["plan_digest"]
+        )
     except ApiError as exc:
         st.error(f"#{number} refused: {exc}")
         return
@@ -73,6 +88,39 @@ def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused
         "incident_id": decision["incident_id"],
         "text": f"#{number} ({decision['policy']}: {what}) {reviewed['status']} by "
         f"{reviewed['reviewed_by']}: \u201c{reviewed['review_comment']}\u201d",
+    }
+    st.session_state.pop(comment_key, None)
+    st.rerun()
+
+
+def replan_box(client: ApiClient, decision: dict[str, Any], *, role: str) -> None:
+    """A stale decision: why it cannot be approved as it is, and Plan #N again (a fresh
+    read of the target, every guardrail again, then a new approval)."""
+    number = decision["decision_id"]
+    describe(decision)
+    st.warning(f"#{number} is stale: {decision['reason']}")
+    allowed = role in CAN_REVIEW
+    comment_key = f"replan-comment-{number}"
+    comment = st.text_input(
+        f"Why plan #{number} again? (required)",
+        key=comment_key,
+        disabled=not allowed,
+        help=None if allowed else "Needs the operator role.",
+    )
+    if not st.button(f"Plan #{number} again", key=f"replan-{number}", disabled=not allowed):
+        return
+    if not comment.strip():
+        st.error(f"A comment is required to plan #{number} again.")
+        return
+    try:
+        asked = client.replan(number, comment.strip())
+    except ApiError as exc:
+        st.error(f"#{number} refused: {exc}")
+        return
+    st.session_state["review_done"] = {
+        "incident_id": decision["incident_id"],
+        "text": f"#{number} ({decision['policy']}): {asked['reason']}; the policy loop makes "
+        "the new plan in a few seconds, then it waits for approval again",
     }
     st.session_state.pop(comment_key, None)
     st.rerun()

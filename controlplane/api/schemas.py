@@ -227,6 +227,9 @@ class DecisionPublic(_FromRow):
     started_at: datetime | None
     finished_at: datetime | None
     outcome: dict[str, Any] | None = Field(description="execute, verify and rollback outcomes.")
+    plan_digest: str = Field(
+        description="Fingerprint of what an approval approves; send it back when reviewing."
+    )
 
 
 class DecisionsPublic(BaseModel):
@@ -237,6 +240,18 @@ class DecisionsPublic(BaseModel):
 
 
 class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str = Field(..., min_length=1, max_length=2000, description="Why (required).")
+    plan_digest: str | None = Field(
+        None,
+        max_length=64,
+        description="The decision's `plan_digest` as the reviewer read it: if the decision was "
+        "planned again since, the review is refused (409) instead of approving a plan nobody "
+        "read. The console always sends it.",
+    )
+
+
+class ReplanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     comment: str = Field(..., min_length=1, max_length=2000, description="Why (required).")
 

@@ -54,10 +54,12 @@ class DecisionStatus(StrEnum):
 
     Decided as `refused`, `dry_run`, `pending_approval` or `approved`; a pending one becomes
     `approved` or `rejected` by an operator, or `stale` when the world moved on before anyone
-    approved it (its incident resolved); an approved one is claimed as `executing` and ends
-    `succeeded`, `failed`, `rolled_back`, `cancelled` (paused before it ran), `stale` (the
-    target is no longer in the state the plan was made from: nothing was changed) or
-    `needs_attention` (a human must look).
+    approved it (its incident resolved, or its target is no longer in the state the plan was
+    made from); an approved one is claimed as `executing` and ends `succeeded`, `failed`,
+    `rolled_back`, `cancelled` (paused before it ran), `stale` (the target moved: nothing was
+    changed) or `needs_attention` (a human must look). An operator can ask for a stale
+    decision of a still open incident to be `replanning`: the policy loop decides it again
+    from a fresh read, with every guardrail, and it needs a new approval.
     """
 
     REFUSED = "refused"
@@ -71,6 +73,7 @@ class DecisionStatus(StrEnum):
     ROLLED_BACK = "rolled_back"
     CANCELLED = "cancelled"
     STALE = "stale"
+    REPLANNING = "replanning"
     NEEDS_ATTENTION = "needs_attention"
 
     @property

@@ -16,17 +16,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from controlplane.domain.models import AlertStatus, Severity, TimelineKind
-from controlplane.policy.engine import Decision, Planner, decide
+import remediations
+from controlplane.domain.errors import ControlPlaneError
+from controlplane.domain.models import AlertStatus, DecisionStatus, Severity, TimelineKind
+from controlplane.policy.engine import Builder, Decision, decide
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy
 from controlplane.policy.state import is_paused
 from controlplane.storage import Database, audit
 from controlplane.storage import decisions as store
 from controlplane.storage.models import DecisionRow, IncidentRow
+from remediations import ActionParams, Plan
 
 ACTOR = "policy-engine"
+#: How often plans waiting for approval are compared with a fresh read of their target.
+DRIFT_CHECK = timedelta(seconds=30)
 #: How far back decisions count for rates and cooldowns.
 LOOKBACK = timedelta(hours=24)
 EVALUATION_LOCK = 0x41494F5001  # "AIOP" + 1: the policy evaluation advisory lock
@@ -37,15 +43,19 @@ class Decider:
         self,
         db: Database,
         policies: list[Policy],
-        planner: Planner,
+        build: Builder,
         *,
         global_max_per_hour: int,
         clock: Callable[[], datetime],
     ) -> None:
-        self.db, self.policies, self.planner = db, policies, planner
+        self.db, self.policies, self.build = db, policies, build
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
         self.watermark = clock() - timedelta(hours=1)
+        self.drift_checked = clock() - DRIFT_CHECK
+
+    def planner(self, params: ActionParams) -> Plan:
+        return self.build(params).plan()
 
     def run(self) -> list[int]:
         """Decide on what changed since the last pass; the ids of the stored decisions."""
@@ -55,7 +65,8 @@ class Decider:
             if not mine:
                 return []
             self.expire_resolved()
-            return self._run()
+            self.expire_drifted()
+            return self.replan() + self._run()
 
     def expire_resolved(self) -> list[int]:
         """Decisions waiting for approval whose incident resolved become `stale`: what they
@@ -74,6 +85,82 @@ class Decider:
                 store.mark_stale(session, row, reason, actor=ACTOR, now=now)
             return [r.decision_id for r in rows]
 
+    def expire_drifted(self) -> list[int]:
+        """Every `DRIFT_CHECK`, decisions waiting for approval whose target moved away from
+        the state they were planned from (someone scaled by hand, a rollout happened) become
+        `stale`: approving them would approve a diff that is no longer true."""
+        now = self.clock()
+        if now - self.drift_checked < DRIFT_CHECK:
+            return []
+        self.drift_checked = now
+        with self.db.read() as session:
+            waiting = [(r.decision_id, r.params, r.plan) for r in store.pending(session)]
+        moved = []
+        for decision_id, params, stored in waiting:
+            if not stored:
+                continue
+            try:
+                action = self.build(remediations.parse(params))
+                drift = action.drift(Plan.from_dict(stored), action.plan())
+            except ControlPlaneError:
+                continue  # cannot read the target now: the executor re-checks before acting
+            if drift is None:
+                continue
+            with self.db.write() as session:
+                row = session.get(DecisionRow, decision_id, with_for_update=True)
+                if row is None or row.status != DecisionStatus.PENDING_APPROVAL:
+                    continue
+                reason = f"the target changed since the plan ({drift}); ask for a new plan"
+                store.mark_stale(session, row, reason, actor=ACTOR, now=now)
+                moved.append(decision_id)
+        return moved
+
+    def replan(self) -> list[int]:
+        """Decide again the decisions an operator asked a new plan for (`replanning`): the
+        same policy, the incident's firing alerts now, every guardrail, a fresh read."""
+        with self.db.read() as session:
+            if not store.any_replanning(session):
+                return []
+        now = self.clock()
+        with self.db.read() as session:
+            rows = store.replanning(session)
+            asked = [(r.decision_id, r.policy, r.incident_id) for r in rows]
+            incidents = {i.incident_id: _views(i) for i in store.incidents(session, asked)}
+            history = self._history(session, now)
+            paused = is_paused(session)
+        done = []
+        policies = {p.name: p for p in self.policies if p.enabled}
+        for decision_id, name, incident_id in asked:
+            policy = policies.get(name)
+            views = incidents.get(incident_id, [])
+            view = next((v for v in views if policy and matches(policy, v)), None)
+            if policy is None or view is None:
+                why = (
+                    f"policy {name!r} is not loaded (or disabled) any more"
+                    if policy is None
+                    else f"no firing alert of incident #{incident_id} matches {name!r} any more"
+                )
+                self._not_replanned(decision_id, f"{why}; nothing was planned", now)
+                continue
+            decision = decide(
+                policy,
+                view,
+                history,
+                now,
+                paused=paused,
+                global_max_per_hour=self.global_max_per_hour,
+                planner=self.planner,
+            )
+            if self._replanned(decision_id, decision, view, now):
+                done.append(decision_id)
+        return done
+
+    def _history(self, session: Session, now: datetime) -> list[PastAction]:
+        return [
+            PastAction(policy, target, at)
+            for policy, target, at in store.acting_since(session, now - LOOKBACK)
+        ]
+
     def _run(self) -> list[int]:
         now = self.clock()
         since, self.watermark = self.watermark - timedelta(seconds=5), now
@@ -82,10 +169,7 @@ class Decider:
             if not incidents:  # the common case, twice a second: nothing more to read
                 return []
             decided = store.decided(session, [i.incident_id for i in incidents])
-            history = [
-                PastAction(policy, target, at)
-                for policy, target, at in store.acting_since(session, now - LOOKBACK)
-            ]
+            history = self._history(session, now)
             paused = is_paused(session)
             views = [(i.incident_id, _views(i)) for i in incidents]
         stored = []
@@ -114,69 +198,133 @@ class Decider:
         return stored
 
     def _store(self, decision: Decision, view: IncidentView, now: datetime) -> int | None:
-        policy = decision.policy
-        plan = None
-        if decision.plan is not None:
-            plan = {
-                **decision.plan.as_dict(),
-                "server_dry_run": decision.plan.server_dry_run,
-                "verify": policy.verify.model_dump(),
-                "rollback_on_failure": policy.rollback_on_failure,
-            }
-        row = DecisionRow(
-            incident_id=decision.incident_id,
-            policy=policy.name,
-            policy_version=policy.version,
-            mode=policy.mode,
-            action=policy.action.type,
-            target=decision.target.key,
-            params=decision.params,
-            status=decision.status,
-            reason=decision.reason,
-            checks=decision.checks,
-            plan=plan,
-            runbook=policy.runbook,
-            created_at=now,
-            updated_at=now,
-        )
+        row = DecisionRow(**_fields(decision), created_at=now, updated_at=now)
         try:
             with self.db.write() as session:
                 session.add(row)
                 session.flush()
-                details: dict[str, Any] = {
-                    "incident_id": decision.incident_id,
-                    "incident": view.title,
-                    "evidence": store.evidence_refs(session, decision.incident_id),
-                    "alert_labels": dict(view.labels),
-                    "policy": policy.name,
-                    "policy_version": policy.version,
-                    "mode": policy.mode,
-                    "target": decision.target.as_dict(),
-                    "params": decision.params,
-                    "status": decision.status,
-                    "reason": decision.reason,
-                    "checks": decision.checks,
-                    "diff": plan["diff"] if plan else None,
-                }
-                audit.record(
-                    session,
-                    actor=ACTOR,
-                    action="policy.decided",
-                    target_type="decision",
-                    target_id=row.decision_id,
-                    details=details,
-                )
-                store.add_timeline(
-                    session,
-                    decision.incident_id,
-                    TimelineKind.DECISION,
-                    ACTOR,
-                    f"{policy.name}: {decision.status} ({decision.reason})",
-                    {"decision_id": row.decision_id},
-                )
+                self._record(session, row.decision_id, decision, view, "policy.decided")
                 return row.decision_id
         except IntegrityError:  # another replica decided this (incident, policy) first
             return None
+
+    def _replanned(
+        self, decision_id: int, decision: Decision, view: IncidentView, now: datetime
+    ) -> bool:
+        """The new plan replaces the stale one on the same row (one decision per incident and
+        policy); the old plan stays in the audit log."""
+        with self.db.write() as session:
+            row = session.get(DecisionRow, decision_id, with_for_update=True)
+            if row is None or row.status != DecisionStatus.REPLANNING:
+                return False
+            previous = (row.plan or {}).get("diff")
+            for name, value in {**_fields(decision), **_CLEARED}.items():
+                setattr(row, name, value)
+            row.created_at, row.updated_at = now, now
+            self._record(
+                session, decision_id, decision, view, "policy.replanned", previous_diff=previous
+            )
+            return True
+
+    def _not_replanned(self, decision_id: int, reason: str, now: datetime) -> None:
+        with self.db.write() as session:
+            row = session.get(DecisionRow, decision_id, with_for_update=True)
+            if row is not None and row.status == DecisionStatus.REPLANNING:
+                store.mark_stale(session, row, reason, actor=ACTOR, now=now)
+
+    def _record(
+        self,
+        session: Session,
+        decision_id: int,
+        decision: Decision,
+        view: IncidentView,
+        action: str,
+        **extra: Any,
+    ) -> None:
+        """The decision's audit row, with every input it was made from, and its timeline
+        entry on the incident."""
+        policy = decision.policy
+        plan = _plan(decision)
+        details: dict[str, Any] = {
+            "incident_id": decision.incident_id,
+            "incident": view.title,
+            "evidence": store.evidence_refs(session, decision.incident_id),
+            "alert_labels": dict(view.labels),
+            "policy": policy.name,
+            "policy_version": policy.version,
+            "mode": policy.mode,
+            "target": decision.target.as_dict(),
+            "params": decision.params,
+            "status": decision.status,
+            "reason": decision.reason,
+            "checks": decision.checks,
+            "diff": plan["diff"] if plan else None,
+            **extra,
+        }
+        audit.record(
+            session,
+            actor=ACTOR,
+            action=action,
+            target_type="decision",
+            target_id=decision_id,
+            details=details,
+        )
+        verb = "planned again: " if action == "policy.replanned" else ""
+        store.add_timeline(
+            session,
+            decision.incident_id,
+            TimelineKind.DECISION,
+            ACTOR,
+            f"{policy.name}: {verb}{decision.status} ({decision.reason})",
+            {"decision_id": decision_id},
+        )
+
+
+#: What a new plan clears from the attempt before it (the audit log keeps it).
+_CLEARED: dict[str, Any] = dict.fromkeys(
+    [
+        "reviewed_by",
+        "reviewed_at",
+        "review_comment",
+        "lease_owner",
+        "lease_until",
+        "started_at",
+        "finished_at",
+        "outcome",
+    ]
+)
+
+
+def _plan(decision: Decision) -> dict[str, Any] | None:
+    """The plan as stored: what it changes, the dry-run's answer, how it will be verified."""
+    if decision.plan is None:
+        return None
+    policy = decision.policy
+    return {
+        **decision.plan.as_dict(),
+        "server_dry_run": decision.plan.server_dry_run,
+        "verify": policy.verify.model_dump(),
+        "rollback_on_failure": policy.rollback_on_failure,
+    }
+
+
+def _fields(decision: Decision) -> dict[str, Any]:
+    """A decision's columns in the store."""
+    policy = decision.policy
+    return {
+        "incident_id": decision.incident_id,
+        "policy": policy.name,
+        "policy_version": policy.version,
+        "mode": policy.mode,
+        "action": policy.action.type,
+        "target": decision.target.key,
+        "params": decision.params,
+        "status": decision.status,
+        "reason": decision.reason,
+        "checks": decision.checks,
+        "plan": _plan(decision),
+        "runbook": policy.runbook,
+    }
 
 
 def _views(incident: IncidentRow) -> list[IncidentView]:

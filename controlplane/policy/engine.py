@@ -32,9 +32,11 @@ from controlplane.policy.guardrails import (
     check_impact,
 )
 from controlplane.policy.schema import Policy
-from remediations import ActionParams, Plan, TargetRef
+from remediations import Action, ActionParams, Plan, TargetRef
 
 Planner = Callable[[ActionParams], Plan]
+#: Builds the action for its parameters (through the registry, with the cluster connection).
+Builder = Callable[[ActionParams], Action[Any]]
 DEFAULT_NAMESPACE = "default"
 UNRESOLVED = TargetRef("Unresolved", "?")
 

@@ -25,15 +25,15 @@ import remediations
 from controlplane.domain.errors import ControlPlaneError
 from controlplane.domain.models import DecisionStatus
 from controlplane.policy.decider import ACTOR
+from controlplane.policy.engine import Builder
 from controlplane.policy.state import is_paused
 from controlplane.storage import Database
 from controlplane.storage import decisions as store
 from controlplane.storage.models import DecisionRow
-from remediations import Action, ActionParams, Outcome, Plan
+from remediations import Outcome, Plan
 
 #: Holds when the PromQL query returns a non-empty result.
 PromQLCheck = Callable[[str], bool]
-Builder = Callable[[ActionParams], Action[Any]]
 #: Added to a decision's verification timeout for its execution lease (the write itself).
 LEASE_MARGIN_SECONDS = 120
 DEFAULT_VERIFY_TIMEOUT = 300.0

@@ -29,7 +29,7 @@ from controlplane.policy.decider import Decider
 from controlplane.policy.executor import Executor, PromQLCheck
 from controlplane.policy.schema import Policy, load_policies
 from controlplane.storage import Database
-from remediations import Action, ActionParams, Kube, Plan
+from remediations import Action, ActionParams, Kube
 
 
 @dataclass
@@ -63,7 +63,7 @@ class PolicyRunner:
         self.decider = Decider(
             db,
             policies,
-            self._plan,
+            self._build,
             global_max_per_hour=config.max_actions_per_hour,
             clock=clock,
         )
@@ -88,9 +88,6 @@ class PolicyRunner:
 
     def _build(self, params: ActionParams) -> Action[Any]:
         return remediations.build(params, self.kube)
-
-    def _plan(self, params: ActionParams) -> Plan:
-        return self._build(params).plan()
 
 
 def shipped_policies() -> Path:

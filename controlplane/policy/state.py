@@ -1,4 +1,5 @@
-"""Human controls over automation: the kill switch, and approving or rejecting a decision.
+"""Human controls over automation: the kill switch, approving or rejecting a decision, and
+asking for a stale one to be planned again.
 
 Each runs inside the caller's transaction and is audited with who did it and why.
 """
@@ -62,19 +63,36 @@ def set_paused(
     return row
 
 
-def review(
-    session: Session, decision_id: int, who: Principal, *, approve: bool, comment: str
-) -> DecisionRow:
-    """Approve or reject a decision waiting for approval; the comment is required."""
-    if not comment.strip():
-        raise InvalidInputError("comment: required when approving or rejecting, got ''")
+def _locked(session: Session, decision_id: int) -> DecisionRow:
     row = session.scalars(
         select(DecisionRow).where(DecisionRow.decision_id == decision_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise NotFoundError(f"decision {decision_id} does not exist")
+    return row
+
+
+def review(
+    session: Session,
+    decision_id: int,
+    who: Principal,
+    *,
+    approve: bool,
+    comment: str,
+    plan_digest: str | None = None,
+) -> DecisionRow:
+    """Approve or reject a decision waiting for approval; the comment is required. With
+    `plan_digest` (what the reviewer read), a decision planned again since is refused."""
+    if not comment.strip():
+        raise InvalidInputError("comment: required when approving or rejecting, got ''")
+    row = _locked(session, decision_id)
     if row.status != DecisionStatus.PENDING_APPROVAL:
         raise ConflictError(f"decision {decision_id} is {row.status}, not pending_approval")
+    if plan_digest is not None and plan_digest != row.plan_digest:
+        raise ConflictError(
+            f"decision {decision_id} was planned again since it was read (plan_digest "
+            f"{plan_digest!r}, now {row.plan_digest!r}): read the new plan before reviewing it"
+        )
     if approve and is_paused(session):
         raise ConflictError("automation is paused: resume it before approving actions")
     incident = session.get(IncidentRow, row.incident_id)
@@ -115,6 +133,49 @@ def review(
             kind=TimelineKind.ACTION,
             actor=who.name,
             message=f"{row.policy}: {verb} by {who.name}: {comment}",
+            data={"decision_id": decision_id},
+        )
+    )
+    session.flush()
+    return row
+
+
+def request_replan(
+    session: Session, decision_id: int, who: Principal, *, comment: str
+) -> DecisionRow:
+    """Ask for a stale decision of a still open incident to be planned again: the policy
+    loop decides it afresh (every guardrail, a fresh read of the target) and, when the policy
+    asks for approval, it waits for a new one."""
+    if not comment.strip():
+        raise InvalidInputError("comment: required when asking for a new plan, got ''")
+    row = _locked(session, decision_id)
+    if row.status != DecisionStatus.STALE:
+        raise ConflictError(
+            f"decision {decision_id} is {row.status}: only a stale decision is planned again"
+        )
+    incident = session.get(IncidentRow, row.incident_id)
+    if incident is not None and incident.status == IncidentStatus.RESOLVED:
+        raise ConflictError(
+            f"decision {decision_id}: incident #{row.incident_id} is resolved, there is "
+            "nothing left to fix (a new incident gets a new decision)"
+        )
+    now = datetime.now(UTC)
+    row.status, row.updated_at = DecisionStatus.REPLANNING, now
+    row.reason = f"a new plan was asked for by {who.name}: {comment}"[:2000]
+    audit.record(
+        session,
+        actor=who.name,
+        action="decision.replan_requested",
+        target_type="decision",
+        target_id=decision_id,
+        details={"role": who.role.value, "comment": comment, "policy": row.policy},
+    )
+    session.add(
+        TimelineEntryRow(
+            incident_id=row.incident_id,
+            kind=TimelineKind.DECISION,
+            actor=who.name,
+            message=f"{row.policy}: a new plan asked for by {who.name}: {comment}"[:2000],
             data={"decision_id": decision_id},
         )
     )

@@ -112,6 +112,41 @@ def mark_stale(
     _record(session, row, "decision.stale", TimelineKind.DECISION, actor=actor)
 
 
+def pending(session: Session) -> Sequence[DecisionRow]:
+    """Decisions waiting for approval, oldest first."""
+    return session.scalars(
+        select(DecisionRow)
+        .where(DecisionRow.status == DecisionStatus.PENDING_APPROVAL)
+        .order_by(DecisionRow.decision_id)
+    ).all()
+
+
+def any_replanning(session: Session) -> bool:
+    """Did an operator ask for a stale decision to be planned again?"""
+    waiting = select(DecisionRow).where(DecisionRow.status == DecisionStatus.REPLANNING)
+    return session.scalar(select(waiting.exists())) is True
+
+
+def replanning(session: Session) -> Sequence[DecisionRow]:
+    return session.scalars(
+        select(DecisionRow)
+        .where(DecisionRow.status == DecisionStatus.REPLANNING)
+        .order_by(DecisionRow.decision_id)
+    ).all()
+
+
+def incidents(session: Session, asked: Sequence[tuple[int, str, int]]) -> Sequence[IncidentRow]:
+    """The open incidents of (decision, policy, incident) triples, with their alerts."""
+    return session.scalars(
+        select(IncidentRow)
+        .where(
+            IncidentRow.incident_id.in_([incident for _, _, incident in asked]),
+            IncidentRow.status != IncidentStatus.RESOLVED,
+        )
+        .options(selectinload(IncidentRow.alerts))
+    ).all()
+
+
 def listing() -> Select[Any]:
     return select(DecisionRow)
 

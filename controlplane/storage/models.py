@@ -6,6 +6,8 @@ checks that these models and the migrated schema agree.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -309,6 +311,15 @@ class DecisionRow(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     outcome: Mapped[dict[str, Any] | None]
+
+    @property
+    def plan_digest(self) -> str:
+        """A fingerprint of what approving this decision approves (action, target, params,
+        plan, policy version). A review sends the one it read, so it cannot approve a plan
+        that was made again since."""
+        what = [self.action, self.target, self.params, self.plan, self.policy_version]
+        canonical = json.dumps(what, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 class AutomationStateRow(Base):

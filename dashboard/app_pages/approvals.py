@@ -1,5 +1,7 @@
 """Approvals: decisions waiting for a human, with the plan's diff, the guardrails and the
-policy; Approve / Reject with a required comment; recent decisions; the kill switch (admin)."""
+policy; Approve / Reject with a required comment; one decision by its link (`?decision=N`:
+reviewed, planned again when stale, or its record); recent decisions, each linked; the kill
+switch (admin)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import live_fragment
 from dashboard.loading import load_or_stop
-from dashboard.reviews import confirm_review, review_box
+from dashboard.reviews import confirm_review, describe, replan_box, review_box
+from dashboard.timefmt import fields
 
 RECENT = [s.value for s in DecisionStatus if s is not DecisionStatus.PENDING_APPROVAL]
 
@@ -52,9 +55,44 @@ with st.expander("Kill switch", expanded=switch["paused"]):
             st.rerun()
 
 
+def linked_decision() -> int | None:
+    """The decision the URL names (`?decision=N`, a link that can be pasted into chat); its
+    number when shown (the list below leaves it out: one set of buttons per decision)."""
+    value = st.query_params.get("decision")
+    if value is None:
+        return None
+    if not value.isdigit():
+        st.error(f"The link names decision {value!r}: not a decision number.")
+        return None
+    try:
+        decision = client.decision(int(value))
+    except ApiError as exc:
+        st.error(f"Could not load decision #{value}: {exc}")
+        return None
+    st.subheader(f"Decision #{value}: {decision['status']}")
+    with st.container(border=True):
+        if decision["status"] == DecisionStatus.PENDING_APPROVAL:
+            review_box(client, decision, role=role, paused=switch["paused"])
+        elif decision["status"] == DecisionStatus.STALE:
+            replan_box(client, decision, role=role)
+        else:
+            describe(decision)
+            st.markdown(f"**{decision['status']}**: {decision['reason']}")
+            for step, result in (decision["outcome"] or {}).items():
+                st.markdown(f"- **{step}**: {fields(result)}")
+        st.page_link(
+            "app_pages/incidents.py",
+            label=f"Incident #{decision['incident_id']}",
+            query_params={"incident": str(decision["incident_id"])},
+        )
+    return int(value)
+
+
 @live_fragment()
 def live() -> None:
     """Pending and recent decisions refresh themselves; the selection and comment stay."""
+    confirm_review()
+    shown = linked_decision()
     try:
         pending = client.decisions(status=[DecisionStatus.PENDING_APPROVAL], limit=100)
     except ApiError as exc:
@@ -62,10 +100,11 @@ def live() -> None:
         return
 
     st.subheader(f"Waiting for approval ({pending['count']})")
-    confirm_review()
     if not pending["data"]:
         st.info("Nothing is waiting for approval.")
     for decision in pending["data"]:
+        if decision["decision_id"] == shown:
+            continue
         with st.container(border=True):
             review_box(client, decision, role=role, paused=switch["paused"])
 
@@ -90,12 +129,14 @@ def live() -> None:
                     "reason": d["reason"],
                     "reviewed by": d["reviewed_by"] or "",
                     "decided": d["created_at"][:19].replace("T", " "),
+                    "link": f"/approvals?decision={d['decision_id']}",
                 }
                 for d in recent["data"]
             ],
             hide_index=True,
             width="stretch",
             key="recent_table",
+            column_config={"link": st.column_config.LinkColumn("link", display_text="open")},
         )
 
 

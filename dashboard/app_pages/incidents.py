@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import live_fragment
-from dashboard.reviews import confirm_review, review_box
+from dashboard.reviews import confirm_review, replan_box, review_box
 from dashboard.timefmt import ago, severity_badge, utc
 from dashboard.timeline import collapse
 
@@ -262,19 +262,26 @@ def live() -> None:
                     "action": d["action"],
                     "target": d["target"],
                     "reason": d["reason"],
+                    "link": f"/approvals?decision={d['decision_id']}",
                 }
                 for d in detail["decisions"]
             ],
             hide_index=True,
             width="stretch",
+            column_config={"link": st.column_config.LinkColumn("link", display_text="open")},
         )
         confirm_review(detail["incident_id"])
         waiting = [d for d in detail["decisions"] if d["status"] == "pending_approval"]
+        stale = [d for d in detail["decisions"] if d["status"] == "stale"]
         if waiting:
             paused = client.automation()["paused"]
             for decision in waiting:
                 with st.container(border=True):
                     review_box(client, decision, role=role, paused=paused)
+        if detail["status"] != "resolved":  # a resolved incident has nothing left to fix
+            for decision in stale:
+                with st.container(border=True):
+                    replan_box(client, decision, role=role)
 
     st.markdown("#### Alerts")
     st.dataframe(

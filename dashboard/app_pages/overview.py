@@ -53,9 +53,12 @@ def on_fire() -> None:
         if not pending["data"]:
             st.caption("Nothing is waiting for approval.")
         for decision in pending["data"]:
-            link_to_incident(
-                decision["incident_id"],
-                f"#{decision['decision_id']} {decision['policy']} on {decision['target']}",
+            st.page_link(  # the decision's own link: its plan, diff and buttons
+                "app_pages/approvals.py",
+                label=f"#{decision['decision_id']} {decision['policy']} on {decision['target']}",
+                query_params={"decision": str(decision["decision_id"])},
+            )
+            st.caption(
                 f"incident #{decision['incident_id']} · waiting {ago(decision['created_at'])} "
                 f"({utc(decision['created_at'])})",
             )

@@ -16,6 +16,7 @@ from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
 from controlplane.testing.kube import FakeKube
 from controlplane.testing.servers import ApiServer
+from remediations import Kube
 from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer, signed_in
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
@@ -45,7 +46,15 @@ def two_pending(settings, db, tokens, monkeypatch) -> Iterator[str]:
     yield from _pending(settings, db, monkeypatch, [POLICY, second])
 
 
-def _pending(settings, db, monkeypatch, policies: list[Policy]) -> Iterator[str]:
+@pytest.fixture
+def stale(settings, db, tokens, monkeypatch) -> Iterator[str]:
+    """The pending scale-out, after someone scaled checkout by hand: stale."""
+    yield from _pending(settings, db, monkeypatch, [POLICY], moved=True)
+
+
+def _pending(
+    settings, db, monkeypatch, policies: list[Policy], *, moved: bool = False
+) -> Iterator[str]:
     with FakeKube() as cluster:
         cluster.add_deployment("shop", "checkout", replicas=2)
         cluster.add_deployment("shop", "search", replicas=2)
@@ -62,6 +71,10 @@ def _pending(settings, db, monkeypatch, policies: list[Policy]) -> Iterator[str]
                 headers=bearer(WEBHOOK_TOKEN),
             ).raise_for_status()
             PolicyRunner(config, db, policies=policies).cycle()
+            if moved:
+                by_hand = Kube(host=cluster.url, timeout_seconds=5)
+                by_hand.patch_scale("Deployment", "shop", "checkout", 5, dry_run=False)
+                PolicyRunner(config, db, policies=policies).cycle()  # checks waiting plans
             yield server.url
 
 
@@ -166,3 +179,40 @@ def test_an_operator_approves_from_the_incident_page(pending, tokens):
     assert not app.exception
     assert "approved by test-operator" in app.success[0].value
     assert pending_ids(pending, tokens) == []
+
+
+def test_a_decision_link_opens_it_with_its_buttons_once(pending, tokens):
+    (number,) = pending_ids(pending, tokens)
+    app = page(tokens["operator"], "operator", "test-operator")
+    app.query_params["decision"] = str(number)
+    app.run()
+    assert not app.exception
+    assert app.subheader[0].value == f"Decision #{number}: pending_approval"
+    assert [b.key for b in app.button].count(f"approve-{number}") == 1  # not again in the list
+    app.query_params["decision"] = "x1"
+    app.run()
+    assert "not a decision number" in app.error[0].value
+
+
+def test_a_stale_decision_is_planned_again_from_its_link(stale, tokens):
+    decisions = httpx.get(f"{stale}/api/v1/decisions", headers=bearer(tokens["viewer"])).json()
+    (decision,) = decisions["data"]
+    number = decision["decision_id"]
+    assert decision["status"] == "stale"
+    app = page(tokens["operator"], "operator", "test-operator")
+    app.query_params["decision"] = str(number)
+    app.run()
+    assert f"#{number} is stale: the target changed since the plan" in app.warning[0].value
+    app.button(key=f"replan-{number}").click().run()
+    assert app.error[0].value == f"A comment is required to plan #{number} again."
+    app.text_input(key=f"replan-comment-{number}").input("scaled by hand to 5").run()
+    app.button(key=f"replan-{number}").click().run()
+    assert not app.exception
+    assert app.success[0].value.startswith(
+        f"#{number} (checkout-scale): a new plan was asked for by test-operator: "
+        "scaled by hand to 5"
+    )
+    assert app.subheader[0].value == f"Decision #{number}: replanning"  # the same decision
+    assert f"replan-{number}" not in [b.key for b in app.button]  # nothing left to click
+    after = httpx.get(f"{stale}/api/v1/decisions/{number}", headers=bearer(tokens["viewer"]))
+    assert after.json()["status"] == "replanning"

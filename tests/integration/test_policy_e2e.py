@@ -400,6 +400,98 @@ def test_a_pending_approval_whose_incident_resolved_is_stale(api, config, db, cl
     assert replicas(cluster) == 2
 
 
+def test_a_pending_plan_the_world_moved_away_from_is_stale_and_can_be_planned_again(
+    api, config, db, cluster, tokens
+):
+    """Someone scaled checkout by hand while the scale-out (2 -> 4) waited for approval: the
+    plan is marked stale before anyone approves it; an operator asks for a new plan, which
+    is made from a fresh read (7 -> 9) with every guardrail, needs a new approval, and a
+    review of the old plan cannot approve the new one."""
+    alert(api)
+    now = [datetime.now(UTC)]
+    policies = [scale_policy("approval")]
+    loop = PolicyRunner(config, db, policies=policies, promql=lambda q: True, clock=lambda: now[0])
+    loop.cycle()
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    number, read = decision["decision_id"], decision["plan_digest"]
+    Kube(host=cluster.url, timeout_seconds=5).patch_scale(
+        "Deployment", "shop", "checkout", 7, dry_run=False
+    )
+    now[0] += timedelta(seconds=31)  # the next check of waiting plans against the cluster
+    loop.cycle()
+    path = f"/api/v1/decisions/{number}"
+    stale = api.get(path, headers=bearer(tokens["viewer"])).json()
+    assert stale["status"] == "stale"
+    assert stale["reason"] == (
+        "the target changed since the plan (planned from {'replicas': 2}, now "
+        "{'replicas': 7}); ask for a new plan"
+    )
+    approve = f"/api/v1/actions/{number}/approve"
+    late = api.post(approve, json={"comment": "go"}, headers=bearer(tokens["operator"]))
+    assert late.status_code == 409
+
+    ask = {"comment": "someone scaled by hand; plan from 7"}
+    viewer = api.post(f"{path}/replan", json=ask, headers=bearer(tokens["viewer"]))
+    assert viewer.status_code == 403
+    asked = api.post(f"{path}/replan", json=ask, headers=bearer(tokens["operator"]))
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["status"] == "replanning"
+    again = api.post(f"{path}/replan", json=ask, headers=bearer(tokens["operator"]))
+    assert again.status_code == 409  # only a stale decision is planned again
+    loop.cycle()
+    fresh = api.get(path, headers=bearer(tokens["viewer"])).json()
+    assert fresh["status"] == "pending_approval"
+    assert (fresh["plan"]["before"], fresh["plan"]["after"]) == ({"replicas": 7}, {"replicas": 9})
+    assert fresh["plan_digest"] != read
+    assert fresh["reviewed_by"] is None
+
+    old = api.post(
+        approve, json={"comment": "go", "plan_digest": read}, headers=bearer(tokens["operator"])
+    )
+    assert old.status_code == 409
+    assert "planned again since it was read" in old.json()["detail"]
+    api.post(
+        approve,
+        json={"comment": "go", "plan_digest": fresh["plan_digest"]},
+        headers=bearer(tokens["operator"]),
+    ).raise_for_status()
+    loop.cycle()
+    assert api.get(path, headers=bearer(tokens["viewer"])).json()["status"] == "succeeded"
+    assert replicas(cluster) == 9
+    assert actions(api, tokens, number) == [
+        "policy.decided",
+        "decision.stale",
+        "decision.replan_requested",
+        "policy.replanned",
+        "decision.approved",
+        "action.execute",
+        "action.verify",
+        "action.succeeded",
+    ]
+
+
+def test_a_stale_decision_of_a_resolved_incident_is_not_planned_again(
+    api, config, db, cluster, tokens
+):
+    incident_id = alert(api)
+    loop = runner(config, db, [scale_policy("approval")])
+    loop.cycle()
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    api.post(
+        f"/api/v1/incidents/{incident_id}/resolve",
+        json={"comment": "recovered"},
+        headers=bearer(tokens["operator"]),
+    ).raise_for_status()
+    loop.cycle()
+    asked = api.post(
+        f"/api/v1/decisions/{decision['decision_id']}/replan",
+        json={"comment": "try again"},
+        headers=bearer(tokens["operator"]),
+    )
+    assert asked.status_code == 409
+    assert "is resolved, there is nothing left to fix" in asked.json()["detail"]
+
+
 def test_a_running_execution_says_which_step_it_is_in(api, config, db, cluster, tokens):
     """While it runs, the decision's reason names the step (the console shows it), and each
     step's audit event carries the time the step ran, not the time the run ended."""

@@ -1,5 +1,6 @@
-"""Decisions and the humans' controls: `/decisions`, `/actions/{id}/approve|reject`,
-`/automation` (the kill switch), and the audit log `/audit` with its JSON-lines export."""
+"""Decisions and the humans' controls: `/decisions` (and `/decisions/{id}/replan`),
+`/actions/{id}/approve|reject`, `/automation` (the kill switch), and the audit log `/audit`
+with its JSON-lines export."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from controlplane.api.schemas import (
     DecisionPublic,
     DecisionsPublic,
     PauseRequest,
+    ReplanRequest,
     ReviewRequest,
     error_responses,
     media,
@@ -82,21 +84,42 @@ async def approve(
     decision_id: int, body: ReviewRequest, db: DbDep, who: Operator
 ) -> DecisionPublic:
     """Approve a pending decision (operator; comment required). The executor runs it next."""
-    return await run_in_threadpool(_review, db, decision_id, who, True, body.comment)
+    return await run_in_threadpool(_review, db, decision_id, who, True, body)
 
 
 @router.post("/actions/{decision_id}/reject", response_model=DecisionPublic, responses=_ERRORS)
 async def reject(decision_id: int, body: ReviewRequest, db: DbDep, who: Operator) -> DecisionPublic:
     """Reject a pending decision (operator; comment required). Nothing will run."""
-    return await run_in_threadpool(_review, db, decision_id, who, False, body.comment)
+    return await run_in_threadpool(_review, db, decision_id, who, False, body)
 
 
 def _review(
-    db: Database, decision_id: int, who: Principal, approve: bool, comment: str
+    db: Database, decision_id: int, who: Principal, approve: bool, body: ReviewRequest
 ) -> DecisionPublic:
     with db.write() as session:
-        row = state.review(session, decision_id, who, approve=approve, comment=comment)
+        row = state.review(
+            session,
+            decision_id,
+            who,
+            approve=approve,
+            comment=body.comment,
+            plan_digest=body.plan_digest,
+        )
         return DecisionPublic.model_validate(row)
+
+
+@router.post("/decisions/{decision_id}/replan", response_model=DecisionPublic, responses=_ERRORS)
+async def replan(decision_id: int, body: ReplanRequest, db: DbDep, who: Operator) -> DecisionPublic:
+    """Ask for a stale decision (its target moved since the plan) to be planned again
+    (operator; comment required). Its incident must still be open. The policy loop makes the
+    new plan on its next pass, with every guardrail; it then needs a new approval."""
+
+    def ask() -> DecisionPublic:
+        with db.write() as session:
+            row = state.request_replan(session, decision_id, who, comment=body.comment)
+            return DecisionPublic.model_validate(row)
+
+    return await run_in_threadpool(ask)
 
 
 @router.get("/automation", response_model=AutomationPublic, responses=_ERRORS)
