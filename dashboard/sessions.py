@@ -83,12 +83,13 @@ def remember(session_id: str | None) -> None:
 
 
 def end_session(why: str | None = None) -> None:
-    """Sign this browser out: forget its sign-in here and in the process' store; the sign-in
-    page says `why`."""
-    session_id = st.session_state.pop("session_id", None)
+    """Sign this browser out: forget its sign-in here and in the process' store, and
+    everything the session held (a confirmation, a half-typed comment: nothing of one user
+    is shown to the next); the sign-in page says `why`."""
+    session_id = st.session_state.get("session_id")
     if session_id:
         sessions().close(session_id)
-    for key in ("token", "user"):
-        st.session_state.pop(key, None)
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
     if why:
         st.session_state["signed_out_because"] = why

@@ -93,7 +93,7 @@ else:
         if session_id := st.session_state.get("session_id"):
             remember(session_id)  # a reload finds the sign-in again
         st.markdown(f"Signed in as **{user['name']}** ({user['role']})")
-        st.button("Sign out", on_click=end_session)
+        st.button("Sign out", key="sign-out", on_click=end_session)
         st.session_state.setdefault("auto_refresh", True)
         st.toggle(f"Auto-refresh ({INTERVAL_SECONDS} s)", key="auto_refresh")
     try:

@@ -95,6 +95,40 @@ def incident_rows(incidents: list[dict[str, Any]]) -> None:
         cells[5].markdown(ago(incident["opened_at"]), help=utc(incident["opened_at"]))
 
 
+def evidence_chart(points: list[dict[str, Any]], start: str, end: str, threshold: float) -> None:
+    """The signal and its anomaly score, the incident window shaded and the threshold
+    dashed, on one time axis in UTC (24-hour clock, like every time the console shows)."""
+    frame = pd.DataFrame(points)
+    frame["at"] = pd.to_datetime(frame["at"])
+    window = pd.DataFrame({"start": [pd.to_datetime(start)], "end": [pd.to_datetime(end)]})
+    utc = alt.Scale(type="utc")
+    axis = alt.Axis(format="%H:%M", labelAngle=0)
+    shade = (
+        alt.Chart(window)
+        .mark_rect(opacity=0.15, color="red")
+        .encode(x=alt.X("start:T", scale=utc, axis=axis, title="UTC"), x2="end:T")
+    )
+    values = (
+        alt.Chart(frame)
+        .mark_line()
+        .encode(x=alt.X("at:T", scale=utc, axis=axis, title="UTC"), y=alt.Y("value:Q"))
+    )
+    scores = (
+        alt.Chart(frame)
+        .mark_line(color="orange")
+        .encode(
+            x=alt.X("at:T", scale=utc, axis=axis, title="UTC"),
+            y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1]), title="anomaly score"),
+        )
+    )
+    limit = alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(strokeDash=[4, 3]).encode(y="t:Q")
+    st.altair_chart(
+        alt.layer(shade, values).properties(height=180)
+        & alt.layer(shade, scores, limit).properties(height=120),
+        width="stretch",
+    )
+
+
 @live_fragment()
 def live() -> None:
     """Everything below the filters refreshes itself; filters and selection stay."""
@@ -170,34 +204,6 @@ def live() -> None:
             )
             st.session_state.pop(comment_key, None)
             st.rerun()  # the same incident stays open: the next click cannot act on another
-
-    def evidence_chart(
-        points: list[dict[str, Any]], start: str, end: str, threshold: float
-    ) -> None:
-        frame = pd.DataFrame(points)
-        frame["at"] = pd.to_datetime(frame["at"])
-        window = pd.DataFrame({"start": [pd.to_datetime(start)], "end": [pd.to_datetime(end)]})
-        shade = (
-            alt.Chart(window).mark_rect(opacity=0.15, color="red").encode(x="start:T", x2="end:T")
-        )
-        values = (
-            alt.Chart(frame).mark_line().encode(x=alt.X("at:T", title=None), y=alt.Y("value:Q"))
-        )
-        scores = (
-            alt.Chart(frame)
-            .mark_line(color="orange")
-            .encode(
-                x="at:T", y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1]), title="anomaly score")
-            )
-        )
-        limit = (
-            alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(strokeDash=[4, 3]).encode(y="t:Q")
-        )
-        st.altair_chart(
-            alt.layer(shade, values).properties(height=180)
-            & alt.layer(shade, scores, limit).properties(height=120),
-            width="stretch",
-        )
 
     st.markdown("#### Evidence")
     if not detail["evidence"]:

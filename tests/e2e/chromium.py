@@ -111,6 +111,9 @@ class Chromium:
     def navigate(self, url: str) -> None:
         self.send("Page.navigate", url=url)
 
+    def reload(self) -> None:
+        self.send("Page.reload")
+
     def wait_for_text(self, text: str, timeout: float = 30) -> float:
         """Seconds until `text` is on the page and Streamlit has finished the run: no running
         indicator, no stale element left from the previous run, no loading skeleton."""
@@ -123,12 +126,21 @@ class Chromium:
         )
         settled = 0
         while settled < 2:  # the same answer twice, 100 ms apart: the run is over
-            settled = settled + 1 if self.evaluate(check) else 0
+            settled = settled + 1 if self._evaluate_while_loading(check) else 0
             if time.monotonic() - started > timeout:
                 body = self.evaluate("document.body ? document.body.innerText.slice(0, 500) : ''")
                 raise TimeoutError(f"{text!r} not on the page after {timeout:.0f} s: {body!r}")
             time.sleep(0.1)
         return time.monotonic() - started - 0.1
+
+    def _evaluate_while_loading(self, expression: str) -> Any:
+        """`evaluate`, but a page still navigating (a reload) answers None, not an error."""
+        try:
+            return self.evaluate(expression)
+        except RuntimeError as exc:
+            if "navigated or closed" in str(exc) or "context was destroyed" in str(exc):
+                return None
+            raise
 
     def type_into(self, selector: str, text: str) -> None:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
@@ -143,6 +155,21 @@ class Chromium:
         )
         if not found:
             raise LookupError(f"no <{tag}> with text {text!r}")
+
+    def tick(self, label: str) -> None:
+        """Tick the Streamlit checkbox labelled `label` with a real mouse click on its label
+        (the input is hidden, and the checkbox reacts to pointer events, not to `click()`)."""
+        box = self.evaluate(
+            "(() => { const e = [...document.querySelectorAll('label')]"
+            f".find(x => x.innerText.trim() === {json.dumps(label)}); if (!e) return null; "
+            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+            "return [r.left + 10, r.top + r.height / 2]; })()"
+        )
+        if box is None:
+            raise LookupError(f"no checkbox labelled {label!r}")
+        x, y = box
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", format="png")["data"]

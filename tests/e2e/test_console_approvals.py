@@ -120,6 +120,11 @@ def test_operator_approves_with_a_comment(pending, tokens):
     assert app.subheader[0].value == "Waiting for approval (0)"
     assert app.success[0].value.startswith(f"#{number} (checkout-scale: ")
     assert "approved by test-operator" in app.success[0].value
+    # Signing out forgets the session: the next person to sign in here sees none of it.
+    app.button(key="sign-out").click().run()
+    assert app.text_input[0].label == "API token"
+    assert "review_done" not in app.session_state
+    assert f"review-comment-{number}" not in app.session_state
 
 
 def test_admin_pulls_the_kill_switch(pending, tokens):

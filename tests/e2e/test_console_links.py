@@ -78,7 +78,7 @@ def test_reload_keeps_the_sign_in_and_the_page(console, tokens, db):
         on_incident_page(browser, heads["search"])
         assert "Signed in as test-operator" in browser.evaluate("document.body.innerText")
 
-        browser.send("Page.reload")
+        browser.reload()
         on_incident_page(browser, heads["search"])
         page = browser.evaluate("document.body.innerText")
         assert "API token" not in page
@@ -90,7 +90,7 @@ def test_reload_keeps_the_sign_in_and_the_page(console, tokens, db):
         # Signing out ends it: a reload asks for a token again.
         browser.click_text("button", "Sign out")
         browser.wait_for_text("API token")
-        browser.send("Page.reload")
+        browser.reload()
         browser.wait_for_text("API token")
 
         # A revoked token ends the session at the next reload.
@@ -100,7 +100,7 @@ def test_reload_keeps_the_sign_in_and_the_page(console, tokens, db):
             f"{api_url}/api/v1/tokens/test-viewer", headers=bearer(tokens["admin"])
         )
         assert revoked.status_code == 200, revoked.text
-        browser.send("Page.reload")
+        browser.reload()
         browser.wait_for_text("API token")
 
 

@@ -4,9 +4,9 @@ policies and its scenario alerts, with the API running its own loops as `make de
 
 An operator signs in, sees what needs a human, opens the anomaly incident (its chart), approves
 the pending scale-out and sees it confirmed and then verified, sees the automatic restart that
-failed verification rolled back. Every step is asserted on what the page shows; screenshots
-are kept for the README. (Pausing automation with a reason is driven through AppTest in
-test_console_approvals.py.)
+failed verification rolled back, and then (signed in again as an admin) pauses automation
+with a reason. Every step is asserted on what the page shows; screenshots are kept for the
+README (`docs/screenshots/story-*.png` are copies).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tests.factories import bearer, wait_for, wait_until_scraped
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "story"
 #: Verification budgets a test can wait for (the shipped ones are 60 s and 120 s).
+NAV = '[data-testid="stSidebarNav"] a span'
 BUDGETS = {"search-crashloop-restart": 5, "checkout-latency-scale-out": 60}
 
 
@@ -108,16 +109,17 @@ def test_the_on_call_story_in_a_real_browser(story, tokens):
             what="the anomaly incident (three 30 s points in a row)",
         )
         link = f"#{anomaly['incident_id']} {anomaly['title']}"
-        browser.click_text('[data-testid="stSidebarNav"] a span', "Overview")
+        browser.click_text(NAV, "Overview")
         browser.wait_for_text(link)
         browser.click_text("a", link)  # Overview's link opens the incident (its deep link)
         browser.wait_for_text("Root-cause hints")
         browser.wait_for_text("Open in Prometheus")
         assert browser.evaluate("document.querySelectorAll('.vega-embed').length") >= 1
+        browser.evaluate("document.querySelector('.vega-embed').scrollIntoView({block: 'end'})")
         browser.screenshot(ARTIFACTS / "anomaly.png")
 
         # Approve the scale-out: confirmed at once, then executed and verified.
-        browser.click_text('[data-testid="stSidebarNav"] a span', "Approvals")
+        browser.click_text(NAV, "Approvals")
         browser.wait_for_text(f"Approve #{number}")
         browser.type_into(
             f'input[aria-label="Comment on #{number} (required)"]', "p95 2.4 s: add pods"
@@ -141,9 +143,33 @@ def test_the_on_call_story_in_a_real_browser(story, tokens):
             what="the restart's verification",
         )
         assert restart["status"] == "rolled_back"
-        browser.click_text('[data-testid="stSidebarNav"] a span', "Actions and audit")
+        browser.click_text(NAV, "Actions and audit")
         browser.wait_for_text("1 rolled back, 1 succeeded")
         browser.screenshot(ARTIFACTS / "actions.png")
+
+        # Enough automation for tonight: an admin pulls the kill switch, with a reason.
+        browser.click_text("button", "Sign out")
+        browser.wait_for_text("API token")
+        browser.type_into('input[type="password"]', tokens["admin"])
+        browser.click_text("button", "Sign in")
+        browser.wait_for_text("Signed in as test-admin")
+        browser.click_text(NAV, "Approvals")
+        browser.wait_for_text("Kill switch")
+        browser.evaluate(  # open the expander
+            "[...document.querySelectorAll('summary')]"
+            ".find(s => s.innerText.includes('Kill switch')).click()"
+        )
+        browser.wait_for_text("Reason (required, audited)")
+        browser.type_into('input[aria-label="Reason (required, audited)"]', "freeze for the night")
+        browser.evaluate("document.activeElement.blur()")
+        browser.wait_for_text("Yes: stop every automated change now")
+        browser.tick("Yes: stop every automated change now")
+        browser.wait_for_text("Pause all automation")
+        browser.click_text("button", "Pause all automation")
+        browser.wait_for_text("Automation is paused by test-admin: freeze for the night")
+        browser.screenshot(ARTIFACTS / "paused.png")
+    switch = httpx.get(f"{api_url}/api/v1/automation", headers=bearer(tokens["viewer"])).json()
+    assert (switch["paused"], switch["reason"]) == (True, "freeze for the night")
 
 
 def _with_anomaly(api_url: str, tokens) -> dict | None:
