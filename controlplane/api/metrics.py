@@ -3,6 +3,8 @@
 - `aiops_notifications_received_total{source,outcome}`: accepted / duplicate
 - `aiops_notifications_rejected_total{source,reason}`: unauthorized, too_large, invalid_json,
   invalid_payload, store_unavailable
+- `aiops_spans_received_total`, `aiops_spans_orphans_dropped_total`: spans on /v1/traces, and
+  those forgotten while waiting for a parent that never came (memory is bounded)
 - `aiops_incidents{status}`: current incidents by status, counted at scrape time
 - `aiops_http_request_duration_seconds{method,route,status}`: request latency histogram
 """
@@ -43,6 +45,12 @@ class Metrics:
         )
         self.spans = Counter(
             "aiops_spans_received", "Spans received on /v1/traces.", registry=self.registry
+        )
+        self.orphans_dropped = Counter(
+            "aiops_spans_orphans_dropped",
+            "Spans that waited for a parent span that never came, forgotten to bound memory "
+            "(the OTLP receiver keeps at most 200,000 waiting).",
+            registry=self.registry,
         )
         self.detection_cycles = Counter(
             "aiops_detection_cycles",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controlplane.domain.models import DecisionStatus, IncidentStatus, Role, Severity
+from controlplane.domain.storable import StoredText, StoredTime
 
 
 class _FromRow(BaseModel):
@@ -135,7 +136,9 @@ class RedPointPublic(BaseModel):
 
 class TransitionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    comment: str | None = Field(None, max_length=2000, description="Why; kept in the timeline.")
+    comment: StoredText | None = Field(
+        None, max_length=2000, description="Why; kept in the timeline."
+    )
 
 
 class WebhookAccepted(BaseModel):
@@ -241,7 +244,7 @@ class DecisionsPublic(BaseModel):
 
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    comment: str = Field(..., min_length=1, max_length=2000, description="Why (required).")
+    comment: StoredText = Field(..., min_length=1, max_length=2000, description="Why (required).")
     plan_digest: str | None = Field(
         None,
         max_length=64,
@@ -253,7 +256,7 @@ class ReviewRequest(BaseModel):
 
 class ReplanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    comment: str = Field(..., min_length=1, max_length=2000, description="Why (required).")
+    comment: StoredText = Field(..., min_length=1, max_length=2000, description="Why (required).")
 
 
 class AutomationPublic(_FromRow):
@@ -265,7 +268,7 @@ class AutomationPublic(_FromRow):
 
 class PauseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(
+    reason: StoredText = Field(
         min_length=1,
         max_length=2000,
         description="Why automation is paused or resumed (required; audited).",
@@ -328,8 +331,8 @@ class PoliciesPublic(BaseModel):
 
 class BacktestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: AwareDatetime | None = Field(None, description="Incidents opened at or after.")
-    until: AwareDatetime | None = Field(None, description="Incidents opened before.")
+    since: StoredTime | None = Field(None, description="Incidents opened at or after.")
+    until: StoredTime | None = Field(None, description="Incidents opened before.")
 
 
 class BacktestHours(BaseModel):

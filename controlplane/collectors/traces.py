@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import InvalidInputError
 from controlplane.domain.series import MetricSeries
+from controlplane.domain.storable import storable_text
 from controlplane.storage.models import RedPointRow, ServiceEdgeRow
 
 # Upper bounds of the latency buckets in milliseconds; the last bucket is open.
@@ -50,8 +52,10 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
         else:
             request.ParseFromString(body)
-    except (ValueError, json_format.ParseError, UnicodeDecodeError) as exc:
+    except (ValueError, json_format.ParseError, UnicodeDecodeError, DecodeError) as exc:
         raise InvalidInputError(f"body: not a valid OTLP trace export: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError("body: nested too deeply to be an OTLP trace export") from None
     return request
 
 
@@ -79,6 +83,8 @@ class Aggregate:
     red: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
     edges: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
     spans: int = 0
+    #: Children that waited for a parent span that never came, forgotten to bound memory.
+    orphans_dropped: int = 0
 
     def add_span(self, service: str, operation: str, end_ns: int, ms: float, error: bool) -> None:
         cell = self.red.setdefault((service, operation, _minute(end_ns)), _empty_cell())
@@ -102,33 +108,44 @@ def _minute(ns: int) -> datetime:
 
 
 class SpanIndex:
-    """Bounded memory of recent spans (id -> service) and of children awaiting their parent."""
+    """Bounded memory of recent spans (id -> service) and of children awaiting their parent:
+    at most `capacity` span ids and `capacity` waiting children in all (whatever parents they
+    name); beyond that the oldest are forgotten and counted in `Aggregate.orphans_dropped`."""
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
         self.services: OrderedDict[bytes, str] = OrderedDict()
         self.waiting: OrderedDict[bytes, list[tuple[str, int, bool]]] = OrderedDict()
+        self.children_waiting = 0
 
     def aggregate(self, request: ExportTraceServiceRequest) -> Aggregate:
+        """Fold a request's spans; InvalidInputError (nothing remembered) when a name cannot
+        be stored."""
         out = Aggregate()
         spans = []
-        for resource_spans in request.resource_spans:
+        for r, resource_spans in enumerate(request.resource_spans):
             service = _service_name(resource_spans.resource.attributes)
+            _check_name(f"resourceSpans.{r}.resource.service.name", service)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
+                    _check_name(f"resourceSpans.{r}.span.name", span.name)
                     spans.append((service, span))
-                    self._remember(span.span_id, service)
+        for service, span in spans:  # all first: a parent may come after its child
+            self._remember(span.span_id, service)
         for service, span in spans:
             error = span.status.code == STATUS_ERROR
             ms = max(0.0, (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6)
             out.add_span(service, span.name, span.end_time_unix_nano, ms, error)
-            for child_service, end_ns, child_error in self.waiting.pop(span.span_id, []):
+            children = self.waiting.pop(span.span_id, [])
+            self.children_waiting -= len(children)
+            for child_service, end_ns, child_error in children:
                 if child_service != service:
                     out.add_edge(service, child_service, end_ns, child_error)
             if span.parent_span_id:
                 parent = self.services.get(span.parent_span_id)
                 if parent is None:
-                    self._wait(span.parent_span_id, (service, span.end_time_unix_nano, error))
+                    child = (service, span.end_time_unix_nano, error)
+                    out.orphans_dropped += self._wait(span.parent_span_id, child)
                 elif parent != service:
                     out.add_edge(parent, service, span.end_time_unix_nano, error)
         return out
@@ -138,10 +155,28 @@ class SpanIndex:
         if len(self.services) > self.capacity:
             self.services.popitem(last=False)
 
-    def _wait(self, parent_id: bytes, child: tuple[str, int, bool]) -> None:
+    def _wait(self, parent_id: bytes, child: tuple[str, int, bool]) -> int:
+        """Keep a child until its parent arrives; how many waiting children were forgotten."""
         self.waiting.setdefault(parent_id, []).append(child)
-        if len(self.waiting) > self.capacity:
-            self.waiting.popitem(last=False)
+        self.children_waiting += 1
+        dropped = 0
+        while self.children_waiting > self.capacity:
+            _, children = self.waiting.popitem(last=False)
+            self.children_waiting -= len(children)
+            dropped += len(children)
+        return dropped
+
+
+def _check_name(field_name: str, value: str) -> None:
+    """Service and span names become 255-character columns."""
+    try:
+        storable_text(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{field_name}: {exc}, got {value[:80]!r}") from None
+    if len(value) > 255:
+        raise InvalidInputError(
+            f"{field_name}: at most 255 characters, got {len(value)}: {value[:40]!r}..."
+        )
 
 
 def _service_name(attributes: object) -> str:

@@ -8,6 +8,7 @@
     │   ├── StoreUnavailableError    the database cannot be reached or written
     │   └── SourceUnavailableError   a metrics source is down: no data, NOT an anomaly
     ├── InvalidInputError        bad data at an edge (CSV, detector input): names field and value
+    │   └── UnstorableError          valid-looking input the store refuses: 422, never retried
     ├── NotFittedError           a detector or forecaster used before `fit`
     └── PermanentError           never retry; escalate to a human
         └── QueryError               the source answered, but refused the query (bad PromQL)
@@ -61,6 +62,11 @@ class QueryError(PermanentError):
 
 class InvalidInputError(ControlPlaneError, ValueError):
     """Input data is malformed; the message names the file, row, column or parameter."""
+
+
+class UnstorableError(InvalidInputError):
+    """The store is up but refuses this one input: it will never succeed, so it is refused
+    (not answered as retryable) and the store's message is logged, not echoed."""
 
 
 class NotFittedError(ControlPlaneError, RuntimeError):

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from controlplane.domain.alertmanager import Alert, Notification
+from controlplane.domain.alertmanager import SERVICE_LABELS, Alert, Notification
 from controlplane.domain.models import AlertStatus, IncidentStatus, Severity, TimelineKind
 from controlplane.storage import audit
 from controlplane.storage.models import Base
@@ -40,7 +40,6 @@ _notification, _incident, _alert = NOTIFICATION.c, INCIDENT.c, ALERT.c
 SOURCE = "alertmanager"
 ACTOR = "alertmanager"
 GROUP_BY_ALERTMANAGER = "alertmanager_group"
-SERVICE_LABELS = ("service", "app", "job")
 
 
 @dataclass(frozen=True)

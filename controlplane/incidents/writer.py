@@ -3,9 +3,12 @@ thread, which applies everything waiting as one batch in one transaction and the
 each request. One commit (one fsync on SQLite) serves many notifications, and nobody gets a
 2xx before the commit that holds their notification.
 
-If a batch fails on a unique key (another API replica on PostgreSQL won a race), its
-deliveries are retried one by one, each in its own transaction, and then join the winner's
-rows. If the store is unavailable, every waiting request gets StoreUnavailableError (-> 503).
+If the store is unavailable, every waiting request gets StoreUnavailableError (-> 503 with
+Retry-After). If a batch fails for any other reason (another API replica on PostgreSQL won a
+race on a unique key, or one delivery holds something the store refuses), its deliveries are
+applied one by one, each in its own transaction: the good ones are stored (a lost race joins
+the winner's rows) and a delivery that fails alone with the store up is `UnstorableError`
+(-> 422, never retried), so one poison sender cannot fail anyone else's delivery.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from concurrent.futures import Future
 
 from sqlalchemy.exc import IntegrityError
 
-from controlplane.domain.errors import StoreUnavailableError
+from controlplane.domain.errors import StoreUnavailableError, UnstorableError
 from controlplane.incidents.intake import Delivery, IngestResult, ingest
 from controlplane.storage import Database
 
@@ -77,13 +80,13 @@ class IntakeWriter:
     def _apply(self, batch: Sequence[_Item]) -> None:
         try:
             results = self._ingest([d for d, _ in batch])
-        except IntegrityError:
-            for item in batch:  # a lost race: replay alone, each joins the winner's rows
-                self._apply_alone(item)
-            return
-        except Exception as exc:
+        except StoreUnavailableError as exc:  # the store itself: every sender retries
             for _, future in batch:
-                future.set_exception(_unavailable(exc))
+                future.set_exception(exc)
+            return
+        except Exception:  # a lost race, or one delivery the store refuses: each alone
+            for item in batch:
+                self._apply_alone(item)
             return
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
@@ -94,11 +97,16 @@ class IntakeWriter:
             try:
                 future.set_result(self._ingest([delivery])[0])
                 return
-            except IntegrityError as exc:
+            except StoreUnavailableError as exc:
+                future.set_exception(exc)
+                return
+            except IntegrityError:  # another replica won: replay, it joins the winner's rows
                 if attempt == _RACE_RETRIES - 1:
-                    future.set_exception(_unavailable(exc))
+                    future.set_exception(
+                        StoreUnavailableError("intake: lost a write race three times", delay=1)
+                    )
             except Exception as exc:
-                future.set_exception(_unavailable(exc))
+                future.set_exception(_unstorable(delivery, exc))
                 return
 
     def _ingest(self, deliveries: list[Delivery]) -> list[IngestResult]:
@@ -106,9 +114,15 @@ class IntakeWriter:
             return ingest(session, deliveries, group_by=self.group_by)
 
 
-def _unavailable(exc: Exception) -> Exception:
-    if isinstance(exc, StoreUnavailableError):
-        return exc
-    # Anything unexpected is still answered with 503: Alertmanager retries, nothing is lost.
-    log.exception("intake batch failed", exc_info=exc)
-    return StoreUnavailableError(f"intake failed: {type(exc).__name__}: {exc}")
+def _unstorable(delivery: Delivery, exc: Exception) -> UnstorableError:
+    """This delivery alone fails with the store up: it never will succeed, so it is refused
+    (4xx: Alertmanager does not retry it) and the details go to the log, not to the sender."""
+    log.error(
+        "notification %s cannot be stored (refused with 422)",
+        delivery.digest[:12],
+        exc_info=exc,
+    )
+    return UnstorableError(
+        f"body: the notification cannot be stored ({type(exc).__name__}); "
+        f"see the control plane's log for notification {delivery.digest[:12]}"
+    )

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from controlplane.api.deps import Admin, DbDep, Operator, Viewer
 from controlplane.api.pagination import newest_page
+from controlplane.api.params import Id, IncidentFilter, Limit, Moment, Offset
 from controlplane.api.schemas import (
     AuditEventPublic,
     AuditPublic,
@@ -35,8 +35,6 @@ from controlplane.storage.models import AuditEventRow, DecisionRow
 
 router = APIRouter(tags=["automation"])
 _ERRORS = error_responses(401, 403, 404, 409)
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("/decisions", response_model=DecisionsPublic, responses=_ERRORS)
@@ -45,7 +43,7 @@ async def list_decisions(
     _: Viewer,
     status: Annotated[list[DecisionStatus] | None, Query(description="Repeatable.")] = None,
     policy: str | None = None,
-    incident_id: int | None = None,
+    incident_id: IncidentFilter = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> DecisionsPublic:
@@ -68,7 +66,7 @@ async def list_decisions(
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionPublic, responses=_ERRORS)
-async def get_decision(decision_id: int, db: DbDep, _: Viewer) -> DecisionPublic:
+async def get_decision(decision_id: Id, db: DbDep, _: Viewer) -> DecisionPublic:
     def query() -> DecisionPublic:
         with db.read() as session:
             row = session.get(DecisionRow, decision_id)
@@ -80,15 +78,13 @@ async def get_decision(decision_id: int, db: DbDep, _: Viewer) -> DecisionPublic
 
 
 @router.post("/actions/{decision_id}/approve", response_model=DecisionPublic, responses=_ERRORS)
-async def approve(
-    decision_id: int, body: ReviewRequest, db: DbDep, who: Operator
-) -> DecisionPublic:
+async def approve(decision_id: Id, body: ReviewRequest, db: DbDep, who: Operator) -> DecisionPublic:
     """Approve a pending decision (operator; comment required). The executor runs it next."""
     return await run_in_threadpool(_review, db, decision_id, who, True, body)
 
 
 @router.post("/actions/{decision_id}/reject", response_model=DecisionPublic, responses=_ERRORS)
-async def reject(decision_id: int, body: ReviewRequest, db: DbDep, who: Operator) -> DecisionPublic:
+async def reject(decision_id: Id, body: ReviewRequest, db: DbDep, who: Operator) -> DecisionPublic:
     """Reject a pending decision (operator; comment required). Nothing will run."""
     return await run_in_threadpool(_review, db, decision_id, who, False, body)
 
@@ -109,7 +105,7 @@ def _review(
 
 
 @router.post("/decisions/{decision_id}/replan", response_model=DecisionPublic, responses=_ERRORS)
-async def replan(decision_id: int, body: ReplanRequest, db: DbDep, who: Operator) -> DecisionPublic:
+async def replan(decision_id: Id, body: ReplanRequest, db: DbDep, who: Operator) -> DecisionPublic:
     """Ask for a stale decision (its target moved since the plan) to be planned again
     (operator; comment required). Its incident must still be open. The policy loop makes the
     new plan on its next pass, with every guardrail; it then needs a new approval."""
@@ -154,8 +150,8 @@ def audit_filter(
     action: Annotated[str | None, Query(description="Prefix, e.g. 'decision.'.")] = None,
     target_type: str | None = None,
     target_id: str | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> list[Any]:
     """The audit query parameters (shared by the list and the export) as SQL conditions."""
     return audit.filters(

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime
 
 import runbooks
 from controlplane.api.deps import DbDep, Operator, Viewer
+from controlplane.api.params import Id, Moment, Offset
 from controlplane.api.schemas import (
     DecisionPublic,
     EvidencePublic,
@@ -44,13 +44,13 @@ async def list_incidents(
     service: Annotated[
         str | None, Query(max_length=255, description="Text the service contains (any case).")
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Opened at or after.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Opened before.")] = None,
+    since: Annotated[Moment | None, Query(description="Opened at or after.")] = None,
+    until: Annotated[Moment | None, Query(description="Opened before.")] = None,
     q: Annotated[
         str | None, Query(max_length=200, description="Text the title contains (any case).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     order: Annotated[
         lifecycle.Order,
         Query(description="newest first, or urgent: most severe, then waiting longest, first."),
@@ -82,7 +82,7 @@ async def list_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentDetailPublic, responses=_ERRORS)
 async def get_incident(
-    incident_id: int, request: Request, db: DbDep, _: Viewer
+    incident_id: Id, request: Request, db: DbDep, _: Viewer
 ) -> IncidentDetailPublic:
     prometheus = request.app.state.settings.prometheus.url
 
@@ -108,7 +108,7 @@ async def get_incident(
     responses={**_ERRORS, **error_responses(409)},
 )
 async def acknowledge(
-    incident_id: int,
+    incident_id: Id,
     db: DbDep,
     actor: Operator,
     body: TransitionRequest | None = None,
@@ -118,7 +118,7 @@ async def acknowledge(
 
 @router.post("/{incident_id}/resolve", response_model=IncidentPublic, responses=_ERRORS)
 async def resolve(
-    incident_id: int,
+    incident_id: Id,
     db: DbDep,
     actor: Operator,
     body: TransitionRequest | None = None,
@@ -145,7 +145,7 @@ def _kebab(name: str) -> str:
 def _transition(
     db: Database,
     change: lifecycle.Transition,
-    incident_id: int,
+    incident_id: Id,
     actor: Principal,
     body: TransitionRequest | None,
 ) -> IncidentPublic:

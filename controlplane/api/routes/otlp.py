@@ -69,6 +69,7 @@ async def receive_traces(
         raise rejected(400, "invalid_otlp", str(exc)) from None
     await asyncio.to_thread(_store, db, aggregate)
     request.app.state.metrics.spans.inc(aggregate.spans)
+    request.app.state.metrics.orphans_dropped.inc(aggregate.orphans_dropped)
     if content_type.startswith("application/json"):
         return Response("{}", media_type="application/json")
     return Response(
@@ -82,14 +83,21 @@ def _store(db: DbDep, aggregate: traces.Aggregate) -> None:
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = decompressor.decompress(body, limit + 1)
-    except (zlib.error, gzip.BadGzipFile) as exc:
-        raise rejected(400, "invalid_gzip", f"body: not valid gzip: {exc}") from None
-    if len(out) > limit:
-        raise rejected(413, "too_large", f"body: more than {limit} bytes once decompressed")
-    return out
+    """Every member of a gzip body (RFC 1952 allows several, concatenated), at most `limit`
+    bytes in all."""
+    out, rest = bytearray(), body
+    while rest:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += decompressor.decompress(rest, limit + 1 - len(out))
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise rejected(400, "invalid_gzip", f"body: not valid gzip: {exc}") from None
+        if len(out) > limit or decompressor.unconsumed_tail:
+            raise rejected(413, "too_large", f"body: more than {limit} bytes once decompressed")
+        if not decompressor.eof:
+            raise rejected(400, "invalid_gzip", "body: gzip member cut short")
+        rest = decompressor.unused_data
+    return bytes(out)
 
 
 __all__ = ["ApiError", "router"]

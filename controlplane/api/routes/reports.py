@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.pagination import newest_page
+from controlplane.api.params import Id, Offset
 from controlplane.api.schemas import (
     ReportDocumentPublic,
     ReportPublic,
@@ -37,7 +38,7 @@ async def list_reports(
     _: Viewer,
     status: Annotated[Literal["running", "done", "failed"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ReportsPublic:
     """Newest first, without the documents themselves."""
 
@@ -61,7 +62,7 @@ async def list_reports(
     },
 )
 async def get_report(
-    report_id: int,
+    report_id: Id,
     db: DbDep,
     _: Viewer,
     format: Annotated[Format, Query(description="json (default), html or markdown.")] = "json",

@@ -2,7 +2,8 @@
 
 The contract with Alertmanager (which retries 5xx and network errors, and drops 4xx):
 - 2xx only after the notification and its effects are committed;
-- 4xx for input that can never succeed (bad token, body too large, malformed), nothing stored;
+- 4xx for input that can never succeed (bad token, body too large, malformed, or holding
+  what no store can keep: see `domain.storable`), nothing stored;
 - 503 + Retry-After when the store is unavailable, so Alertmanager retries and nothing is lost.
 """
 
@@ -20,7 +21,7 @@ from controlplane.api.errors import ApiError, field_errors, summary
 from controlplane.api.metrics import Metrics
 from controlplane.api.schemas import WebhookAccepted, error_responses
 from controlplane.domain.alertmanager import Notification
-from controlplane.domain.errors import StoreUnavailableError
+from controlplane.domain.errors import StoreUnavailableError, UnstorableError
 from controlplane.domain.models import Principal, Role
 from controlplane.incidents.intake import Delivery
 from controlplane.incidents.writer import IntakeWriter
@@ -63,6 +64,9 @@ async def alertmanager_webhook(
     except StoreUnavailableError:
         metrics.rejected.labels(SOURCE, "store_unavailable").inc()
         raise
+    except UnstorableError:
+        metrics.rejected.labels(SOURCE, "unstorable").inc()
+        raise
     metrics.received.labels(SOURCE, "duplicate" if result.duplicate else "accepted").inc()
     return WebhookAccepted(
         notification_id=result.notification_id,
@@ -97,11 +101,29 @@ def _too_large(size: int, limit: int) -> ApiError:
     )
 
 
-def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
+def strict_json(body: bytes) -> Any:
+    """The body as JSON, as RFC 8259 defines it: no NaN or Infinity (no store keeps them in
+    JSON), and not nested deeper than the parser can go. Each failure is a 400."""
     try:
-        payload = json.loads(body)
+        return json.loads(body, parse_constant=_not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise rejected(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+    except _NotJsonError as exc:
+        raise rejected(400, "invalid_json", f"body: not valid JSON: {exc}", str(exc)) from None
+    except RecursionError:
+        raise rejected(400, "invalid_json", "body: JSON nested too deeply") from None
+
+
+class _NotJsonError(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJsonError(f"{constant} is not a JSON value")
+
+
+def _parse(body: bytes) -> tuple[dict[str, Any], Notification]:
+    payload = strict_json(body)
     if not isinstance(payload, dict):
         raise rejected(
             422, "invalid_payload", f"body: must be a JSON object, got {type(payload).__name__}"
