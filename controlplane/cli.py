@@ -148,19 +148,21 @@ def serve(
     import uvicorn
 
     from controlplane.api import create_app
+    from controlplane.api.server import uvicorn_config
 
     config = settings()
     try:
         application = create_app(config)
     except ControlPlaneError as exc:
         fail(str(exc))
-    uvicorn.run(
+    bounds = uvicorn_config(
         application,
+        config.api,
         host=host or config.api.host,
         port=port or config.api.port,
         log_level=config.log_level.lower(),
-        access_log=False,
     )
+    uvicorn.Server(bounds).run()
 
 
 @app.command()

@@ -59,6 +59,22 @@ class ApiSettings(_Section):
     retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with 503 when the store is unavailable."
     )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time a client has to send a whole request head."
+    )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Longest wait for the next chunk of a request body."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Connections served at once; beyond that the answer is 503."
+    )
+    request_deadline_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=120,
+        description="Longest a webhook or OTLP delivery waits for the store before it is "
+        "answered 503 + Retry-After (the sender retries; a late commit is deduplicated).",
+    )
 
 
 class AuthSettings(_Section):

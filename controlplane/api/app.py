@@ -29,6 +29,7 @@ from controlplane.api.routes import (
     tokens,
     webhooks,
 )
+from controlplane.api.server import BodyDeadline
 from controlplane.auth import TokenCache
 from controlplane.capacity.job import CapacityJob
 from controlplane.collectors.traces import SpanIndex
@@ -36,7 +37,7 @@ from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.incidents.writer import IntakeWriter
 from controlplane.policy.runner import PolicyRunner
-from controlplane.storage import Database, upgrade
+from controlplane.storage import Database, masked, upgrade
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -66,7 +67,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         if settings.capacity.schedule and settings.capacity.signals:
             capacity = CapacityJob(settings, db)
             loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))
-        log.info("control plane %s serving on %s", __version__, settings.database.url)
+        log.info("control plane %s serving on %s", __version__, masked(settings.database.url))
         yield
         stop.set()
         await asyncio.gather(*loops)
@@ -87,7 +88,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.span_index = SpanIndex()
     app.state.intake_writer = writer = IntakeWriter(db, group_by=settings.incidents.group_by)
+    app.state.readiness = health.Readiness(db)
     errors.install(app)
+    app.add_middleware(BodyDeadline, timeout=settings.api.body_timeout_seconds)
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -34,6 +34,10 @@ _MAX_ECHO = 200
 log = logging.getLogger(__name__)
 
 
+class BodyTooSlowError(Exception):
+    """The client stopped sending its request body (`server.BodyDeadline`): 408."""
+
+
 class ApiError(Exception):
     """An HTTP error raised by the API layer itself (auth, body size, JSON syntax)."""
 
@@ -86,6 +90,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ControlPlaneError, _control_plane_error)
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(BodyTooSlowError, _too_slow)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RefuseNul)
 
@@ -125,6 +130,10 @@ async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
 
 async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
     return _body(400, "body: JSON nested too deeply", [_error("body", "nested too deeply")])
+
+
+async def _too_slow(_: Request, exc: Exception) -> JSONResponse:
+    return _body(408, str(exc), [_error("body", str(exc))], headers={"Connection": "close"})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

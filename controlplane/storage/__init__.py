@@ -4,6 +4,6 @@ Only this package and the services in `controlplane.incidents` / `controlplane.a
 the database; the API calls those services and the console calls the API.
 """
 
-from controlplane.storage.db import Database, upgrade
+from controlplane.storage.db import Database, masked, upgrade
 
-__all__ = ["Database", "upgrade"]
+__all__ = ["Database", "masked", "upgrade"]

@@ -28,6 +28,31 @@ from sqlalchemy.orm import Session, sessionmaker
 from controlplane.domain.errors import StoreUnavailableError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+#: Every wait on PostgreSQL is bounded: connecting (5 s), a peer that stops answering without
+#: closing the connection (TCP keepalives after 5 s idle, 2 probes 2 s apart; unacknowledged
+#: writes give up after 5 s), a lock (5 s), a statement (30 s), a transaction left idle (60 s).
+POSTGRES_BOUNDS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5000,
+    "options": "-c statement_timeout=30000 -c lock_timeout=5000 "
+    "-c idle_in_transaction_session_timeout=60000",
+}
+
+
+def _bounded(url: str) -> dict[str, object]:
+    """The connection's bounds; the URL's own `options` (a search_path, say) come first and
+    the URL may set any bound itself (a later `-c` wins)."""
+    given = make_url(url).query.get("options", "")
+    own = given if isinstance(given, str) else " ".join(given)
+    bounds = {k: v for k, v in POSTGRES_BOUNDS.items() if k not in make_url(url).query}
+    bounds["options"] = f"{POSTGRES_BOUNDS['options']} {own}".strip()
+    return bounds
+
+
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 _LOCKS: dict[int, threading.Lock] = {}
 
@@ -108,6 +133,11 @@ class Database:
             raise StoreUnavailableError(f"store unavailable: {_reason(exc)}") from exc
 
 
+def masked(url: str) -> str:
+    """The database URL with its password hidden (`***`): what logs and messages may show."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _reason(exc: Exception) -> str:
     """The driver's first line (e.g. 'connection refused'), without SQLAlchemy's boilerplate."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -123,7 +153,7 @@ def _create_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
             pool_pre_ping=True,
             pool_timeout=5,
             echo=echo,
-            connect_args={"connect_timeout": 5},
+            connect_args=_bounded(url),
         )
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):

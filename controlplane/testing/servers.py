@@ -20,6 +20,7 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 
+from controlplane.api.server import uvicorn_config
 from controlplane.config import Settings
 from controlplane.console import console_command, stop_process
 from controlplane.domain.errors import ConfigError, TemporaryError
@@ -105,8 +106,9 @@ class ApiServer:
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        config = uvicorn.Config(
-            app, host=LOOPBACK, port=self.port, log_level="warning", access_log=False, lifespan="on"
+        settings: Settings = app.state.settings
+        config = uvicorn_config(
+            app, settings.api, host=LOOPBACK, port=self.port, log_level="warning", lifespan="on"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
 from controlplane.api.errors import ApiError
-from controlplane.api.routes.webhooks import read_body, rejected
+from controlplane.api.routes.webhooks import read_body, rejected, within_deadline
 from controlplane.api.schemas import error_responses, media
 from controlplane.collectors import traces
 from controlplane.domain.errors import InvalidInputError
@@ -67,7 +67,7 @@ async def receive_traces(
         aggregate = index.aggregate(parsed)
     except InvalidInputError as exc:
         raise rejected(400, "invalid_otlp", str(exc)) from None
-    await asyncio.to_thread(_store, db, aggregate)
+    await within_deadline(asyncio.to_thread(_store, db, aggregate), settings)
     request.app.state.metrics.spans.inc(aggregate.spans)
     request.app.state.metrics.orphans_dropped.inc(aggregate.orphans_dropped)
     if content_type.startswith("application/json"):

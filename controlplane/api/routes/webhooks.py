@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from controlplane.api.deps import DbDep, SettingsDep, authenticated, check_role
 from controlplane.api.errors import ApiError, field_errors, summary
 from controlplane.api.metrics import Metrics
 from controlplane.api.schemas import WebhookAccepted, error_responses
+from controlplane.config import Settings
 from controlplane.domain.alertmanager import Notification
 from controlplane.domain.errors import StoreUnavailableError, UnstorableError
 from controlplane.domain.models import Principal, Role
@@ -27,6 +29,7 @@ from controlplane.incidents.intake import Delivery
 from controlplane.incidents.writer import IntakeWriter
 
 SOURCE = "alertmanager"
+T = TypeVar("T")
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -57,7 +60,8 @@ async def alertmanager_webhook(
         body = await read_body(request, settings.api.max_body_bytes)
         payload, notification = _parse(body)
         writer: IntakeWriter = request.app.state.intake_writer
-        result = await asyncio.wrap_future(writer.submit(Delivery.of(body, payload, notification)))
+        pending = writer.submit(Delivery.of(body, payload, notification))
+        result = await within_deadline(asyncio.wrap_future(pending), settings)
     except ApiError as exc:
         metrics.rejected.labels(SOURCE, exc.reason).inc()
         raise
@@ -75,6 +79,20 @@ async def alertmanager_webhook(
         updated=result.updated,
         resolved=result.resolved,
     )
+
+
+async def within_deadline(work: Awaitable[T], settings: Settings) -> T:
+    """`work`'s answer, or 503 + Retry-After once `api.request_deadline_seconds` pass (a
+    store that stopped answering): the sender retries, and if the commit lands late after
+    all, the retry is recognised as a duplicate. The work itself is not cancelled."""
+    deadline = settings.api.request_deadline_seconds
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), deadline)
+    except TimeoutError:
+        raise StoreUnavailableError(
+            f"store unavailable: no answer within {deadline:g} s (api.request_deadline_seconds)",
+            delay=settings.api.retry_after_seconds,
+        ) from None
 
 
 def rejected(status: int, reason: str, detail: str, value: Any = None) -> ApiError:
