@@ -35,6 +35,7 @@ from controlplane.storage.models import Base
 _TABLES = Base.metadata.tables
 NOTIFICATION, INCIDENT, ALERT = _TABLES["notification"], _TABLES["incident"], _TABLES["alert"]
 TIMELINE, AUDIT = _TABLES["timeline_entry"], _TABLES["audit_event"]
+OUTBOX = _TABLES["policy_outbox"]
 _notification, _incident, _alert = NOTIFICATION.c, INCIDENT.c, ALERT.c
 
 SOURCE = "alertmanager"
@@ -398,7 +399,7 @@ class _Batch:
                 "updated_at": self.now,
             },
         ).scalar_one()
-        incident = _Incident(incident_id, key, severity, open=True, firing=0)
+        incident = _Incident(incident_id, key, severity, open=True, firing=0, changed=True)
         self.incidents[incident_id] = self.open_by_key[key] = incident
         result.opened.append(incident_id)
         self._entry(
@@ -429,13 +430,18 @@ class _Batch:
                 self.resolved_alerts,
             )
         changed = [i for i in self.incidents.values() if i.changed]
-        if changed:
+        if changed:  # an incident opened in this batch is written again: one statement for all
             execute(
                 update(INCIDENT)
                 .where(_incident.incident_id == bindparam("id"))
                 .values(severity=bindparam("sev"), updated_at=self.now),
                 [{"id": i.incident_id, "sev": i.severity.value} for i in changed],
             )
+        still_open = [
+            {"incident_id": i.incident_id, "created_at": self.now} for i in changed if i.open
+        ]
+        if still_open:  # for the policy loop, committed with the change itself
+            execute(insert(OUTBOX), still_open)
         if self.timeline:
             execute(insert(TIMELINE), self.timeline)
         if self.audit:

@@ -1,10 +1,12 @@
 """The decide step of the policy loop: new and changed incidents against every policy.
 
-Open incidents updated since the last pass are matched, alert by alert, against every
-enabled policy; each match without a decision yet gets one (`engine.decide`: guardrails,
-plan with a server-side dry run, status). The row is unique per (incident, policy), so two
-replicas deciding at once store one decision; and one replica decides at a time (an advisory
-lock), so rates and cooldowns count every decision, whichever replica made it. Every decision
+Open incidents the intake opened or changed (each change leaves an entry in the policy
+outbox, committed with it, so no commit latency can hide one) are matched, alert by alert,
+against every enabled policy; each match without a decision yet gets one (`engine.decide`:
+guardrails, plan with a server-side dry run, status). The row is unique per (incident,
+policy), so two replicas deciding at once store one decision; and one replica decides at a
+time (an advisory lock), so rates and cooldowns count every decision, whichever replica made
+it. Every decision
 is audited with its inputs (incident, alert labels, policy and version, parameters, plan and
 diff, guardrail verdicts) and noted on the incident's timeline.
 """
@@ -31,6 +33,8 @@ from controlplane.storage.models import DecisionRow, IncidentRow
 from remediations import ActionParams, Plan
 
 ACTOR = "policy-engine"
+#: Outbox entries (incidents opened or changed by the intake) read per decide pass.
+OUTBOX_BATCH = 1000
 #: How often plans waiting for approval are compared with a fresh read of their target.
 DRIFT_CHECK = timedelta(seconds=30)
 #: How far back decisions count for rates and cooldowns.
@@ -51,7 +55,6 @@ class Decider:
         self.db, self.policies, self.build = db, policies, build
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
-        self.watermark = clock() - timedelta(hours=1)
         self.drift_checked = clock() - DRIFT_CHECK
 
     def planner(self, params: ActionParams) -> Plan:
@@ -162,12 +165,14 @@ class Decider:
         ]
 
     def _run(self) -> list[int]:
+        """Decide on the incidents the intake put in the outbox, then consume those entries
+        (a pass that fails consumes nothing: its incidents are decided on the next one)."""
         now = self.clock()
-        since, self.watermark = self.watermark - timedelta(seconds=5), now
         with self.db.read() as session:
-            incidents = store.incidents_to_decide(session, since)
-            if not incidents:  # the common case, twice a second: nothing more to read
+            waiting = store.outbox(session, limit=OUTBOX_BATCH)
+            if not waiting:  # the common case, twice a second: nothing more to read
                 return []
+            incidents = store.open_incidents(session, {i for _, i in waiting})
             decided = store.decided(session, [i.incident_id for i in incidents])
             history = self._history(session, now)
             paused = is_paused(session)
@@ -195,6 +200,8 @@ class Decider:
                     stored.append(decision_id)
                     if decision.changes_something:
                         history.append(PastAction(policy.name, decision.target.key, now))
+        with self.db.write() as session:
+            store.consume(session, [entry for entry, _ in waiting])
         return stored
 
     def _store(self, decision: Decision, view: IncidentView, now: datetime) -> int | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
@@ -44,12 +46,19 @@ def automation_state(session: Session) -> AutomationStateRow:
 def set_paused(
     session: Session, paused: bool, who: Principal, reason: str | None
 ) -> AutomationStateRow:
-    """Pause (kill switch) or resume every action that would change something."""
-    row = session.get(AutomationStateRow, SWITCH_ID, with_for_update=True)
+    """Pause (kill switch) or resume every action that would change something. Safe under
+    any concurrency: the switch's row is created if missing without a race (insert, or
+    nothing if another request made it first), then locked, so concurrent calls apply one
+    after the other and the last one audited is the state that stays."""
     now = datetime.now(UTC)
-    if row is None:
-        row = AutomationStateRow(automation_state_id=SWITCH_ID, paused=paused, changed_by=who.name)
-        session.add(row)
+    first = {"automation_state_id": SWITCH_ID, "paused": False, "changed_by": who.name}
+    dialect = session.get_bind().dialect.name
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        make(AutomationStateRow).values(**first, changed_at=now).on_conflict_do_nothing()
+    )
+    row = session.get(AutomationStateRow, SWITCH_ID, with_for_update=True, populate_existing=True)
+    assert row is not None
     row.paused, row.changed_by, row.changed_at, row.reason = paused, who.name, now, reason
     audit.record(
         session,

@@ -12,21 +12,44 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, select, update
+from sqlalchemy import CursorResult, Select, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from controlplane.domain.models import DecisionStatus, IncidentStatus, TimelineKind
 from controlplane.storage import audit
-from controlplane.storage.models import DecisionRow, EvidenceRow, IncidentRow, TimelineEntryRow
+from controlplane.storage.models import (
+    DecisionRow,
+    EvidenceRow,
+    IncidentRow,
+    PolicyOutboxRow,
+    TimelineEntryRow,
+)
 
 ACTING = [s.value for s in DecisionStatus if s.counts_as_acting]
 
 
-def incidents_to_decide(session: Session, since: datetime) -> Sequence[IncidentRow]:
-    """Open incidents updated since `since`, with their alerts, oldest id first."""
+def outbox(session: Session, *, limit: int) -> list[tuple[int, int]]:
+    """(entry, incident) pairs the intake left for the policy loop, oldest first."""
+    rows = session.execute(
+        select(PolicyOutboxRow.policy_outbox_id, PolicyOutboxRow.incident_id)
+        .order_by(PolicyOutboxRow.policy_outbox_id)
+        .limit(limit)
+    )
+    return [(entry, incident) for entry, incident in rows]
+
+
+def consume(session: Session, entries: Sequence[int]) -> None:
+    session.execute(delete(PolicyOutboxRow).where(PolicyOutboxRow.policy_outbox_id.in_(entries)))
+
+
+def open_incidents(session: Session, incident_ids: set[int]) -> Sequence[IncidentRow]:
+    """Those of the incidents that are still open, with their alerts, oldest id first."""
     return session.scalars(
         select(IncidentRow)
-        .where(IncidentRow.status != IncidentStatus.RESOLVED, IncidentRow.updated_at >= since)
+        .where(
+            IncidentRow.incident_id.in_(incident_ids),
+            IncidentRow.status != IncidentStatus.RESOLVED,
+        )
         .options(selectinload(IncidentRow.alerts))
         .order_by(IncidentRow.incident_id)
     ).all()

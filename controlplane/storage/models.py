@@ -322,6 +322,18 @@ class DecisionRow(Base):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+class PolicyOutboxRow(Base):
+    """An incident the policy loop has to look at: written by the intake in the transaction
+    that opened or changed the incident, consumed (deleted) by the decide step. Unlike a time
+    watermark this cannot miss an incident whose commit landed late."""
+
+    __tablename__ = "policy_outbox"
+
+    policy_outbox_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AutomationStateRow(Base):
     """The kill switch (one row): while paused, no decision changes anything."""
 

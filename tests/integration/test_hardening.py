@@ -6,6 +6,7 @@ only itself."""
 from __future__ import annotations
 
 import gzip
+import threading
 import json
 from concurrent.futures import Future
 from typing import Any
@@ -252,3 +253,60 @@ def test_an_unexpected_error_is_the_envelope_and_the_log_not_the_traceback(clien
         "detail": "internal error: the control plane's log has the details",
         "errors": [],
     }
+
+
+def test_the_kill_switch_is_safe_under_concurrency(settings, db, tokens):
+    """Its first use on a fresh store, by many admins at once, and then a mixed storm: every
+    call answered 200, and the state that stays is the last one audited."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from controlplane.api import create_app
+    from controlplane.testing.servers import ApiServer
+
+    admin = bearer(tokens["admin"])
+    with ApiServer(create_app(settings, db)) as server:
+
+        def switch(n: int, verb: str = "pause") -> int:
+            return httpx.post(
+                f"{server.url}/api/v1/automation/{verb}",
+                json={"reason": f"call {n}"},
+                headers=admin,
+                timeout=30,
+            ).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(switch, range(8))) == [200] * 8
+            verbs = ["pause", "resume"] * 10
+            assert list(pool.map(switch, range(20), verbs)) == [200] * 20
+        state = httpx.get(f"{server.url}/api/v1/automation", headers=admin).json()
+        events = httpx.get(
+            f"{server.url}/api/v1/audit",
+            params={"action": "automation.", "limit": 1},
+            headers=admin,
+        ).json()["data"]
+    assert events[0]["action"] == ("automation.paused" if state["paused"] else "automation.resumed")
+    assert events[0]["details"]["reason"] == state["reason"]
+
+
+def test_the_first_use_of_the_kill_switch_races_safely_in_the_store(db):
+    """Eight transactions create the switch's row at the same instant (a barrier)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from controlplane.domain.models import Principal, Role
+    from controlplane.policy import state
+
+    barrier = threading.Barrier(8)
+
+    def pause(n: int) -> bool:
+        with db.write() as session:
+            if not db.is_sqlite:  # SQLite writes one at a time: nothing to race
+                barrier.wait(timeout=10)
+            state.set_paused(session, True, Principal(f"admin-{n}", Role.ADMIN), f"call {n}")
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(pause, range(8)))
+    with db.read() as session:
+        assert state.is_paused(session)

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from controlplane.api import create_app
 from controlplane.config import Settings, load_settings
+from controlplane.incidents import intake
 from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
 from controlplane.storage import Database
@@ -490,6 +491,28 @@ def test_a_stale_decision_of_a_resolved_incident_is_not_planned_again(
     )
     assert asked.status_code == 409
     assert "is resolved, there is nothing left to fix" in asked.json()["detail"]
+
+
+def test_an_incident_whose_commit_landed_late_is_still_decided(
+    api, config, db, cluster, tokens, monkeypatch
+):
+    """The intake stamps rows with its batch's start time; a commit that lands 10 s later
+    (a slow disk, a lock) must still reach the policy loop, which had looked in the meantime."""
+    loop = runner(config, db, [scale_policy("dry_run")])
+    assert loop.cycle().decided == []
+
+    class TenSecondsAgo(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.now(tz) - timedelta(seconds=10)
+
+    monkeypatch.setattr(intake, "datetime", TenSecondsAgo)
+    incident_id = alert(api)
+    monkeypatch.undo()
+    (decided,) = loop.cycle().decided
+    (decision,) = api.get("/api/v1/decisions", headers=bearer(tokens["viewer"])).json()["data"]
+    assert (decision["decision_id"], decision["incident_id"]) == (decided, incident_id)
+    assert loop.cycle().decided == []  # the outbox entry was consumed: decided once
 
 
 def test_a_running_execution_says_which_step_it_is_in(api, config, db, cluster, tokens):
