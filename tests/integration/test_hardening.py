@@ -6,8 +6,8 @@ only itself."""
 from __future__ import annotations
 
 import gzip
-import threading
 import json
+import threading
 from concurrent.futures import Future
 from typing import Any
 
