@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError
+from dashboard.timefmt import plain
 
 CAN_REVIEW = {"operator", "admin"}
 
@@ -87,7 +88,7 @@ def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused
     st.session_state["review_done"] = {
         "incident_id": decision["incident_id"],
         "text": f"#{number} ({decision['policy']}: {what}) {reviewed['status']} by "
-        f"{reviewed['reviewed_by']}: \u201c{reviewed['review_comment']}\u201d",
+        f"{reviewed['reviewed_by']}: \u201c{plain(reviewed['review_comment'])}\u201d",
     }
     st.session_state.pop(comment_key, None)
     st.rerun()
@@ -98,7 +99,7 @@ def replan_box(client: ApiClient, decision: dict[str, Any], *, role: str) -> Non
     read of the target, every guardrail again, then a new approval)."""
     number = decision["decision_id"]
     describe(decision)
-    st.warning(f"#{number} is stale: {decision['reason']}")
+    st.warning(f"#{number} is stale: {plain(decision['reason'])}")
     allowed = role in CAN_REVIEW
     comment_key = f"replan-comment-{number}"
     comment = st.text_input(
@@ -119,8 +120,8 @@ def replan_box(client: ApiClient, decision: dict[str, Any], *, role: str) -> Non
         return
     st.session_state["review_done"] = {
         "incident_id": decision["incident_id"],
-        "text": f"#{number} ({decision['policy']}): {asked['reason']}; the policy loop makes "
-        "the new plan in a few seconds, then it waits for approval again",
+        "text": f"#{number} ({decision['policy']}): {plain(asked['reason'])}; the policy loop "
+        "makes the new plan in a few seconds, then it waits for approval again",
     }
     st.session_state.pop(comment_key, None)
     st.rerun()

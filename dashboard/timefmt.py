@@ -1,9 +1,11 @@
 """How the console shows values: times relative ("5 min ago") with the absolute UTC time
-beside them, one colour per severity, and structured details as readable fields."""
+beside them, one colour per severity, structured details as readable fields, and text from
+outside (alerts, spans, comments) escaped for Markdown and DOT, links only when http(s)."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,3 +54,32 @@ def fields(details: dict[str, Any], *, limit: int = 400) -> str:
         parts.append(f"{key}: {shown}")
     text = " · ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: What can turn text into markup: emphasis and code, links and images (brackets), HTML and
+#: autolinks (angle brackets), strike-through, maths, tables, Streamlit's `:colour[...]`
+#: (brackets again); and the two ways a bare address becomes a link.
+_MARKUP = re.compile(r"([\\`*_\[\]<>~$|])")
+_AUTOLINK = re.compile(r"(?i)(://|www\.)")
+
+
+def plain(text: object) -> str:
+    """Text from outside (alert names and summaries, service names, comments) for a place
+    that renders Markdown: whatever could become markup escaped, so an alert cannot put a
+    link, an image or a colour on the page. Newlines become spaces."""
+    escaped = _MARKUP.sub(r"\\\1", " ".join(str(text).split()))
+    return _AUTOLINK.sub(lambda m: m.group(1).replace("/", "\\/").replace(".", "\\."), escaped)
+
+
+def dot_id(text: object) -> str:
+    """A quoted Graphviz DOT identifier: quotes and backslashes escaped, newlines dropped."""
+    escaped = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + " ".join(escaped.split()) + '"'
+
+
+def web_link(url: str | None) -> str | None:
+    """`url` when it is an http(s) address, else None: a `javascript:` or `data:` link from
+    an alert never becomes something to click."""
+    if url and url.lower().startswith(("http://", "https://")):
+        return url
+    return None

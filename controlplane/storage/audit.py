@@ -56,7 +56,7 @@ def filters(
     if actor:
         where.append(AuditEventRow.actor == actor)
     if action_prefix:
-        where.append(AuditEventRow.action.startswith(action_prefix))
+        where.append(AuditEventRow.action.startswith(action_prefix, autoescape=True))  # % and _ too
     if target_type:
         where.append(AuditEventRow.target_type == target_type)
     if target_id:

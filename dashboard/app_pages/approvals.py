@@ -12,7 +12,7 @@ from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import live_fragment
 from dashboard.loading import load_or_stop
 from dashboard.reviews import confirm_review, describe, replan_box, review_box
-from dashboard.timefmt import fields
+from dashboard.timefmt import fields, plain
 
 RECENT = [s.value for s in DecisionStatus if s is not DecisionStatus.PENDING_APPROVAL]
 
@@ -77,7 +77,7 @@ def linked_decision() -> int | None:
             replan_box(client, decision, role=role)
         else:
             describe(decision)
-            st.markdown(f"**{decision['status']}**: {decision['reason']}")
+            st.markdown(f"**{decision['status']}**: {plain(decision['reason'])}")
             for step, result in (decision["outcome"] or {}).items():
                 st.markdown(f"- **{step}**: {fields(result)}")
         st.page_link(

@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import live_fragment
 from dashboard.reviews import confirm_review, replan_box, review_box
-from dashboard.timefmt import ago, severity_badge, utc
+from dashboard.timefmt import ago, dot_id, plain, severity_badge, utc, web_link
 from dashboard.timeline import collapse
 
 STATUSES = ["open", "acknowledged", "resolved"]
@@ -83,14 +83,14 @@ def incident_rows(incidents: list[dict[str, Any]]) -> None:
         cells = st.columns(COLUMNS, vertical_alignment="center")
         cells[0].markdown(severity_badge(incident["severity"]))
         cells[1].button(  # keyed by the incident, not the row: a click opens what it shows
-            f"#{number} {incident['title']}",
+            f"#{number} {plain(incident['title'])}",
             key=f"open-incident-{number}",
             type="tertiary",
             on_click=open_incident,
             args=(number,),
         )
         cells[2].markdown(STATUS_MARKS.get(incident["status"], incident["status"]))
-        cells[3].markdown(incident["service"] or "—")
+        cells[3].markdown(plain(incident["service"] or "—"))
         cells[4].markdown(owner(incident))
         cells[5].markdown(ago(incident["opened_at"]), help=utc(incident["opened_at"]))
 
@@ -165,7 +165,7 @@ def live() -> None:
         st.error(f"Could not load incident #{opened}: {exc}")
         return
 
-    st.subheader(f"#{detail['incident_id']} {detail['title']}")
+    st.subheader(f"#{detail['incident_id']} {plain(detail['title'])}")
     cols = st.columns(4)
     cols[0].metric("Status", detail["status"])
     cols[1].metric("Severity", detail["severity"])
@@ -199,8 +199,9 @@ def live() -> None:
         else:
             who = changed.get("acknowledged_by" if ack else "resolved_by") or "you"
             st.session_state["incident_done"] = (
-                f"#{number} ({detail['title']}) {'acknowledged' if ack else 'resolved'} by {who}"
-                + (f": \u201c{comment.strip()}\u201d" if comment.strip() else "")
+                f"#{number} ({plain(detail['title'])}) "
+                f"{'acknowledged' if ack else 'resolved'} by {who}"
+                + (f": \u201c{plain(comment.strip())}\u201d" if comment.strip() else "")
             )
             st.session_state.pop(comment_key, None)
             st.rerun()  # the same incident stays open: the next click cannot act on another
@@ -236,8 +237,9 @@ def live() -> None:
         for hint in detail["root_cause_hints"]:  # whole reasons: a table would cut them off
             score = "—" if hint["score"] is None else f"{hint['score']:.2f}"
             st.markdown(
-                f"{hint['rank']}. **{hint['service']}** · `{hint['signal']}` · onset "
-                f"{utc(hint['onset_at'])} · score {score}  \n" + "; ".join(hint["reasons"])
+                f"{hint['rank']}. **{plain(hint['service'])}** · {plain(hint['signal'])} · onset "
+                f"{utc(hint['onset_at'])} · score {score}  \n"
+                + "; ".join(plain(r) for r in hint["reasons"])
             )
 
     if detail["service"]:
@@ -247,12 +249,12 @@ def live() -> None:
             edges = []
         near = [e for e in edges if detail["service"] in (e["caller"], e["callee"])]
         if near:
-            st.markdown(f"#### Dependencies of {detail['service']} (last hour, from traces)")
-            lines = [f'"{detail["service"]}" [style=filled, fillcolor="#fcbba1"];']
-            for e in near:
+            st.markdown(f"#### Dependencies of {plain(detail['service'])} (last hour, from traces)")
+            lines = [f'{dot_id(detail["service"])} [style=filled, fillcolor="#fcbba1"];']
+            for e in near:  # service names come from spans: quoted and escaped
                 color = "red" if e["errors"] else "gray"
                 lines.append(
-                    f'"{e["caller"]}" -> "{e["callee"]}" '
+                    f"{dot_id(e['caller'])} -> {dot_id(e['callee'])} "
                     f'[label="{e["calls"]} calls, {e["errors"]} errors", color={color}];'
                 )
             st.graphviz_chart("digraph {rankdir=LR; " + " ".join(lines) + "}")
@@ -300,8 +302,8 @@ def live() -> None:
                 "ended": a["ends_at"] or "",
                 "labels": ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items())),
                 "summary": a["annotations"].get("summary", ""),
-                "source": a["generator_url"] or None,
-                "runbook": a["annotations"].get("runbook_url") or None,
+                "source": web_link(a["generator_url"]),
+                "runbook": web_link(a["annotations"].get("runbook_url")),
             }
             for a in detail["alerts"]
         ],
@@ -321,8 +323,8 @@ def live() -> None:
         entry = line.entry
         repeated = f" ×{line.count}, last {ago(line.last_at)}" if line.count > 1 else ""
         st.markdown(
-            f"- `{utc(entry['at'])}` **{entry['kind']}** ({entry['actor']}): "
-            f"{entry['message']}{repeated}"
+            f"- `{utc(entry['at'])}` **{entry['kind']}** ({plain(entry['actor'])}): "
+            f"{plain(entry['message'])}{repeated}"
         )
 
     if detail["runbooks"]:

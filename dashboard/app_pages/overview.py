@@ -10,7 +10,7 @@ import streamlit as st
 from controlplane.domain.models import DecisionStatus
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.live import live_fragment
-from dashboard.timefmt import ago, severity_badge, utc
+from dashboard.timefmt import ago, plain, severity_badge, utc
 
 SEVERITIES = ["critical", "error", "warning", "info"]
 NEEDS_A_HUMAN = 10
@@ -43,8 +43,8 @@ def on_fire() -> None:
     for incident in waiting["data"]:
         link_to_incident(
             incident["incident_id"],
-            f"#{incident['incident_id']} {incident['title']}",
-            f"{severity_badge(incident['severity'])} {incident['service'] or '-'} · opened "
+            f"#{incident['incident_id']} {plain(incident['title'])}",
+            f"{severity_badge(incident['severity'])} {plain(incident['service'] or '-')} · opened "
             f"{ago(incident['opened_at'])} ({utc(incident['opened_at'])})",
         )
     left, right = st.columns(2)
@@ -72,7 +72,7 @@ def on_fire() -> None:
                 f"**{decision['status'].replace('_', ' ')}** · {decision['policy']} on "
                 f"`{decision['target']}` · {ago(when)}"
             )
-            st.caption(decision["reason"])
+            st.caption(plain(decision["reason"]))
 
 
 @live_fragment()

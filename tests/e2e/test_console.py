@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -137,3 +139,25 @@ def test_search_titles(seeded, tokens):
     assert [title for _, title in listed(app)] == ["Alertc1"]
     app.text_input(key="filter_text").input("100%_no_such").run()
     assert app.info[0].value == "No incidents match these filters."
+
+
+def test_an_alert_cannot_put_links_or_images_on_the_page(api, tokens):
+    import httpx
+
+    hostile = alert("h1", service="pay[x](http://evil.example)", severity="critical")
+    hostile["labels"]["alertname"] = "![t](http://evil.example/t.png)"
+    hostile["annotations"]["summary"] = "[log in](https://evil.example) <img src=x>"
+    hostile["generatorURL"] = "javascript:alert(1)"
+    httpx.post(
+        api.url + URL, json=notification([hostile], "h"), headers=bearer(tokens["webhook"])
+    ).raise_for_status()
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer")
+    ((number, _),) = listed(app)
+    app.button(key=f"open-incident-{number}").click().run()
+    assert not app.exception
+    rendered = [m.value for m in [*app.markdown, *app.subheader, *app.caption]]
+    rendered += [b.label for b in app.button]
+    for text in rendered:
+        assert not re.search(r"(?<!\\)\]\(", text), text  # a bracket escaped: no link
+        assert not re.search(r"(?<!\\)<img", text), text
+    assert app.dataframe[-1].value["source"].tolist() == [None]  # not a javascript: link

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dashboard.timefmt import ago, fields, severity_badge, utc
+from dashboard.timefmt import ago, dot_id, fields, plain, severity_badge, utc, web_link
 from dashboard.timeline import collapse
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -48,3 +48,25 @@ def test_details_read_as_fields_not_as_a_python_repr():
     assert text == 'policy: p · replicas: 0 · reason: — · checks: [{"ok": true}]'
     assert "None" not in text
     assert len(fields({"long": "x" * 1000}, limit=50)) == 50
+
+
+def test_text_from_alerts_cannot_become_markup():
+    hostile = "![t](http://evil.example/t.png) [login](https://evil.example) <img> :red[x] www.e.x"
+    shown = plain(hostile)
+    assert "](" not in shown.replace("\\](", "")  # no link or image survives
+    assert "<img>" not in shown
+    assert "://" not in shown
+    assert "www." not in shown
+    assert plain("HighLatency: p95 2.4 s (checkout)") == "HighLatency: p95 2.4 s (checkout)"
+    assert plain("a\nb") == "a b"
+
+
+def test_dot_identifiers_are_quoted_and_escaped():
+    assert dot_id('pay"] -> "x') == '"pay\\"] -> \\"x"'
+    assert dot_id("a\\b") == '"a\\\\b"'
+
+
+def test_only_http_links_are_links():
+    assert web_link("https://grafana.example/d/1") == "https://grafana.example/d/1"
+    assert web_link("javascript:alert(1)") is None
+    assert web_link("") is None
