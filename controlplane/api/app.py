@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlplane import __version__
-from controlplane.api import errors
+from controlplane.api import document, errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
 from controlplane.api.routes import (
     automation,
@@ -100,6 +100,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(otlp.router)
     app.include_router(health.router)
     _offline_docs(app)
+    document.install(app)
     return app
 
 

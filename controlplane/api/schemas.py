@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controlplane.domain.models import DecisionStatus, IncidentStatus, Role, Severity
-from controlplane.domain.storable import StoredText, StoredTime
+from controlplane.domain.storable import SPACES, WORDS, StoredText, StoredTime, blank
 
 
 class _FromRow(BaseModel):
@@ -152,7 +152,10 @@ class WebhookAccepted(BaseModel):
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$",
+        description="1-128 letters, digits or _.@-, starting with a letter or digit.",
+    )
     role: Role
 
 
@@ -242,9 +245,15 @@ class DecisionsPublic(BaseModel):
     offset: int
 
 
+#: Required text holds more than spaces (the validators say so; the schema says it too).
+_WORDS: dict[str, Any] = {"pattern": WORDS}
+
+
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    comment: StoredText = Field(..., min_length=1, max_length=2000, description="Why (required).")
+    comment: StoredText = Field(
+        ..., min_length=1, max_length=2000, description="Why (required).", json_schema_extra=_WORDS
+    )
     plan_digest: str | None = Field(
         None,
         max_length=64,
@@ -256,7 +265,9 @@ class ReviewRequest(BaseModel):
 
 class ReplanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    comment: StoredText = Field(..., min_length=1, max_length=2000, description="Why (required).")
+    comment: StoredText = Field(
+        ..., min_length=1, max_length=2000, description="Why (required).", json_schema_extra=_WORDS
+    )
 
 
 class AutomationPublic(_FromRow):
@@ -272,14 +283,15 @@ class PauseRequest(BaseModel):
         min_length=1,
         max_length=2000,
         description="Why automation is paused or resumed (required; audited).",
+        json_schema_extra=_WORDS,
     )
 
     @field_validator("reason")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if blank(value):
             raise ValueError("a reason is required, not only spaces")
-        return value.strip()
+        return value.strip(SPACES)
 
 
 class AuditEventPublic(_FromRow):

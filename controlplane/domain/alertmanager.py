@@ -12,25 +12,34 @@ that convert to UTC, and the labels that become columns (`alertname`, and `servi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from controlplane.domain.storable import StoredText, StoredTime, storable_time
+from controlplane.domain.storable import NO_NUL, StoredText, StoredTime, storable_time
 
 _STRICT = ConfigDict(strict=True, extra="ignore", populate_by_name=True, frozen=True)
 _NEVER_YEAR = 1
 #: Labels that become columns of 255 characters: the alert's name and the incident's service.
 SERVICE_LABELS = ("service", "app", "job")
 COLUMN_LABELS = ("alertname", *SERVICE_LABELS)
-Labels = dict[StoredText, StoredText]
+#: Label names and values: no NUL in either (`propertyNames` says so of the names).
+Labels = Annotated[
+    dict[StoredText, StoredText],
+    Field(json_schema_extra={"propertyNames": {"pattern": NO_NUL}}),
+]
 
 
 class Alert(BaseModel):
     model_config = _STRICT
 
     status: Literal["firing", "resolved"]
-    labels: Labels
+    labels: Labels = Field(
+        json_schema_extra={
+            "propertyNames": {"pattern": NO_NUL},
+            "properties": {name: {"type": "string", "maxLength": 255} for name in COLUMN_LABELS},
+        }
+    )
     annotations: Labels
     starts_at: StoredTime = Field(alias="startsAt")
     ends_at: StoredTime | None = Field(alias="endsAt")
@@ -77,4 +86,5 @@ class Notification(BaseModel):
     common_annotations: Labels = Field(alias="commonAnnotations")
     external_url: StoredText = Field(alias="externalURL")
     group_key: StoredText = Field(alias="groupKey", min_length=1)
-    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
+    # JSON has one number type: 3.0 is the integer 3 (and what some senders write).
+    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0, strict=False)

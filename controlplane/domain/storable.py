@@ -30,6 +30,21 @@ def storable_text(value: str) -> str:
     return value
 
 
+#: White space as JSON Schema (ECMA-262) counts it: what "only spaces" means for required
+#: comments, so that the API's own document and its validation agree.
+SPACES = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+#: The JSON-schema pattern of required text: at least one character that is not a space.
+WORDS = "\\S"
+
+
+def blank(value: str) -> bool:
+    """Nothing but white space (ECMA-262's)."""
+    return not value.strip(SPACES)
+
+
 def storable_time(value: datetime) -> datetime:
     """`value`, if it can be converted to UTC and stored."""
     try:
@@ -39,8 +54,10 @@ def storable_time(value: datetime) -> datetime:
     return value
 
 
-StoredText = Annotated[str, AfterValidator(storable_text)]
-#: Text kept in a `String(255)` column (names, services, label values used as columns).
-ShortText = Annotated[str, Field(max_length=255), AfterValidator(storable_text)]
+#: The JSON-schema face of `storable_text` (the validator says it better than a pattern would).
+NO_NUL = "^[^\\u0000]*$"
+StoredText = Annotated[
+    str, AfterValidator(storable_text), Field(json_schema_extra={"pattern": NO_NUL})
+]
 StoredTime = Annotated[AwareDatetime, AfterValidator(storable_time)]
 StoredInt = Annotated[int, Field(le=MAX_INT)]

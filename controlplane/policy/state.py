@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from controlplane.domain.models import DecisionStatus, IncidentStatus, Principal, TimelineKind
+from controlplane.domain.storable import blank
 from controlplane.storage import audit
 from controlplane.storage.models import (
     AutomationStateRow,
@@ -92,7 +93,7 @@ def review(
 ) -> DecisionRow:
     """Approve or reject a decision waiting for approval; the comment is required. With
     `plan_digest` (what the reviewer read), a decision planned again since is refused."""
-    if not comment.strip():
+    if blank(comment):
         raise InvalidInputError("comment: required when approving or rejecting, got ''")
     row = _locked(session, decision_id)
     if row.status != DecisionStatus.PENDING_APPROVAL:
@@ -155,7 +156,7 @@ def request_replan(
     """Ask for a stale decision of a still open incident to be planned again: the policy
     loop decides it afresh (every guardrail, a fresh read of the target) and, when the policy
     asks for approval, it waits for a new one."""
-    if not comment.strip():
+    if blank(comment):
         raise InvalidInputError("comment: required when asking for a new plan, got ''")
     row = _locked(session, decision_id)
     if row.status != DecisionStatus.STALE:

@@ -24,11 +24,11 @@ from controlplane.api.schemas import (
     error_responses,
 )
 from controlplane.capacity.job import CapacityJob
-from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from controlplane.domain.errors import ConflictError, NotFoundError
 from controlplane.storage.models import ReportRow
 
 router = APIRouter(prefix="/reports", tags=["reports"])
-_ERRORS = error_responses(401, 403, 404)
+_ERRORS = error_responses(401, 403, 404, 409)
 Format = Literal["json", "html", "markdown"]
 
 
@@ -94,7 +94,7 @@ async def create_report(
     """Produce a capacity report now (operator); poll `GET /reports/{id}` for the result."""
     settings = request.app.state.settings
     if not settings.capacity.signals:
-        raise InvalidInputError("capacity.signals is empty: there is nothing to forecast")
+        raise ConflictError("capacity.signals is empty: there is nothing to forecast")
     job = CapacityJob(settings, db)
     report_id = await run_in_threadpool(job.claim, "api", principal.name)
     if report_id is None:  # pragma: no cover - only scheduled slots can collide
