@@ -310,3 +310,25 @@ def test_the_first_use_of_the_kill_switch_races_safely_in_the_store(db):
         assert all(pool.map(pause, range(8)))
     with db.read() as session:
         assert state.is_paused(session)
+
+
+def test_the_audit_action_filter_is_a_prefix_not_a_pattern(client, tokens):
+    client.post(
+        URL,
+        json=notification([alert("a1", service="checkout")], "a"),
+        headers=bearer(tokens["webhook"]),
+    ).raise_for_status()
+    viewer = bearer(tokens["viewer"])
+    assert client.get("/api/v1/audit", params={"action": "incident."}, headers=viewer).json()[
+        "count"
+    ]
+    for pattern in ("%", "_ncident.", "incident%"):
+        answer = client.get("/api/v1/audit", params={"action": pattern}, headers=viewer)
+        assert answer.json()["count"] == 0, pattern
+
+
+def test_a_wrong_method_says_which_are_allowed(client, tokens):
+    answer = client.delete(URL, headers=bearer(tokens["webhook"]))
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.json()["detail"] == "Method Not Allowed"
