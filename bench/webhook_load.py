@@ -3,10 +3,12 @@ the API (a separate `aiops serve` process on loopback) for a fixed time, then ev
 that was acknowledged with a 2xx is looked up in the store.
 
 Prints notifications/s, latency percentiles, the server's peak memory, and lost alerts
-(must be 0). Figures only; nothing is asserted on time.
+(must be 0). Figures only; nothing is asserted on time. With `--poison`, one more sender
+posts, as fast as it can, a notification no store can keep (NUL in a label): its answers
+are counted apart, and the good senders' figures show what it costs them.
 
     .venv/bin/python bench/webhook_load.py --backend sqlite --senders 16 --seconds 20
-    .venv/bin/python bench/webhook_load.py --backend postgresql --senders 16 --seconds 20
+    .venv/bin/python bench/webhook_load.py --backend postgresql --senders 12 --seconds 20 --poison
 """
 
 from __future__ import annotations
@@ -111,6 +113,18 @@ async def sender(
         seq += step
 
 
+async def poison_sender(
+    client: aiohttp.ClientSession, url: str, deadline: float, answers: dict[int, int]
+) -> None:
+    payload, _ = notification(0, "poison")
+    payload["alerts"][0]["labels"]["team"] = "pay\u0000ments"
+    body = json.dumps(payload).encode()
+    while time.perf_counter() < deadline:
+        async with client.post(url, data=body) as response:
+            await response.read()
+            answers[response.status] = answers.get(response.status, 0) + 1
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
@@ -133,24 +147,31 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def load(
-    url: str, token: str, senders: int, seconds: float, run: str
+    url: str,
+    token: str,
+    senders: int,
+    seconds: float,
+    run: str,
+    poison: dict[int, int] | None = None,
 ) -> tuple[list[float], list[tuple[str, datetime]], dict[int, int], float]:
     latencies: list[float] = []
     acked: list[tuple[str, datetime]] = []
     failures: dict[int, int] = {}
     # aiohttp, not httpx: the client shares this 2-core machine and must not be the bottleneck.
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=senders)
+    connector = aiohttp.TCPConnector(limit=senders + 1)
     async with aiohttp.ClientSession(
         connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=30)
     ) as client:
         began = time.perf_counter()
         deadline = began + seconds
+        extra = [] if poison is None else [poison_sender(client, url, deadline, poison)]
         await asyncio.gather(
             *(
                 sender(client, url, deadline, i, senders, run, latencies, acked, failures)
                 for i in range(senders)
-            )
+            ),
+            *extra,
         )
         elapsed = time.perf_counter() - began
     return latencies, acked, failures, elapsed
@@ -177,6 +198,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--poison", action="store_true", help="one more sender, unstorable")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,8 +217,9 @@ def main() -> None:
             endpoint = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
             run = uuid.uuid4().hex[:6]
             asyncio.run(load(endpoint, token, args.senders, args.warmup, run + "w"))
+            poison: dict[int, int] | None = {} if args.poison else None
             latencies, acked, failures, elapsed = asyncio.run(
-                load(endpoint, token, args.senders, args.seconds, run)
+                load(endpoint, token, args.senders, args.seconds, run, poison)
             )
             rss = peak_rss_mib(server.pid)
         finally:
@@ -221,6 +244,8 @@ def main() -> None:
         )
     )
     print(f"server peak RSS: {rss:.0f} MiB")
+    if poison is not None:
+        print(f"poison sender's answers: {poison} (good senders' failures: {failures})")
     print(f"lost: {len(acked) - stored} of {len(acked)} acknowledged alerts missing from the store")
 
 
