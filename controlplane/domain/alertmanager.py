@@ -86,5 +86,10 @@ class Notification(BaseModel):
     common_annotations: Labels = Field(alias="commonAnnotations")
     external_url: StoredText = Field(alias="externalURL")
     group_key: StoredText = Field(alias="groupKey", min_length=1)
-    # JSON has one number type: 3.0 is the integer 3 (and what some senders write).
-    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0, strict=False)
+    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
+
+    @field_validator("truncated_alerts", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON has one number type: 3.0 is the integer 3 (a string "3" is still refused).
+        return int(value) if isinstance(value, float) and value.is_integer() else value

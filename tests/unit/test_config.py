@@ -80,3 +80,11 @@ def test_database_passwords_are_masked(monkeypatch):
         load_settings()
     assert "mysql://bob:***@127.0.0.1/db" in str(error.value)
     assert "hunter2" not in str(error.value)
+
+
+def test_the_database_url_is_shown_without_its_password():
+    from controlplane.storage import masked
+
+    shown = masked("postgresql+psycopg://aiops:s3cret@127.0.0.1:5432/aiops?sslmode=disable")
+    assert "s3cret" not in shown
+    assert shown == "postgresql+psycopg://aiops:***@127.0.0.1:5432/aiops?sslmode=disable"
