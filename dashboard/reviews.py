@@ -16,6 +16,13 @@ from dashboard.timefmt import plain
 CAN_REVIEW = {"operator", "admin"}
 
 
+def comment_box(label: str, key: str, allowed: bool) -> str:
+    """The decision's own comment box (its key names the decision)."""
+    return st.text_input(
+        label, key=key, disabled=not allowed, help=None if allowed else "Needs the operator role."
+    )
+
+
 def summary(decision: dict[str, Any]) -> str:
     return str(decision["plan"]["summary"] if decision["plan"] else decision["action"])
 
@@ -57,12 +64,7 @@ def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused
         st.markdown(f"Runbook: `{decision['runbook']}` (see Policies and runbooks)")
     allowed = role in CAN_REVIEW
     comment_key = f"review-comment-{number}"
-    comment = st.text_input(
-        f"Comment on #{number} (required)",
-        key=comment_key,
-        disabled=not allowed,
-        help=None if allowed else "Needs the operator role.",
-    )
+    comment = comment_box(f"Comment on #{number} (required)", comment_key, allowed)
     left, right = st.columns(2)
     approve = left.button(
         f"Approve #{number}",
@@ -102,12 +104,7 @@ def replan_box(client: ApiClient, decision: dict[str, Any], *, role: str) -> Non
     st.warning(f"#{number} is stale: {plain(decision['reason'])}")
     allowed = role in CAN_REVIEW
     comment_key = f"replan-comment-{number}"
-    comment = st.text_input(
-        f"Why plan #{number} again? (required)",
-        key=comment_key,
-        disabled=not allowed,
-        help=None if allowed else "Needs the operator role.",
-    )
+    comment = comment_box(f"Why plan #{number} again? (required)", comment_key, allowed)
     if not st.button(f"Plan #{number} again", key=f"replan-{number}", disabled=not allowed):
         return
     if not comment.strip():

@@ -11,7 +11,6 @@ leaves the range the series has ever shown by more than `range_tolerance` of its
 from __future__ import annotations
 
 import inspect
-
 from typing import Any
 
 import numpy as np

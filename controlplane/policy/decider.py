@@ -145,18 +145,28 @@ class Decider:
                 )
                 self._not_replanned(decision_id, f"{why}; nothing was planned", now)
                 continue
-            decision = decide(
-                policy,
-                view,
-                history,
-                now,
-                paused=paused,
-                global_max_per_hour=self.global_max_per_hour,
-                planner=self.planner,
-            )
+            decision = self._decide(policy, view, history, now, paused)
             if self._replanned(decision_id, decision, view, now):
                 done.append(decision_id)
         return done
+
+    def _decide(
+        self,
+        policy: Policy,
+        view: IncidentView,
+        history: list[PastAction],
+        now: datetime,
+        paused: bool,
+    ) -> Decision:
+        return decide(
+            policy,
+            view,
+            history,
+            now,
+            paused=paused,
+            global_max_per_hour=self.global_max_per_hour,
+            planner=self.planner,
+        )
 
     def _history(self, session: Session, now: datetime) -> list[PastAction]:
         return [
@@ -185,15 +195,7 @@ class Decider:
                 view = next((v for v in alert_views if matches(policy, v)), None)
                 if view is None:
                     continue
-                decision = decide(
-                    policy,
-                    view,
-                    history,
-                    now,
-                    paused=paused,
-                    global_max_per_hour=self.global_max_per_hour,
-                    planner=self.planner,
-                )
+                decision = self._decide(policy, view, history, now, paused)
                 decided.add((incident_id, policy.name))
                 decision_id = self._store(decision, view, now)
                 if decision_id is not None:
