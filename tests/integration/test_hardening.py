@@ -334,3 +334,13 @@ def test_a_wrong_method_says_which_are_allowed(client, tokens):
     assert answer.status_code == 405
     assert answer.headers["allow"] == "POST"
     assert answer.json()["detail"] == "Method Not Allowed"
+
+
+def test_a_flood_of_readiness_probes_costs_one_store_probe_a_second(client, db, monkeypatch):
+    probes = []
+    real = db.ping
+    monkeypatch.setattr(db, "ping", lambda: probes.append(1) or real())
+    monkeypatch.setattr(client.app.state.readiness, "ttl", 3600.0)  # no clock in the test
+    for _ in range(50):
+        assert client.get("/readyz").status_code == 200
+    assert len(probes) == 1  # the write-lock probe ran once; 49 answers came from it
