@@ -90,6 +90,11 @@ class BaseDetector(ABC):
         self.n_seen_ += len(values)
         return self._consume(values)
 
+    def explain(self) -> str | None:
+        """Why the latest point scored as it did, in words a person can act on (None: this
+        detector gives no account). Read after `update_many` or `fit_score`."""
+        return None
+
     def fit_score(self, X: Any) -> np.ndarray:
         values = self._values(X)
         self.fit(values[:0])

@@ -30,6 +30,15 @@ MEMBERS: dict[str, type[CalibratedDetector]] = {
 COMBINE = ("max", "mean")
 
 
+#: What each member's high rarity means, in words.
+WHY = {
+    "robust_zscore": "far from its recent median",
+    "seasonal": "unlike the same phase of its cycle",
+    "cusum": "a sustained shift of its level",
+    "holt_winters": "far from its smoothed trend and season",
+}
+
+
 class EnsembleDetector(CalibratedDetector):
     """Combines the members' calibrated scores by `combine` ("max" or "mean") and `weights`."""
 
@@ -108,6 +117,8 @@ class EnsembleDetector(CalibratedDetector):
 
     def _calibrated(self, values: np.ndarray) -> np.ndarray:
         scores = np.vstack([m._calibrated(values) for m in self.members_])
+        if scores.shape[1]:
+            self.last_members_ = scores[:, -1].copy()
         weights = np.ones(len(self.members_)) if self.weights is None else np.array(self.weights)
         weighted = scores * weights[:, None]
         combined = (
@@ -120,5 +131,24 @@ class EnsembleDetector(CalibratedDetector):
         if self.range_tolerance is None:
             return scores
         # After novelty: a breakout is never held off by an earlier alarm.
+        self.last_range_ = (float(self.range_[1]), float(self.range_[2]))  # before this batch
         breakouts = _kernels.range_breakout(values, self.range_, self.range_tolerance)
+        self.last_breakout_ = bool(len(breakouts) and breakouts[-1] >= 1.0)
         return np.asarray(np.maximum(scores, breakouts), dtype=np.float64)
+
+    def explain(self) -> str | None:
+        """The range rule when it fired, else the members by how rare they found the point."""
+        if getattr(self, "last_breakout_", False):
+            low, high = self.last_range_
+            return (
+                f"the value left the range this series had shown ({low:.4g} to {high:.4g}) "
+                f"by more than {self.range_tolerance:.0%} of its width"
+            )
+        rarities = getattr(self, "last_members_", None)
+        if rarities is None:
+            return None
+        ranked = sorted(zip(self.members, rarities, strict=True), key=lambda m: -m[1])
+        (top, rarity), rest = ranked[0], ranked[1:]
+        others = ", ".join(f"{name} {score:.2f}" for name, score in rest)
+        rarest = f"{WHY[top]} (rarity, 1 = the rarest in memory: {top} {rarity:.2f}"
+        return rarest + (f"; {others})" if others else ")")

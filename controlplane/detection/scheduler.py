@@ -243,6 +243,7 @@ class DetectionScheduler:
             "detector": run.signal.detector,
             "params": detector.get_params(),
             "threshold": self.config.threshold,
+            "why": detector.explain(),  # in words, for the person who reads the incident
             "onset": onset.isoformat(),
             "points": [
                 {"at": at.isoformat(), "value": _json_float(v), "score": round(s, 4)}

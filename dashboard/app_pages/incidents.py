@@ -218,6 +218,8 @@ def live() -> None:
                 f"**{evidence['signal']}** ({data['detector']}), onset {onset}, "
                 f"peak score {evidence['peak_score']:.2f}"
             )
+            if data.get("why"):
+                st.markdown(f"Why: {plain(data['why'])}")
             st.code(data["query"], language="promql")
             if evidence.get("graph_url"):
                 st.link_button("Open in Prometheus", evidence["graph_url"])

@@ -111,6 +111,8 @@ def test_injected_fault_becomes_an_incident_with_evidence(prometheus, settings, 
     assert END - timedelta(minutes=FAULT_MINUTES) <= onset <= END
     assert evidence["data"]["query"] == 'demo_latency_seconds{service="checkout"}'
     assert evidence["data"]["detector"] == "ensemble"
+    why = evidence["data"]["why"]  # in words: the range rule, or the member that found it
+    assert why.startswith(("the value left the range", "far from", "unlike", "a sustained")), why
     assert max(p["score"] for p in evidence["data"]["points"]) >= 0.5
     assert detail["root_cause_hints"][0]["service"] == "checkout"
     assert detail["root_cause_hints"][0]["signal"] == "checkout-latency"

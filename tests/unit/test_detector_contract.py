@@ -200,3 +200,25 @@ def test_causality_and_range_hold_for_any_series(values, cut, name):
     assert ((full >= 0) & (full <= 1)).all()
     k = min(cut, len(x))
     np.testing.assert_array_equal(detectors.make(name).fit_score(x[:k]), full[:k])
+
+
+@pytest.mark.parametrize("name", sorted(detectors.REGISTRY))
+def test_an_explanation_is_words_or_nothing(name):
+    detector = detectors.make(name)
+    assert detector.explain() is None or isinstance(detector.explain(), str)
+    values = np.concatenate([np.random.default_rng(0).normal(10, 1, 400), [40.0]])
+    if detector.multivariate:
+        values = np.column_stack([values, values])
+    detector.fit_score(values)
+    why = detector.explain()
+    assert why is None or (isinstance(why, str) and why.strip())
+
+
+def test_the_ensemble_says_why_in_words():
+    rng = np.random.default_rng(3)
+    detector = detectors.make("ensemble").fit(rng.normal(10, 1, 1500))
+    assert detector.update_many([30.0])[0] == 1.0
+    assert detector.explain().startswith("the value left the range this series had shown (")
+    detector.update_many(rng.normal(10, 1, 200))
+    detector.update_many([13.5])
+    assert detector.explain().startswith("far from its recent median (rarity, 1 = the rarest")
