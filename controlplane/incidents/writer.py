@@ -7,8 +7,10 @@ If the store is unavailable, every waiting request gets StoreUnavailableError (-
 Retry-After). If a batch fails for any other reason (another API replica on PostgreSQL won a
 race on a unique key, or one delivery holds something the store refuses), its deliveries are
 applied one by one, each in its own transaction: the good ones are stored (a lost race joins
-the winner's rows) and a delivery that fails alone with the store up is `UnstorableError`
-(-> 422, never retried), so one poison sender cannot fail anyone else's delivery.
+the winner's rows), a delivery whose data the store refuses is `UnstorableError` (-> 422,
+never retried), and any other failure of one delivery is answered 503 (a fault of ours that
+a fix heals: the sender retries, nothing is dropped). One poison sender cannot fail anyone
+else's delivery.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from controlplane.domain.errors import StoreUnavailableError, UnstorableError
 from controlplane.incidents.intake import Delivery, IngestResult, ingest
@@ -106,12 +108,31 @@ class IntakeWriter:
                         StoreUnavailableError("intake: lost a write race three times", delay=1)
                     )
             except Exception as exc:
-                future.set_exception(_unstorable(delivery, exc))
+                future.set_exception(
+                    _unstorable(delivery, exc) if _refused(exc) else _unexpected(delivery, exc)
+                )
                 return
 
     def _ingest(self, deliveries: list[Delivery]) -> list[IngestResult]:
         with self.db.write() as session:
             return ingest(session, deliveries, group_by=self.group_by)
+
+
+def _refused(exc: Exception) -> bool:
+    """The store (or its driver) refused this delivery's data: retrying the same bytes can
+    never succeed. Anything else may be a fault of ours that a fix heals: that is retried."""
+    if isinstance(exc, DataError | OverflowError | UnicodeError):
+        return True
+    if isinstance(exc, StatementError):  # the driver could not take a parameter's value
+        return isinstance(exc.orig, TypeError | ValueError | OverflowError | UnicodeError)
+    return False
+
+
+def _unexpected(delivery: Delivery, exc: Exception) -> StoreUnavailableError:
+    """A failure that is not the data's: answered 503, so the sender retries it (after a fix,
+    say) and nothing acknowledged is ever dropped."""
+    log.error("notification %s failed (answered 503)", delivery.digest[:12], exc_info=exc)
+    return StoreUnavailableError(f"intake failed ({type(exc).__name__}); it is retried")
 
 
 def _unstorable(delivery: Delivery, exc: Exception) -> UnstorableError:

@@ -155,9 +155,9 @@ def test_nul_in_a_comment_is_a_422(client, tokens):
 
 
 def test_a_poison_delivery_fails_alone_in_its_batch(db, settings):
-    """The group commit applies a batch in one transaction; one delivery the store refuses
-    (here: a value the validation does not know about, refused only by the store) must not
-    fail the others, and is answered as permanent (422), not as retryable."""
+    """The group commit applies a batch in one transaction; one delivery that fails (here a
+    payload only a bug could produce: not JSON-serialisable) must not fail the twelve others
+    batched with it, which are stored."""
     writer = IntakeWriter(db, group_by="service")
     good = [
         _delivery(notification([alert(f"g{n}", service="checkout")], f"good-{n}"))
@@ -168,9 +168,23 @@ def test_a_poison_delivery_fails_alone_in_its_batch(db, settings):
     batch = [(d, Future()) for d in [*good[:6], bad, *good[6:]]]
     writer._apply(batch)  # what the writer thread does with 13 deliveries waiting at once
     outcomes = [_outcome(future) for _, future in batch]
-    assert outcomes[6] == "UnstorableError"
+    assert outcomes[6] in ("UnstorableError", "StoreUnavailableError")  # refused, or retried
     assert outcomes[:6] + outcomes[7:] == ["stored"] * 12
     assert counts(db)["notification"] == 12
+
+
+def test_only_data_the_store_refuses_is_answered_as_permanent():
+    """422 (never retried) for what the store or its driver refused about the data; 503
+    (retried) for anything else, which may be a fault of ours that a fix heals."""
+    from sqlalchemy.exc import DataError, StatementError
+
+    from controlplane.incidents.writer import _refused
+
+    assert _refused(DataError("INSERT ...", {}, Exception("value too long")))
+    assert _refused(StatementError("bind", "INSERT ...", {}, TypeError("not serialisable")))
+    assert _refused(OverflowError("date value out of range"))
+    assert not _refused(TypeError("a bug of ours"))
+    assert not _refused(KeyError("alertname"))
 
 
 class _Unserialisable:
