@@ -19,16 +19,19 @@ st.set_page_config(page_title="AIOps control plane", page_icon=":rotating_light:
 
 def restore() -> bool:
     """Sign the browser back in from its session cookie (a reload); the token is checked
-    with the API again, so a revoked token or a changed role takes effect at once."""
+    with the API again, so a revoked token or a changed role takes effect at once (an API
+    that cannot be reached keeps the sign-in: the pages say the API is down)."""
     session_id = st.context.cookies.get(COOKIE)
     found = sessions().find(session_id) if session_id else None
     if session_id is None or found is None:
         return False
     try:
         who = ApiClient(found.token).whoami()
-    except (ApiError, SessionEndedError):
+    except SessionEndedError:
         sessions().close(session_id)
         return False
+    except ApiError:  # the API is down for now: keep the sign-in, the pages say it is down
+        who = found.user
     st.session_state.update(token=found.token, user=who, session_id=session_id)
     return True
 
