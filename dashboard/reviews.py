@@ -6,7 +6,7 @@ the decision was planned again in between, the API refuses instead of approving 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -87,13 +87,12 @@ def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused
     except ApiError as exc:
         st.error(f"#{number} refused: {exc}")
         return
-    st.session_state["review_done"] = {
-        "incident_id": decision["incident_id"],
-        "text": f"#{number} ({decision['policy']}: {what}) {reviewed['status']} by "
+    done(
+        decision,
+        comment_key,
+        f"#{number} ({decision['policy']}: {what}) {reviewed['status']} by "
         f"{reviewed['reviewed_by']}: \u201c{plain(reviewed['review_comment'])}\u201d",
-    }
-    st.session_state.pop(comment_key, None)
-    st.rerun()
+    )
 
 
 def replan_box(client: ApiClient, decision: dict[str, Any], *, role: str) -> None:
@@ -115,11 +114,18 @@ def replan_box(client: ApiClient, decision: dict[str, Any], *, role: str) -> Non
     except ApiError as exc:
         st.error(f"#{number} refused: {exc}")
         return
-    st.session_state["review_done"] = {
-        "incident_id": decision["incident_id"],
-        "text": f"#{number} ({decision['policy']}): {plain(asked['reason'])}; the policy loop "
-        "makes the new plan in a few seconds, then it waits for approval again",
-    }
+    done(
+        decision,
+        comment_key,
+        f"#{number} ({decision['policy']}): {plain(asked['reason'])}; the policy loop makes "
+        "the new plan in a few seconds, then it waits for approval again",
+    )
+
+
+def done(decision: dict[str, Any], comment_key: str, text: str) -> NoReturn:
+    """After an action on a decision: keep what was done for `confirm_review`, clear the
+    comment, and run the page again (the same decision stays where it was)."""
+    st.session_state["review_done"] = {"incident_id": decision["incident_id"], "text": text}
     st.session_state.pop(comment_key, None)
     st.rerun()
 

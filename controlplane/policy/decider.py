@@ -128,7 +128,8 @@ class Decider:
         with self.db.read() as session:
             rows = store.replanning(session)
             asked = [(r.decision_id, r.policy, r.incident_id) for r in rows]
-            incidents = {i.incident_id: _views(i) for i in store.incidents(session, asked)}
+            still_open = store.open_incidents(session, {incident for _, _, incident in asked})
+            incidents = {i.incident_id: _views(i) for i in still_open}
             history = self._history(session, now)
             paused = is_paused(session)
         done = []

@@ -158,18 +158,6 @@ def replanning(session: Session) -> Sequence[DecisionRow]:
     ).all()
 
 
-def incidents(session: Session, asked: Sequence[tuple[int, str, int]]) -> Sequence[IncidentRow]:
-    """The open incidents of (decision, policy, incident) triples, with their alerts."""
-    return session.scalars(
-        select(IncidentRow)
-        .where(
-            IncidentRow.incident_id.in_([incident for _, _, incident in asked]),
-            IncidentRow.status != IncidentStatus.RESOLVED,
-        )
-        .options(selectinload(IncidentRow.alerts))
-    ).all()
-
-
 def listing() -> Select[Any]:
     return select(DecisionRow)
 
