@@ -8,15 +8,22 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from sqlalchemy.exc import DataError, StatementError
 
+from controlplane.api import create_app
+from controlplane.domain.alertmanager import Notification
+from controlplane.domain.models import Principal, Role
 from controlplane.incidents.intake import Delivery
-from controlplane.incidents.writer import IntakeWriter
+from controlplane.incidents.writer import IntakeWriter, _refused
+from controlplane.policy import state
+from controlplane.testing.servers import ApiServer
 from tests.factories import WEBHOOK_URL as URL
 from tests.factories import alert, bearer, counts, notification
 
@@ -176,10 +183,6 @@ def test_a_poison_delivery_fails_alone_in_its_batch(db, settings):
 def test_only_data_the_store_refuses_is_answered_as_permanent():
     """422 (never retried) for what the store or its driver refused about the data; 503
     (retried) for anything else, which may be a fault of ours that a fix heals."""
-    from sqlalchemy.exc import DataError, StatementError
-
-    from controlplane.incidents.writer import _refused
-
     assert _refused(DataError("INSERT ...", {}, Exception("value too long")))
     assert _refused(StatementError("bind", "INSERT ...", {}, TypeError("not serialisable")))
     assert _refused(OverflowError("date value out of range"))
@@ -192,8 +195,6 @@ class _Unserialisable:
 
 
 def _delivery(body: dict[str, Any]) -> Delivery:
-    from controlplane.domain.alertmanager import Notification
-
     raw = json.dumps(body).encode()
     return Delivery.of(raw, body, Notification.model_validate(body))
 
@@ -274,13 +275,6 @@ def test_an_unexpected_error_is_the_envelope_and_the_log_not_the_traceback(clien
 def test_the_kill_switch_is_safe_under_concurrency(settings, db, tokens):
     """Its first use on a fresh store, by many admins at once, and then a mixed storm: every
     call answered 200, and the state that stays is the last one audited."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
-
-    from controlplane.api import create_app
-    from controlplane.testing.servers import ApiServer
-
     admin = bearer(tokens["admin"])
     with ApiServer(create_app(settings, db)) as server:
 
@@ -308,11 +302,6 @@ def test_the_kill_switch_is_safe_under_concurrency(settings, db, tokens):
 
 def test_the_first_use_of_the_kill_switch_races_safely_in_the_store(db):
     """Eight transactions create the switch's row at the same instant (a barrier)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from controlplane.domain.models import Principal, Role
-    from controlplane.policy import state
-
     barrier = threading.Barrier(8)
 
     def pause(n: int) -> bool:
