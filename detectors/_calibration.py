@@ -13,6 +13,12 @@ import numpy as np
 from detectors import _kernels
 
 
+def new_rarity_state() -> np.ndarray:
+    state = np.zeros(_kernels.RARE_STATE)
+    state[_kernels.RARE_GROWTH] = 1.0
+    return state
+
+
 class Calibration:
     """Mutable calibration state for one series; deep-copied with its detector."""
 
@@ -20,11 +26,12 @@ class Calibration:
         self, *, alpha: float, squash: float, mean_window: int, novelty_window: int, damping: float
     ) -> None:
         self.alpha, self.squash, self.damping = alpha, squash, damping
-        self.rarity_state = np.zeros(_kernels.RARE_STATE)
-        self.point_counts = np.zeros(_kernels.RARE_BINS)
-        self.mean_counts = np.zeros(_kernels.RARE_BINS)
-        self.ring = np.zeros(max(mean_window, 1))
-        self.recent = np.zeros(max(novelty_window, 1))
+        self.rarity_state = new_rarity_state()
+        self.point_counts = np.zeros(_kernels.RARE_BINS, np.float32)
+        # A one-point mean is the point itself: no second histogram (see the kernel).
+        self.mean_counts = np.zeros(_kernels.RARE_BINS if mean_window > 1 else 0, np.float32)
+        self.ring = np.zeros(max(mean_window, 1), np.float32)
+        self.recent = np.zeros(max(novelty_window, 1), np.float32)
         self.novelty_state = np.zeros(2)
 
     def rarity_of(self, raw: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Compiled (numba) per-point kernels shared by the detectors.
 
-Every kernel walks a chunk of values for ONE series, reads and writes that series' state in
-place (small float64 arrays owned by the detector), and returns one score per value. Because
-state carries over between calls, scoring a series in one call or point by point through
+Each `*_step` kernel scores ONE value of ONE series and updates that series' state in place
+(small arrays owned by the detector, or one row of the fleet's columnar arrays); the chunk
+kernels walk a series' values through the same step, `detectors.fleet` walks many series.
+Because state carries over between calls, scoring a series in one call or point by point through
 `update` gives identical results, and a score never depends on a later value (causality).
 NaN values are skipped and leave the state untouched. The raw-surprise kernels answer NaN where
 they have nothing to say yet (warming up), so calibration does not learn from silence; the
@@ -16,91 +17,205 @@ import math
 import numpy as np
 from numba import njit
 
-# Indices into the `rarity` state vector.
-RARE_SEEN, RARE_POSITION, RARE_COUNT = 0, 1, 2
-RARE_STATE = 3
+# The robust z state: [count, ring position, long-run mean |value|, points seen, lowest
+# value, highest value, long-run mean value, reference (the first tested quantity)].
+ROBUST_STATE = 8
+# Indices into the `rarity` state vector: [points seen, ring position, ring count, growth].
+RARE_SEEN, RARE_POSITION, RARE_COUNT, RARE_GROWTH = 0, 1, 2, 3
+RARE_STATE = 4
 # Rarity needs this many raw scores before it says anything.
 RARE_WARMUP = 20
 # Surprises u = z / (z + squash) in [0, 1) are counted in this many equal bins.
 RARE_BINS = 100
+# The faded counts are stored multiplied by a growing factor (so fading costs nothing per
+# point) and brought back to scale when the factor passes this.
+RARE_RESCALE = 1e6
 # The range breakout needs this many values before the range means anything.
 RANGE_WARMUP = 100
+# What a scale floor is a fraction of (the `basis` argument of `robust_z`).
+BASIS_LEVEL, BASIS_RANGE, BASIS_ABOVE_LOW = 0, 1, 2
+
+
+# -- robust z over a rolling window ---------------------------------------------------------
+@njit(cache=True)
+def _rank(ring: np.ndarray, order: np.ndarray, count: int, x: float) -> int:
+    """Where x goes in order[:count] (ring positions sorted by their values): binary search."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ring[order[mid]] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True)
-def rolling_robust_z(
-    values: np.ndarray, ref: np.ndarray, buf: np.ndarray, state: np.ndarray, floor: float
-) -> np.ndarray:
-    """|ref - median(window)| / max(1.4826 MAD(window), floor * long-run mean |values|).
+def _mad(ring: np.ndarray, order: np.ndarray, count: int, median: float) -> float:
+    """The median of |window - median| (as numpy's: mean of the middle two for even counts),
+    walking outwards from the median of the sorted window: O(count), no sort, no allocation."""
+    left, right = count // 2 - 1, count // 2
+    low_rank, high_rank = (count - 1) // 2, count // 2
+    low = high = 0.0
+    for k in range(high_rank + 1):
+        if right < count and (
+            left < 0 or ring[order[right]] - median <= median - ring[order[left]]
+        ):
+            d = ring[order[right]] - median
+            right += 1
+        else:
+            d = median - ring[order[left]]
+            left -= 1
+        if k == low_rank:
+            low = d
+        high = d
+    return 0.5 * (low + high)
 
-    `ref` is the quantity tested (the value itself, or a residual); `values` sets the scale
-    floor, so a window of identical residuals (MAD 0) does not turn noise into infinity.
-    state = [count, position, long-run mean |value|, points seen].
+
+@njit(cache=True)
+def robust_z_step(
+    x: float,
+    v: float,
+    ring: np.ndarray,
+    order: np.ndarray,
+    state: np.ndarray,
+    floor: float,
+    basis: int,
+) -> float:
+    """|x - median(window)| / max(1.4826 MAD(window), floor * scale), then x joins the window.
+
+    `x` is the quantity tested (the value itself, or a residual); `v`, the value, sets the
+    scale floor, so a window of identical residuals (MAD 0) does not turn noise into
+    infinity. The scale is the long-run mean |value| (BASIS_LEVEL), the range of values seen
+    (BASIS_RANGE) or the long-run mean's height above the lowest value (BASIS_ABOVE_LOW, which
+    an offset does not change). The window (`ring`, in arrival order, float32 relative to the
+    first x: precision relative to the series' spread, not its level) is kept sorted through
+    `order` (ring positions), so a point costs a binary search and a shift, not a sort.
+    NaN (nothing to say yet, or a NaN input) leaves the state untouched.
     """
-    n = values.shape[0]
-    out = np.full(n, np.nan)
-    width = buf.shape[0]
-    for i in range(n):
-        v, r = values[i], ref[i]
-        if math.isnan(v) or math.isnan(r):
-            continue
-        count = int(state[0])
-        if count >= 16:
-            window = np.sort(buf[:count])
-            median = window[count // 2]
-            mad = np.median(np.abs(window - median)) * 1.4826
-            out[i] = abs(r - median) / max(mad, floor * state[2] + 1e-12)
-        position = int(state[1])
-        buf[position] = r
-        state[1] = (position + 1) % width
-        state[0] = min(count + 1, width)
-        state[3] += 1.0
-        state[2] += (abs(v) - state[2]) / min(state[3], 2000.0)
+    if math.isnan(v) or math.isnan(x):
+        return math.nan
+    seen = state[3]
+    if seen == 0.0:
+        state[4] = state[5] = state[6] = v
+        state[7] = x
+    x = x - state[7]
+    count, width = int(state[0]), ring.shape[0]
+    out = math.nan
+    if count >= 16:
+        median = float(ring[order[count // 2]])
+        mad = _mad(ring, order, count, median) * 1.4826
+        if basis == BASIS_LEVEL:
+            scale = state[2]
+        elif basis == BASIS_RANGE:
+            scale = state[5] - state[4]
+        else:
+            scale = state[6] - state[4]
+        out = abs(np.float32(x) - median) / max(mad, floor * scale + 1e-12)
+    position = int(state[1])
+    if count == width:  # the oldest leaves the window
+        k = _rank(ring, order, count, ring[position])
+        while order[k] != position:
+            k += 1
+        for j in range(k, count - 1):
+            order[j] = order[j + 1]
+        count -= 1
+    ring[position] = x
+    k = _rank(ring, order, count, ring[position])
+    for j in range(count, k, -1):
+        order[j] = order[j - 1]
+    order[k] = position
+    state[0] = count + 1
+    state[1] = (position + 1) % width
+    state[3] = seen + 1.0
+    keep = min(state[3], 2000.0)
+    state[2] += (abs(v) - state[2]) / keep
+    state[6] += (v - state[6]) / keep
+    state[4], state[5] = min(state[4], v), max(state[5], v)
     return out
 
 
 @njit(cache=True)
-def seasonal_residual(
-    values: np.ndarray, ring: np.ndarray, state: np.ndarray, period: int, seasons: int, drift: int
+def robust_z(
+    values: np.ndarray,
+    tested: np.ndarray,
+    ring: np.ndarray,
+    order: np.ndarray,
+    state: np.ndarray,
+    floor: float,
+    basis: int,
 ) -> np.ndarray:
+    """`robust_z_step` over a chunk: one score per value."""
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = robust_z_step(tested[i], values[i], ring, order, state, floor, basis)
+    return out
+
+
+# -- the same phase of the last cycles ------------------------------------------------------
+@njit(cache=True)
+def seasonal_step(
+    v: float, ring: np.ndarray, state: np.ndarray, period: int, seasons: int, drift: int
+) -> float:
     """x minus the median of the same phase over the last `seasons` periods.
 
     The phase is read up to `drift` points either side (drift < period, so always in the past)
     and the residual closest to zero is kept. ring holds the last seasons x period + drift
-    values, NaN included so that phases stay aligned; state = [values pushed]. NaN where x is
-    NaN or no earlier value of that phase exists.
+    values (float32, relative to the first value), NaN included so that phases stay aligned;
+    state = [values pushed, reference]. NaN where x is NaN or no earlier value of that phase
+    exists.
     """
-    n = values.shape[0]
+    pushed = int(state[0])
     size = ring.shape[0]
-    out = np.full(n, np.nan)
-    same_phase = np.empty(seasons)
-    for i in range(n):
-        v = values[i]
-        pushed = int(state[0])
-        if not math.isnan(v):
-            closest = math.inf
-            for shift in range(-drift, drift + 1):
-                found = 0
+    if pushed == 0:
+        state[1] = 0.0 if math.isnan(v) else v
+    x = v - state[1]
+    out = math.nan
+    if not math.isnan(v):
+        closest = math.inf
+        for shift in range(-drift, drift + 1):
+            a = b = math.nan  # up to three values: the lowest two, sorted (the median is b)
+            found = 0
+            median = math.nan
+            if seasons <= 3:
                 for season in range(1, seasons + 1):
                     back = season * period - shift
                     if back <= pushed:
-                        x = ring[(pushed - back) % size]
-                        if not math.isnan(x):
-                            same_phase[found] = x
+                        y = float(ring[(pushed - back) % size])
+                        if not math.isnan(y):
+                            if found == 0:
+                                a = y
+                            elif found == 1:
+                                a, b = min(a, y), max(a, y)
+                            else:
+                                a, b = min(a, y), min(max(a, y), b)
                             found += 1
-                if found == 0:
-                    continue
-                ordered = np.sort(same_phase[:found])
-                half = found // 2
-                median = ordered[half] if found % 2 else 0.5 * (ordered[half - 1] + ordered[half])
-                if abs(v - median) < closest:
-                    closest = abs(v - median)
-                    out[i] = v - median
-        ring[pushed % size] = v
-        state[0] = pushed + 1.0
+                if found == 1:
+                    median = a
+                elif found == 2:
+                    median = 0.5 * (a + b)
+                elif found == 3:
+                    median = b
+            else:
+                same_phase = np.empty(seasons)
+                for season in range(1, seasons + 1):
+                    back = season * period - shift
+                    if back <= pushed:
+                        y = float(ring[(pushed - back) % size])
+                        if not math.isnan(y):
+                            same_phase[found] = y
+                            found += 1
+                if found:
+                    median = np.median(same_phase[:found])
+            if found and abs(x - median) < closest:
+                closest = abs(x - median)
+                out = x - median
+    ring[pushed % size] = x
+    state[0] = pushed + 1.0
     return out
 
 
+# -- calibration: rarity, then novelty ------------------------------------------------------
 @njit(cache=True)
 def _tail(counts: np.ndarray, first: int) -> float:
     total = 0.0
@@ -110,10 +225,64 @@ def _tail(counts: np.ndarray, first: int) -> float:
 
 
 @njit(cache=True)
-def _remember(counts: np.ndarray, bin_: int, keep: float) -> None:
-    for j in range(counts.shape[0]):
-        counts[j] *= keep
-    counts[bin_] += 1.0
+def rarity_step(
+    z: float,
+    state: np.ndarray,
+    point_counts: np.ndarray,
+    mean_counts: np.ndarray,
+    ring: np.ndarray,
+    alpha: float,
+    squash: float,
+) -> float:
+    """How rare a raw surprise is in this series' own memory: 1 / (1 + earlier equal-or-worse).
+
+    The surprise z is bounded to u = z / (z + squash) in [0, 1) and counted in RARE_BINS bins
+    whose counts fade by (1 - alpha) per point (a memory of about 1 / alpha points). A point
+    scores 1 / (1 + the faded count of earlier points at least as surprising): 1.0 for the most
+    surprising thing the series has shown in memory, 0.5 when it happened once before, and so on.
+    The same count runs on the mean of u over the last len(ring) points (Numenta's averaging
+    window), which catches a burst of moderate surprises that no single point would (with a
+    one-point ring the mean is the point: `mean_counts` is then empty and not kept). A count,
+    not a fitted distribution, so it means the same on every series: one threshold serves all,
+    and a series with a short history can still raise its first alarm. Counts are stored
+    times state[RARE_GROWTH], which grows by 1 / (1 - alpha) per point instead of every bin
+    being multiplied. 0 for NaN (nothing learnt).
+    """
+    if math.isnan(z):
+        return 0.0
+    bins = point_counts.shape[0]
+    u = z / (z + squash)
+    width = ring.shape[0]
+    position, count = int(state[RARE_POSITION]), int(state[RARE_COUNT])
+    ring[position] = u
+    state[RARE_POSITION] = (position + 1) % width
+    count = min(count + 1, width)
+    state[RARE_COUNT] = count
+    point_bin = min(int(u * bins), bins - 1)
+    growth = state[RARE_GROWTH]
+    out = 0.0
+    mean_bin = 0
+    if mean_counts.shape[0]:
+        total = 0.0
+        for j in range(count):
+            total += ring[j]
+        mean_bin = min(int(total / count * bins), bins - 1)
+        if state[RARE_SEEN] >= RARE_WARMUP:
+            earlier = min(_tail(point_counts, point_bin), _tail(mean_counts, mean_bin))
+            out = 1.0 / (1.0 + earlier / growth)
+    elif state[RARE_SEEN] >= RARE_WARMUP:
+        out = 1.0 / (1.0 + _tail(point_counts, point_bin) / growth)
+    growth /= 1.0 - alpha
+    point_counts[point_bin] += growth
+    if mean_counts.shape[0]:
+        mean_counts[mean_bin] += growth
+    if growth > RARE_RESCALE:
+        point_counts /= growth
+        mean_counts /= growth
+        growth = 1.0
+    state[RARE_GROWTH] = growth
+    state[RARE_SEEN] += 1.0
+    return out
 
 
 @njit(cache=True)
@@ -126,149 +295,141 @@ def rarity(
     alpha: float,
     squash: float,
 ) -> np.ndarray:
-    """How rare a raw surprise is in this series' own memory: 1 / (1 + earlier equal-or-worse).
-
-    The surprise z is bounded to u = z / (z + squash) in [0, 1) and counted in RARE_BINS bins
-    whose counts fade by (1 - alpha) per point (a memory of about 1 / alpha points). A point
-    scores 1 / (1 + the faded count of earlier points at least as surprising): 1.0 for the most
-    surprising thing the series has shown in memory, 0.5 when it happened once before, and so on.
-    The same count runs on the mean of u over the last len(ring) points (Numenta's averaging
-    window), which catches a burst of moderate surprises that no single point would. A count,
-    not a fitted distribution, so it means the same on every series: one threshold serves all,
-    and a series with a short history can still raise its first alarm.
-    state = [points seen, ring position, ring count].
-    """
-    n = raw.shape[0]
-    out = np.zeros(n)
-    bins = point_counts.shape[0]
-    keep = 1.0 - alpha
-    width = ring.shape[0]
-    for i in range(n):
-        z = raw[i]
-        if math.isnan(z):
-            continue
-        u = z / (z + squash)
-        position, count = int(state[RARE_POSITION]), int(state[RARE_COUNT])
-        ring[position] = u
-        state[RARE_POSITION] = (position + 1) % width
-        count = min(count + 1, width)
-        state[RARE_COUNT] = count
-        mean = ring[:count].sum() / count
-        point_bin = min(int(u * bins), bins - 1)
-        mean_bin = min(int(mean * bins), bins - 1)
-        if state[RARE_SEEN] >= RARE_WARMUP:
-            earlier = min(_tail(point_counts, point_bin), _tail(mean_counts, mean_bin))
-            out[i] = 1.0 / (1.0 + earlier)
-        _remember(point_counts, point_bin, keep)
-        _remember(mean_counts, mean_bin, keep)
-        state[RARE_SEEN] += 1.0
+    """`rarity_step` over a chunk."""
+    out = np.empty(raw.shape[0])
+    for i in range(raw.shape[0]):
+        out[i] = rarity_step(raw[i], state, point_counts, mean_counts, ring, alpha, squash)
     return out
 
 
 @njit(cache=True)
-def range_breakout(values: np.ndarray, state: np.ndarray, tolerance: float) -> np.ndarray:
-    """1.0 where a value leaves the range seen so far by more than `tolerance` x its width.
+def novelty_step(s: float, recent: np.ndarray, state: np.ndarray, damping: float) -> float:
+    """Keep a score only when it exceeds every score of the last `len(recent)` points.
 
-    Numenta's "spatial anomaly" rule: a value the series has never come near is anomalous
-    whatever any model predicts. Quiet for the first RANGE_WARMUP values and while the range
-    is a single value. state = [values seen, lowest, highest].
+    A persisting anomaly then raises one alarm at its onset instead of one per point; repeated
+    scores are multiplied by `damping`. Scores are float32 from here (`recent` holds them so).
+    state = [position, count].
     """
-    n = values.shape[0]
-    out = np.zeros(n)
-    for i in range(n):
-        v = values[i]
-        if math.isnan(v):
-            continue
-        seen, low, high = state[0], state[1], state[2]
-        if seen == 0.0:
-            low = high = v
-        margin = (high - low) * tolerance
-        if seen >= RANGE_WARMUP and high > low and (v > high + margin or v < low - margin):
-            out[i] = 1.0
-        state[0], state[1], state[2] = seen + 1.0, min(low, v), max(high, v)
-    return out
+    s = float(np.float32(s))
+    count = int(state[1])
+    highest = 0.0
+    for j in range(count):
+        highest = max(highest, recent[j])
+    position = int(state[0])
+    recent[position] = s
+    state[0] = (position + 1) % recent.shape[0]
+    state[1] = min(count + 1, recent.shape[0])
+    return s if s > highest else s * damping
 
 
 @njit(cache=True)
 def novelty(
     scores: np.ndarray, recent: np.ndarray, state: np.ndarray, damping: float
 ) -> np.ndarray:
-    """Keep a score only when it exceeds every score of the last `len(recent)` points.
+    """`novelty_step` over a chunk."""
+    out = np.empty(scores.shape[0])
+    for i in range(scores.shape[0]):
+        out[i] = novelty_step(scores[i], recent, state, damping)
+    return out
 
-    A persisting anomaly then raises one alarm at its onset instead of one per point; repeated
-    scores are multiplied by `damping`. state = [position, count].
+
+@njit(cache=True)
+def range_step(v: float, state: np.ndarray, tolerance: float) -> float:
+    """1.0 where a value leaves the range seen so far by more than `tolerance` x its width.
+
+    Numenta's "spatial anomaly" rule: a value the series has never come near is anomalous
+    whatever any model predicts. Quiet for the first RANGE_WARMUP values and while the range
+    is a single value. state = [values seen, lowest, highest].
     """
-    n = scores.shape[0]
-    out = np.zeros(n)
-    width = recent.shape[0]
-    for i in range(n):
-        s = scores[i]
-        count = int(state[1])
-        highest = 0.0
-        for j in range(count):
-            highest = max(highest, recent[j])
-        out[i] = s if s > highest else s * damping
-        position = int(state[0])
-        recent[position] = s
-        state[0] = (position + 1) % width
-        state[1] = min(count + 1, width)
+    if math.isnan(v):
+        return 0.0
+    seen, low, high = state[0], state[1], state[2]
+    if seen == 0.0:
+        low = high = v
+    margin = (high - low) * tolerance
+    out = 0.0
+    if seen >= RANGE_WARMUP and high > low and (v > high + margin or v < low - margin):
+        out = 1.0
+    state[0], state[1], state[2] = seen + 1.0, min(low, v), max(high, v)
+    return out
+
+
+@njit(cache=True)
+def range_breakout(values: np.ndarray, state: np.ndarray, tolerance: float) -> np.ndarray:
+    """`range_step` over a chunk."""
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = range_step(values[i], state, tolerance)
+    return out
+
+
+# -- smoothing and sums ---------------------------------------------------------------------
+@njit(cache=True)
+def holt_step(v: float, state: np.ndarray, alpha: float, beta: float) -> float:
+    """|value - Holt one-step forecast| / exponentially weighted mean absolute residual.
+
+    state = [seen, level, trend, mean abs residual].
+    """
+    if math.isnan(v):
+        return math.nan
+    seen = state[0]
+    out = math.nan
+    if seen == 0.0:
+        state[1] = v
+    else:
+        forecast = state[1] + state[2]
+        residual = v - forecast
+        if seen > 10.0:
+            out = abs(residual) / (state[3] + 1e-9 * (1.0 + abs(state[1])))
+        state[3] += (abs(residual) - state[3]) / min(seen, 100.0)
+        level = forecast + alpha * residual
+        state[2] = (1.0 - beta) * state[2] + beta * (level - state[1])
+        state[1] = level
+    state[0] = seen + 1.0
     return out
 
 
 @njit(cache=True)
 def holt_residual(values: np.ndarray, state: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    """|value - Holt one-step forecast| / exponentially weighted mean absolute residual.
-
-    state = [seen, level, trend, mean abs residual].
-    """
-    n = values.shape[0]
-    out = np.full(n, np.nan)
-    for i in range(n):
-        v = values[i]
-        if math.isnan(v):
-            continue
-        seen = state[0]
-        if seen == 0.0:
-            state[1] = v
-        else:
-            forecast = state[1] + state[2]
-            residual = v - forecast
-            if seen > 10.0:
-                out[i] = abs(residual) / (state[3] + 1e-9 * (1.0 + abs(state[1])))
-            state[3] += (abs(residual) - state[3]) / min(seen, 100.0)
-            level = forecast + alpha * residual
-            state[2] = (1.0 - beta) * state[2] + beta * (level - state[1])
-            state[1] = level
-        state[0] = seen + 1.0
+    """`holt_step` over a chunk."""
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = holt_step(values[i], state, alpha, beta)
     return out
 
 
 @njit(cache=True)
-def cusum(values: np.ndarray, state: np.ndarray, drift: float, rate: float) -> np.ndarray:
+def cusum_step(v: float, state: np.ndarray, drift: float, rate: float) -> float:
     """Two-sided CUSUM of values standardised by a slow baseline (mean, mean abs deviation).
 
     Returns the larger of the upper and lower sums; a sustained level shift makes it climb
     steadily, a lone spike barely moves it. state = [seen, mean, mad, upper, lower].
     """
-    n = values.shape[0]
-    out = np.full(n, np.nan)
-    for i in range(n):
-        v = values[i]
-        if math.isnan(v):
-            continue
-        seen = state[0]
-        if seen == 0.0:
-            state[1] = v
-        else:
-            z = (v - state[1]) / (1.2533 * state[2] + 1e-9 * (1.0 + abs(state[1])))
-            if seen > 20.0:
-                state[3] = max(0.0, state[3] + z - drift)
-                state[4] = max(0.0, state[4] - z - drift)
-                out[i] = max(state[3], state[4])
-            a = max(rate, 1.0 / (seen + 1.0))
-            state[2] += a * (abs(v - state[1]) - state[2])
-            state[1] += a * (v - state[1])
-        state[0] = seen + 1.0
+    if math.isnan(v):
+        return math.nan
+    seen = state[0]
+    out = math.nan
+    if seen == 0.0:
+        state[1] = v
+    else:
+        z = (v - state[1]) / (1.2533 * state[2] + 1e-9 * (1.0 + abs(state[1])))
+        if seen > 20.0:
+            state[3] = max(0.0, state[3] + z - drift)
+            state[4] = max(0.0, state[4] - z - drift)
+            out = max(state[3], state[4])
+        a = max(rate, 1.0 / (seen + 1.0))
+        state[2] += a * (abs(v - state[1]) - state[2])
+        state[1] += a * (v - state[1])
+    state[0] = seen + 1.0
+    return out
+
+
+@njit(cache=True)
+def cusum(values: np.ndarray, state: np.ndarray, drift: float, rate: float) -> np.ndarray:
+    """`cusum_step` over a chunk."""
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = cusum_step(values[i], state, drift, rate)
     return out
 
 
@@ -300,4 +461,15 @@ def burn_rates(
         ring[position] = v
         state[1] = (position + 1) % size
         state[0] = seen + 1
+    return out
+
+
+@njit(cache=True)
+def seasonal_residual(
+    values: np.ndarray, ring: np.ndarray, state: np.ndarray, period: int, seasons: int, drift: int
+) -> np.ndarray:
+    """`seasonal_step` over a chunk."""
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = seasonal_step(values[i], ring, state, period, seasons, drift)
     return out

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from controlplane.domain.errors import InvalidInputError, NotFittedError
+from detectors import _kernels
 from detectors._calibration import Calibration
 
 
@@ -43,6 +44,24 @@ def as_values(X: Any, *, columns: int | None = 1) -> np.ndarray:
     if np.isinf(array).any():
         raise InvalidInputError("X contains infinity; use NaN for a missing value")
     return np.ascontiguousarray(array)
+
+
+#: What a scale floor is a fraction of: the series' typical level, or the range it has shown.
+BASES = ("level", "range", "above_low")
+
+
+def robust_window(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh state for `_kernels.robust_z`: the window (float32), its sort order, the scalars."""
+    return (
+        np.zeros(width, np.float32),
+        np.zeros(width, np.uint8),
+        np.zeros(_kernels.ROBUST_STATE),
+    )
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidInputError(f"{name} must be one of {choices}, got {value!r}")
 
 
 def check_param(name: str, value: float, low: float, high: float = float("inf")) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from controlplane.domain.errors import InvalidInputError
 from detectors import _kernels
-from detectors.base import CalibratedDetector, check_param
+from detectors.base import BASES, CalibratedDetector, check_choice, check_param
 from detectors.cusum import CusumDetector
 from detectors.holt import HoltWintersDetector
 from detectors.robust import RobustZScoreDetector
@@ -53,6 +53,7 @@ class EnsembleDetector(CalibratedDetector):
         range_tolerance: float | None = 0.05,
         floor: float = 0.05,
         jitter: float = 0.01,
+        floor_basis: str = "level",
         **calibration: Any,
     ) -> None:
         # One configuration for every series (see docs/benchmarks.md): the CUSUM member
@@ -68,6 +69,7 @@ class EnsembleDetector(CalibratedDetector):
         self.range_tolerance = range_tolerance
         self.floor = floor
         self.jitter = jitter
+        self.floor_basis = floor_basis
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -83,8 +85,8 @@ class EnsembleDetector(CalibratedDetector):
             )
         for w in self.weights or ():
             check_param("weights", w, 0.0)
-        if self.combine not in COMBINE:
-            raise InvalidInputError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+        check_choice("combine", self.combine, COMBINE)
+        check_choice("floor_basis", self.floor_basis, BASES)
         if self.range_tolerance is not None:
             check_param("range_tolerance", self.range_tolerance, 0.0)
         check_param("floor", self.floor, 0.0)
@@ -105,11 +107,11 @@ class EnsembleDetector(CalibratedDetector):
         ]
         self.range_ = np.zeros(3)
 
-    def _shape_params(self, member: str) -> dict[str, float]:
+    def _shape_params(self, member: str) -> dict[str, Any]:
         """The shared constants a member takes: the floor (robust z and seasonal), the
         jitter (seasonal)."""
         accepted = inspect.signature(MEMBERS[member].__init__).parameters
-        offered = {"floor": self.floor, "jitter": self.jitter}
+        offered = {"floor": self.floor, "jitter": self.jitter, "floor_basis": self.floor_basis}
         return {k: v for k, v in offered.items() if k in accepted}
 
     def _raw(self, values: np.ndarray) -> np.ndarray:

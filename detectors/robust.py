@@ -7,7 +7,13 @@ from typing import Any
 import numpy as np
 
 from detectors import _kernels
-from detectors.base import CalibratedDetector, check_param
+from detectors.base import (
+    BASES,
+    CalibratedDetector,
+    check_choice,
+    check_param,
+    robust_window,
+)
 
 
 class RobustZScoreDetector(CalibratedDetector):
@@ -21,20 +27,36 @@ class RobustZScoreDetector(CalibratedDetector):
 
     name = "robust_zscore"
 
-    def __init__(self, *, window: int = 128, floor: float = 0.05, **calibration: Any) -> None:
+    def __init__(
+        self,
+        *,
+        window: int = 128,
+        floor: float = 0.05,
+        floor_basis: str = "level",
+        **calibration: Any,
+    ) -> None:
         super().__init__(**calibration)
         self.window = window
         self.floor = floor
+        self.floor_basis = floor_basis
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        check_param("window", self.window, 16)
+        check_param("window", self.window, 16, 255)
+        check_choice("floor_basis", self.floor_basis, BASES)
         check_param("floor", self.floor, 0.0)
 
     def _reset(self) -> None:
         super()._reset()
-        self.buffer_ = np.zeros(self.window)
-        self.state_ = np.zeros(4)
+        self.buffer_, self.order_, self.state_ = robust_window(self.window)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
-        return _kernels.rolling_robust_z(values, values, self.buffer_, self.state_, self.floor)
+        return _kernels.robust_z(
+            values,
+            values,
+            self.buffer_,
+            self.order_,
+            self.state_,
+            self.floor,
+            BASES.index(self.floor_basis),
+        )

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 
 from detectors import _kernels
-from detectors.base import CalibratedDetector, check_param
+from detectors.base import (
+    BASES,
+    CalibratedDetector,
+    check_choice,
+    check_param,
+    robust_window,
+)
 
 
 def find_period(values: np.ndarray, *, min_period: int, max_period: int, min_acf: float) -> int:
@@ -63,6 +69,7 @@ class SeasonalDetector(CalibratedDetector):
         jitter: float = 0.01,
         window: int = 128,
         floor: float = 0.05,
+        floor_basis: str = "level",
         **calibration: Any,
     ) -> None:
         super().__init__(**calibration)
@@ -74,6 +81,7 @@ class SeasonalDetector(CalibratedDetector):
         self.jitter = jitter
         self.window = window
         self.floor = floor
+        self.floor_basis = floor_basis
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -83,17 +91,19 @@ class SeasonalDetector(CalibratedDetector):
         check_param("min_acf", self.min_acf, 0.0, 1.0)
         check_param("seasons", self.seasons, 1)
         check_param("jitter", self.jitter, 0.0, 0.25)
-        check_param("window", self.window, 16)
+        check_param("window", self.window, 16, 255)
+        check_choice("floor_basis", self.floor_basis, BASES)
 
     def _reset(self) -> None:
         super()._reset()
         self.warm_: list[float] | None = []  # None once the warm-up is over
         self.period_ = 0
         self.drift_ = 0
-        self.ring_ = np.zeros(0)  # the last seasons x period + drift values (see the kernel)
-        self.pushed_ = np.zeros(1)
-        self.buffer_ = np.zeros(self.window)
-        self.state_ = np.zeros(4)
+        self.ring_ = np.zeros(
+            0, np.float32
+        )  # the last seasons x period + drift values (see the kernel)
+        self.pushed_ = np.zeros(2)
+        self.buffer_, self.order_, self.state_ = robust_window(self.window)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
         out = np.full(len(values), np.nan)
@@ -113,7 +123,15 @@ class SeasonalDetector(CalibratedDetector):
         residuals = _kernels.seasonal_residual(
             values, self.ring_, self.pushed_, self.period_, self.seasons, self.drift_
         )
-        return _kernels.rolling_robust_z(values, residuals, self.buffer_, self.state_, self.floor)
+        return _kernels.robust_z(
+            values,
+            residuals,
+            self.buffer_,
+            self.order_,
+            self.state_,
+            self.floor,
+            BASES.index(self.floor_basis),
+        )
 
     def _choose_period(self, warm: np.ndarray) -> None:
         self.period_ = find_period(
@@ -125,7 +143,7 @@ class SeasonalDetector(CalibratedDetector):
         if self.period_:
             # The jitter in points, below the period so that every phase read is in the past.
             self.drift_ = min(round(self.period_ * self.jitter), self.period_ - 1)
-            self.ring_ = np.full(self.period_ * self.seasons + self.drift_, np.nan)
+            self.ring_ = np.full(self.period_ * self.seasons + self.drift_, np.nan, np.float32)
             # Replay the warm-up through the residual and the calibration (scores discarded),
             # so the first scored point is judged against ~warmup points of memory, not none.
             self.calibration_.rarity_of(self._robust_z(warm))

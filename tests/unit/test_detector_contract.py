@@ -120,7 +120,7 @@ def test_unknown_detector_and_parameter_are_named():
         detectors.make("nope")
     with pytest.raises(InvalidInputError, match=r"robust_zscore.*bogus"):
         detectors.make("robust_zscore", bogus=1)
-    with pytest.raises(InvalidInputError, match=r"window must be in \[16, inf\], got 3"):
+    with pytest.raises(InvalidInputError, match=r"window must be in \[16, 255\], got 3"):
         detectors.make("robust_zscore", window=3).fit([])
     with pytest.raises(InvalidInputError, match="members"):
         detectors.make("ensemble", members=("robust_zscore", "nope")).fit([])
