@@ -142,14 +142,22 @@ class EnsembleDetector(CalibratedDetector):
         """The range rule when it fired, else the members by how rare they found the point."""
         if getattr(self, "last_breakout_", False):
             low, high = self.last_range_
-            return (
-                f"the value left the range this series had shown ({low:.4g} to {high:.4g}) "
-                f"by more than {self.range_tolerance:.0%} of its width"
-            )
+            return self.range_words(low, high, float(self.range_tolerance or 0.0))
         rarities = getattr(self, "last_members_", None)
         if rarities is None:
             return None
-        ranked = sorted(zip(self.members, rarities, strict=True), key=lambda m: -m[1])
+        return self.member_words(self.members, [float(r) for r in rarities])
+
+    @staticmethod
+    def range_words(low: float, high: float, tolerance: float) -> str:
+        return (
+            f"the value left the range this series had shown ({low:.4g} to {high:.4g}) "
+            f"by more than {tolerance:.0%} of its width"
+        )
+
+    @staticmethod
+    def member_words(members: tuple[str, ...], rarities: list[float]) -> str:
+        ranked = sorted(zip(members, rarities, strict=True), key=lambda m: -m[1])
         (top, rarity), rest = ranked[0], ranked[1:]
         others = ", ".join(f"{name} {score:.2f}" for name, score in rest)
         rarest = f"{WHY[top]} (rarity, 1 = the rarest in memory: {top} {rarity:.2f}"

@@ -1,0 +1,558 @@
+"""The ensemble over many series at once: columnar state, one compiled call per round.
+
+`EnsembleFleet` holds what `EnsembleDetector` holds for one series, for every series of a
+fleet, as arrays with one row per series (float32 windows, histograms and rings; a pool for
+the seasonal rings, whose length depends on each series' cycle). A round of new points for
+any set of rows is one call into `_kernels`' step functions, the very steps the per-series
+detectors run, so a series scores exactly as it would through `EnsembleDetector` (a test
+checks it on NAB). What the compiled loop cannot do, choosing a cycle once a series' seasonal
+warm-up is complete, happens in Python between two calls, for the few series concerned.
+
+The state can be written to a file and read back (`save`, `load`): a restart resumes where it
+stopped instead of warming the whole fleet up again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from numba import njit
+
+from controlplane.domain.errors import InvalidInputError
+from detectors import _kernels
+from detectors.base import BASES, as_values
+from detectors.cusum import CusumDetector
+from detectors.ensemble import COMBINE, EnsembleDetector
+from detectors.holt import HoltWintersDetector
+from detectors.robust import RobustZScoreDetector
+from detectors.seasonal import SeasonalDetector, find_period
+
+#: Member kinds, in the compiled loop's numbering.
+KINDS = {"robust_zscore": 0, "seasonal": 1, "cusum": 2, "holt_winters": 3}
+#: The seasonal member's period while its warm-up is still collecting points.
+WARMING = -1
+#: Rows warmed up per call (bounds the warm-up buffers held at once).
+WARM_BATCH = 4096
+
+
+@njit(cache=True)
+def _round(
+    rows: np.ndarray,
+    chunk: np.ndarray,
+    lengths: np.ndarray,
+    starts: np.ndarray,
+    stops: np.ndarray,
+    out: np.ndarray,
+    kinds: np.ndarray,
+    weights: np.ndarray,
+    mean_of: np.ndarray,
+    ring_widths: np.ndarray,
+    cal_state: np.ndarray,
+    cal_point: np.ndarray,
+    cal_mean: np.ndarray,
+    cal_ring: np.ndarray,
+    r_ring: np.ndarray,
+    r_order: np.ndarray,
+    r_state: np.ndarray,
+    s_win: np.ndarray,
+    s_order: np.ndarray,
+    s_state: np.ndarray,
+    s_pushed: np.ndarray,
+    s_period: np.ndarray,
+    s_drift: np.ndarray,
+    s_offset: np.ndarray,
+    s_size: np.ndarray,
+    pool: np.ndarray,
+    warm: np.ndarray,
+    warm_slot: np.ndarray,
+    warm_count: np.ndarray,
+    c_state: np.ndarray,
+    h_state: np.ndarray,
+    recent: np.ndarray,
+    nov_state: np.ndarray,
+    rng: np.ndarray,
+    last: np.ndarray,
+    last_range: np.ndarray,
+    fparams: np.ndarray,
+    iparams: np.ndarray,
+) -> None:
+    """Score chunk[j, starts[j]:lengths[j]] as the continuation of series rows[j].
+
+    A row stops early (stops[j] = the next position) right after the point that completes
+    its seasonal warm-up: the caller chooses the cycle and calls again from there; otherwise
+    stops[j] = -1. fparams = [floor, alpha, squash, damping, tolerance (< 0: no range rule),
+    cusum drift, cusum rate, holt alpha, holt beta]; iparams = [basis, combine (0 max,
+    1 mean), seasons, warmup].
+    """
+    floor, alpha, squash, damping, tolerance = (
+        fparams[0],
+        fparams[1],
+        fparams[2],
+        fparams[3],
+        fparams[4],
+    )
+    basis, combine, seasons, warmup = iparams[0], iparams[1], iparams[2], iparams[3]
+    empty = np.zeros(0, np.float32)
+    members = kinds.shape[0]
+    total_weight = weights.sum()
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        stops[j] = -1
+        for t in range(starts[j], lengths[j]):
+            v = chunk[j, t]
+            completed = False
+            combined = 0.0
+            for m in range(members):
+                kind = kinds[m]
+                raw = math.nan
+                if kind == 0:
+                    raw = _kernels.robust_z_step(
+                        v, v, r_ring[i], r_order[i], r_state[i], floor, basis
+                    )
+                elif kind == 1:
+                    period = s_period[i]
+                    if period == WARMING:
+                        warm[warm_slot[i], warm_count[i]] = v
+                        warm_count[i] += 1
+                        completed = warm_count[i] == warmup
+                    elif period > 0:
+                        ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
+                        residual = _kernels.seasonal_step(
+                            v, ring, s_pushed[i], period, seasons, s_drift[i]
+                        )
+                        raw = _kernels.robust_z_step(
+                            residual, v, s_win[i], s_order[i], s_state[i], floor, basis
+                        )
+                elif kind == 2:
+                    raw = _kernels.cusum_step(v, c_state[i], fparams[5], fparams[6])
+                else:
+                    raw = _kernels.holt_step(v, h_state[i], fparams[7], fparams[8])
+                means = cal_mean[mean_of[m], i] if mean_of[m] >= 0 else empty
+                rarity = _kernels.rarity_step(
+                    raw,
+                    cal_state[m, i],
+                    cal_point[m, i],
+                    means,
+                    cal_ring[m, i, : ring_widths[m]],
+                    alpha,
+                    squash,
+                )
+                last[i, m] = rarity
+                weighted = rarity * weights[m]
+                combined = max(combined, weighted) if combine == 0 else combined + weighted
+            if combine == 1:
+                combined /= total_weight
+            combined = min(max(combined, 0.0), 1.0)
+            score = _kernels.novelty_step(combined, recent[i], nov_state[i], damping)
+            if tolerance >= 0.0:
+                last_range[i, 0], last_range[i, 1] = rng[i, 1], rng[i, 2]
+                breakout = _kernels.range_step(v, rng[i], tolerance)
+                last_range[i, 2] = breakout
+                score = max(score, breakout)
+            out[j, t] = score
+            if completed:
+                stops[j] = t + 1
+                break
+
+
+@njit(cache=True)
+def _replay(
+    rows: np.ndarray,
+    warm: np.ndarray,
+    warm_slot: np.ndarray,
+    member: int,
+    mean_index: int,
+    ring_width: int,
+    cal_state: np.ndarray,
+    cal_point: np.ndarray,
+    cal_mean: np.ndarray,
+    cal_ring: np.ndarray,
+    s_win: np.ndarray,
+    s_order: np.ndarray,
+    s_state: np.ndarray,
+    s_pushed: np.ndarray,
+    s_period: np.ndarray,
+    s_drift: np.ndarray,
+    s_offset: np.ndarray,
+    s_size: np.ndarray,
+    pool: np.ndarray,
+    fparams: np.ndarray,
+    iparams: np.ndarray,
+) -> None:
+    """The seasonal member's warm-up, replayed through its residual and calibration once its
+    cycle is chosen (what `SeasonalDetector._choose_period` does for one series)."""
+    floor, alpha, squash = fparams[0], fparams[1], fparams[2]
+    basis, seasons = iparams[0], iparams[2]
+    empty = np.zeros(0, np.float32)
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
+        means = cal_mean[mean_index, i] if mean_index >= 0 else empty
+        values = warm[warm_slot[i]]
+        for t in range(values.shape[0]):
+            v = values[t]
+            residual = _kernels.seasonal_step(
+                v, ring, s_pushed[i], s_period[i], seasons, s_drift[i]
+            )
+            raw = _kernels.robust_z_step(
+                residual, v, s_win[i], s_order[i], s_state[i], floor, basis
+            )
+            _kernels.rarity_step(
+                raw,
+                cal_state[member, i],
+                cal_point[member, i],
+                means,
+                cal_ring[member, i, :ring_width],
+                alpha,
+                squash,
+            )
+
+
+class EnsembleFleet:
+    """Many series scored by one ensemble configuration (`EnsembleDetector`'s parameters).
+
+    Rows are added with `add` (fresh state) and fed with `update` (one or more points per row,
+    for any subset of rows); `warm` is `update` on long histories, in batches.
+    """
+
+    def __init__(self, **params: Any) -> None:
+        template = EnsembleDetector(**params).fit([])  # validates, and gives the members
+        self.params = template.get_params()
+        self.kinds = np.array([KINDS[m] for m in template.members], np.int64)
+        self.members = template.members
+        weights = template.weights or (1.0,) * len(template.members)
+        self.weights = np.array(weights, np.float64)
+        by_kind = {type(m).name: m for m in template.members_}
+        self._member_params(by_kind)
+        averaged = [m.averages_bursts and template.mean_window > 1 for m in template.members_]
+        self.mean_of = np.cumsum(averaged) - 1
+        self.mean_of[~np.array(averaged)] = -1
+        self.ring_widths = np.array([template.mean_window if a else 1 for a in averaged])
+        self.fparams = np.array(
+            [
+                template.floor,
+                template.calibration_alpha,
+                template.squash,
+                template.damping,
+                -1.0 if template.range_tolerance is None else template.range_tolerance,
+                self.cusum.drift,
+                self.cusum.rate,
+                self.holt.alpha,
+                self.holt.beta,
+            ]
+        )
+        self.iparams = np.array(
+            [
+                BASES.index(template.floor_basis),
+                COMBINE.index(template.combine),
+                self.seasonal.seasons,
+                self.seasonal.warmup,
+            ],
+            np.int64,
+        )
+        self.n = 0
+        self.state: dict[str, np.ndarray] = {}
+        self.pool = np.zeros(0, np.float32)
+        self.pool_used = 0
+        self.warm_buffer = np.zeros((0, self.seasonal.warmup))
+        self.free_slots: list[int] = []
+        self._allocate(0)
+
+    def _member_params(self, by_kind: dict[str, Any]) -> None:
+        """Each member's own constants (the ensemble shares floor, basis, jitter with them)."""
+        self.robust = by_kind.get("robust_zscore") or RobustZScoreDetector()
+        self.seasonal = by_kind.get("seasonal") or SeasonalDetector()
+        self.cusum = by_kind.get("cusum") or CusumDetector()
+        self.holt = by_kind.get("holt_winters") or HoltWintersDetector()
+        if self.robust.window != self.seasonal.window:
+            raise InvalidInputError("the fleet needs one robust window for robust z and seasonal")
+        self.window = self.robust.window
+
+    # -- rows ---------------------------------------------------------------------------------
+    def _fresh(self, rows: int) -> dict[str, np.ndarray]:
+        members, width, bins = len(self.kinds), self.window, _kernels.RARE_BINS
+        has = {kind: kind in self.kinds for kind in range(4)}
+        n_means = int((self.mean_of >= 0).sum())
+        cal_state = np.zeros((members, rows, _kernels.RARE_STATE))
+        cal_state[:, :, _kernels.RARE_GROWTH] = 1.0
+
+        def some(kind: int, *shape: int, dtype: Any = np.float64) -> np.ndarray:
+            return np.zeros((rows if has[kind] else 0, *shape), dtype)
+
+        return {
+            "cal_state": cal_state,
+            "cal_point": np.zeros((members, rows, bins), np.float32),
+            "cal_mean": np.zeros((n_means, rows, bins), np.float32),
+            "cal_ring": np.zeros((members, rows, int(self.ring_widths.max())), np.float32),
+            "r_ring": some(0, width, dtype=np.float32),
+            "r_order": some(0, width, dtype=np.uint8),
+            "r_state": some(0, _kernels.ROBUST_STATE),
+            "s_win": some(1, width, dtype=np.float32),
+            "s_order": some(1, width, dtype=np.uint8),
+            "s_state": some(1, _kernels.ROBUST_STATE),
+            "s_pushed": some(1, 2),
+            "s_period": np.full(rows, WARMING if has[1] else 0, np.int32),
+            "s_drift": np.zeros(rows, np.int32),
+            "s_offset": np.zeros(rows, np.int64),
+            "s_size": np.zeros(rows, np.int64),
+            "warm_slot": np.full(rows, -1, np.int64),
+            "warm_count": np.zeros(rows, np.int64),
+            "c_state": some(2, 5),
+            "h_state": some(3, 4),
+            "recent": np.zeros((rows, self.template_novelty), np.float32),
+            "nov_state": np.zeros((rows, 2)),
+            "rng": np.zeros((rows, 3)),
+            "last": np.zeros((rows, members), np.float32),
+            "last_range": np.zeros((rows, 3)),
+        }
+
+    @property
+    def template_novelty(self) -> int:
+        return max(int(self.params["novelty_window"]), 1)
+
+    def _allocate(self, rows: int) -> None:
+        fresh = self._fresh(rows)
+        if not self.state:
+            self.state = fresh
+            return
+        for name, array in fresh.items():
+            axis = 1 if array.ndim == 3 else 0
+            self.state[name] = np.concatenate([self.state[name], array], axis=axis)
+
+    def add(self, count: int) -> np.ndarray:
+        """`count` new series with fresh state; returns their row numbers."""
+        rows = np.arange(self.n, self.n + count)
+        self._allocate(count)
+        self.n += count
+        return rows
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- scoring ------------------------------------------------------------------------------
+    def update(self, values: Any, rows: Any = None) -> np.ndarray:
+        """Score new points: values[j] (one point, or a row of points) continues rows[j]
+        (all rows by default). Returns the scores, shaped like `values`."""
+        chunk = as_values(values, columns=None)
+        single = np.ndim(values) == 1
+        if single:
+            chunk = chunk.reshape(-1, 1)
+        picked = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
+        if len(picked) != len(chunk):
+            raise InvalidInputError(f"{len(chunk)} rows of values for {len(picked)} series")
+        if len(picked) and (picked.min() < 0 or picked.max() >= self.n):
+            raise InvalidInputError(
+                f"rows must be in [0, {self.n}), got {picked.min()}..{picked.max()}"
+            )
+        lengths = np.full(len(picked), chunk.shape[1], np.int64)
+        out = self._score(picked, chunk, lengths)
+        return out[:, 0] if single else out
+
+    def warm(self, histories: list[np.ndarray]) -> list[np.ndarray]:
+        """Add one series per history and score it as the start of its stream; returns each
+        history's scores (what `EnsembleDetector().fit_score(history)` returns)."""
+        scores = []
+        for first in range(0, len(histories), WARM_BATCH):
+            part = [as_values(h) for h in histories[first : first + WARM_BATCH]]
+            longest = max((len(h) for h in part), default=0)
+            chunk = np.full((len(part), longest), np.nan)
+            for j, history in enumerate(part):
+                chunk[j, : len(history)] = history
+            lengths = np.array([len(h) for h in part], np.int64)
+            out = self._score(self.add(len(part)), chunk, lengths)
+            scores.extend(out[j, : lengths[j]] for j in range(len(part)))
+        return scores
+
+    def _score(self, rows: np.ndarray, chunk: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        out = np.zeros(chunk.shape)
+        stops = np.empty(len(rows), np.int64)
+        self._give_warm_slots(rows)
+        self._call(rows, chunk, lengths, np.zeros(len(rows), np.int64), stops, out)
+        paused = np.flatnonzero(stops >= 0)
+        if len(paused):  # their seasonal warm-up is complete: choose, then go on from there
+            self._choose_periods(rows[paused])
+            rest = out[paused]
+            again = np.empty(len(paused), np.int64)
+            self._call(rows[paused], chunk[paused], lengths[paused], stops[paused], again, rest)
+            out[paused] = rest
+        return out
+
+    def _call(
+        self,
+        rows: np.ndarray,
+        chunk: np.ndarray,
+        lengths: np.ndarray,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        out: np.ndarray,
+    ) -> None:
+        s = self.state
+        _round(
+            rows,
+            np.ascontiguousarray(chunk),
+            lengths,
+            starts,
+            stops,
+            out,
+            self.kinds,
+            self.weights,
+            self.mean_of,
+            self.ring_widths,
+            s["cal_state"],
+            s["cal_point"],
+            s["cal_mean"],
+            s["cal_ring"],
+            s["r_ring"],
+            s["r_order"],
+            s["r_state"],
+            s["s_win"],
+            s["s_order"],
+            s["s_state"],
+            s["s_pushed"],
+            s["s_period"],
+            s["s_drift"],
+            s["s_offset"],
+            s["s_size"],
+            self.pool,
+            self.warm_buffer,
+            s["warm_slot"],
+            s["warm_count"],
+            s["c_state"],
+            s["h_state"],
+            s["recent"],
+            s["nov_state"],
+            s["rng"],
+            s["last"],
+            s["last_range"],
+            self.fparams,
+            self.iparams,
+        )
+
+    # -- the seasonal member's warm-up --------------------------------------------------------
+    def _give_warm_slots(self, rows: np.ndarray) -> None:
+        """A warm-up buffer for every row about to collect its seasonal warm-up."""
+        s = self.state
+        needing = rows[(s["s_period"][rows] == WARMING) & (s["warm_slot"][rows] < 0)]
+        missing = len(needing) - len(self.free_slots)
+        if missing > 0:
+            first = len(self.warm_buffer)
+            grown = np.zeros((missing, self.seasonal.warmup))
+            self.warm_buffer = np.concatenate([self.warm_buffer, grown])
+            self.free_slots.extend(range(first, first + missing))
+        for row in needing:
+            s["warm_slot"][row] = self.free_slots.pop()
+
+    def _choose_periods(self, rows: np.ndarray) -> None:
+        """`SeasonalDetector._choose_period` for rows whose warm-up is complete."""
+        s, seasonal = self.state, self.seasonal
+        cycling = []
+        for row in rows:
+            warm = self.warm_buffer[s["warm_slot"][row]]
+            period = find_period(
+                warm,
+                min_period=seasonal.min_period,
+                max_period=min(seasonal.max_period, seasonal.warmup // 2),
+                min_acf=seasonal.min_acf,
+            )
+            s["s_period"][row] = period
+            if period:
+                drift = min(round(period * seasonal.jitter), period - 1)
+                s["s_drift"][row] = drift
+                s["s_size"][row] = period * seasonal.seasons + drift
+                s["s_offset"][row] = self._reserve(int(s["s_size"][row]))
+                cycling.append(row)
+        if cycling:
+            member = int(np.flatnonzero(self.kinds == KINDS["seasonal"])[0])
+            _replay(
+                np.array(cycling, np.int64),
+                self.warm_buffer,
+                s["warm_slot"],
+                member,
+                int(self.mean_of[member]),
+                int(self.ring_widths[member]),
+                s["cal_state"],
+                s["cal_point"],
+                s["cal_mean"],
+                s["cal_ring"],
+                s["s_win"],
+                s["s_order"],
+                s["s_state"],
+                s["s_pushed"],
+                s["s_period"],
+                s["s_drift"],
+                s["s_offset"],
+                s["s_size"],
+                self.pool,
+                self.fparams,
+                self.iparams,
+            )
+        for row in rows:
+            self.free_slots.append(int(s["warm_slot"][row]))
+            s["warm_slot"][row] = -1
+
+    def _reserve(self, size: int) -> int:
+        """Room for one seasonal ring in the pool (NaN: no value of that phase yet)."""
+        if self.pool_used + size > len(self.pool):
+            grown = np.full(
+                max(2 * len(self.pool), self.pool_used + size, 1 << 16), np.nan, np.float32
+            )
+            grown[: self.pool_used] = self.pool[: self.pool_used]
+            self.pool = grown
+        offset = self.pool_used
+        self.pool_used += size
+        return offset
+
+    # -- reading -------------------------------------------------------------------------------
+    def explain(self, row: int) -> str | None:
+        """`EnsembleDetector.explain` for one row (its latest point)."""
+        s = self.state
+        low, high, breakout = s["last_range"][row]
+        if breakout >= 1.0:
+            return EnsembleDetector.range_words(low, high, float(self.params["range_tolerance"]))
+        if not s["nov_state"][row, 1]:
+            return None
+        return EnsembleDetector.member_words(self.members, [float(r) for r in s["last"][row]])
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the state holds (the warm-up buffers included)."""
+        arrays = [*self.state.values(), self.warm_buffer]
+        return sum(a.nbytes for a in arrays) + self.pool_used * self.pool.itemsize
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write the whole state to `path` (numpy's .npz), atomically."""
+        arrays = {f"state.{k}": v for k, v in self.state.items()}
+        arrays["pool"] = self.pool[: self.pool_used]
+        arrays["warm_buffer"] = self.warm_buffer
+        header = {"params": self.params, "n": self.n, "free_slots": self.free_slots}
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """The fleet `save` wrote; its configuration comes with it."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                header = json.loads(str(saved["header"]))
+                params = {
+                    k: tuple(v) if isinstance(v, list) else v for k, v in header["params"].items()
+                }
+                fleet = cls(**params)
+                fleet.state = {k[6:]: saved[k] for k in saved.files if k.startswith("state.")}
+                fleet.pool = saved["pool"].copy()
+                fleet.warm_buffer = saved["warm_buffer"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidInputError(f"{path}: not a saved detector fleet ({exc})") from exc
+        fleet.pool_used = len(fleet.pool)
+        fleet.n = int(header["n"])
+        fleet.free_slots = list(header["free_slots"])
+        return fleet
