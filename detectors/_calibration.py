@@ -32,7 +32,7 @@ class Calibration:
         self.mean_counts = np.zeros(_kernels.RARE_BINS if mean_window > 1 else 0, np.float32)
         self.ring = np.zeros(max(mean_window, 1), np.float32)
         self.recent = np.zeros(max(novelty_window, 1), np.float32)
-        self.novelty_state = np.zeros(2)
+        self.novelty_state = np.zeros(4)
 
     def rarity_of(self, raw: np.ndarray) -> np.ndarray:
         return _kernels.rarity(

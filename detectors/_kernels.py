@@ -51,25 +51,46 @@ def _rank(ring: np.ndarray, order: np.ndarray, count: int, x: float) -> int:
 
 
 @njit(cache=True)
-def _mad(ring: np.ndarray, order: np.ndarray, count: int, median: float) -> float:
-    """The median of |window - median| (as numpy's: mean of the middle two for even counts),
-    walking outwards from the median of the sorted window: O(count), no sort, no allocation."""
-    left, right = count // 2 - 1, count // 2
-    low_rank, high_rank = (count - 1) // 2, count // 2
-    low = high = 0.0
-    for k in range(high_rank + 1):
-        if right < count and (
-            left < 0 or ring[order[right]] - median <= median - ring[order[left]]
+def _deviation(ring: np.ndarray, order: np.ndarray, middle: int, side: int, k: int) -> float:
+    """The k-th smallest |value - median| on one side of the sorted window: side 0 walks down
+    from the median (`middle` values below it), side 1 up from it (the median included)."""
+    median = ring[order[middle]]
+    if side == 0:
+        return float(median) - float(ring[order[middle - 1 - k]])
+    return float(ring[order[middle + k]]) - float(median)
+
+
+@njit(cache=True)
+def _mad(ring: np.ndarray, order: np.ndarray, count: int) -> float:
+    """The median of |window - median| (as numpy's: the mean of the middle two for an even
+    count), the median being order[count // 2]. Each side's deviations are sorted already, so
+    this is the k-th smallest of two sorted lists: a binary search, no sort, no allocation."""
+    middle = count // 2
+    below, above = middle, count - middle
+    k = (count - 1) // 2  # 0-based rank of the lower middle deviation
+    lo, hi = max(0, k + 1 - above), min(k + 1, below)
+    while lo < hi:  # how many of the k + 1 smallest come from below the median
+        taken = (lo + hi) // 2
+        if _deviation(ring, order, middle, 0, taken) < _deviation(
+            ring, order, middle, 1, k - taken
         ):
-            d = ring[order[right]] - median
-            right += 1
+            lo = taken + 1
         else:
-            d = median - ring[order[left]]
-            left -= 1
-        if k == low_rank:
-            low = d
-        high = d
-    return 0.5 * (low + high)
+            hi = taken
+    down, up = lo, k + 1 - lo
+    kth = -math.inf
+    if down > 0:
+        kth = _deviation(ring, order, middle, 0, down - 1)
+    if up > 0:
+        kth = max(kth, _deviation(ring, order, middle, 1, up - 1))
+    if count % 2:
+        return kth
+    following = math.inf
+    if down < below:
+        following = _deviation(ring, order, middle, 0, down)
+    if up < above:
+        following = min(following, _deviation(ring, order, middle, 1, up))
+    return 0.5 * (kth + following)
 
 
 @njit(cache=True)
@@ -104,27 +125,34 @@ def robust_z_step(
     out = math.nan
     if count >= 16:
         median = float(ring[order[count // 2]])
-        mad = _mad(ring, order, count, median) * 1.4826
+        mad = _mad(ring, order, count) * 1.4826
         if basis == BASIS_LEVEL:
             scale = state[2]
         elif basis == BASIS_RANGE:
             scale = state[5] - state[4]
         else:
             scale = state[6] - state[4]
-        out = abs(np.float32(x) - median) / max(mad, floor * scale + 1e-12)
+        out = abs(float(np.float32(x)) - median) / max(mad, floor * scale + 1e-12)
     position = int(state[1])
-    if count == width:  # the oldest leaves the window
+    x32 = np.float32(x)
+    slot = _rank(ring, order, count, x32)  # where x goes among the current window
+    if count == width:  # the oldest (at `position`) leaves: one rotation between the two
         k = _rank(ring, order, count, ring[position])
         while order[k] != position:
             k += 1
-        for j in range(k, count - 1):
-            order[j] = order[j + 1]
+        if slot > k:
+            slot -= 1
+            for j in range(k, slot):
+                order[j] = order[j + 1]
+        else:
+            for j in range(k, slot, -1):
+                order[j] = order[j - 1]
         count -= 1
-    ring[position] = x
-    k = _rank(ring, order, count, ring[position])
-    for j in range(count, k, -1):
-        order[j] = order[j - 1]
-    order[k] = position
+    else:
+        for j in range(count, slot, -1):
+            order[j] = order[j - 1]
+    ring[position] = x32
+    order[slot] = position
     state[0] = count + 1
     state[1] = (position + 1) % width
     state[3] = seen + 1.0
@@ -217,11 +245,24 @@ def seasonal_step(
 
 # -- calibration: rarity, then novelty ------------------------------------------------------
 @njit(cache=True)
-def _tail(counts: np.ndarray, first: int) -> float:
+def _tail(tree: np.ndarray, first: int) -> float:
+    """The count of bins >= first, from a Fenwick tree over the bins in reverse order (so a
+    tail is a prefix: a sum of a few nodes, never a difference that could round off zero)."""
+    i = tree.shape[0] - first
     total = 0.0
-    for j in range(first, counts.shape[0]):
-        total += counts[j]
+    while i > 0:
+        total += tree[i - 1]
+        i &= i - 1
     return total
+
+
+@njit(cache=True)
+def _count(tree: np.ndarray, bin_: int, amount: float) -> None:
+    """Add `amount` to bin `bin_` of the reversed Fenwick tree (see `_tail`)."""
+    i = tree.shape[0] - bin_
+    while i <= tree.shape[0]:
+        tree[i - 1] += amount
+        i += i & -i
 
 
 @njit(cache=True)
@@ -246,7 +287,8 @@ def rarity_step(
     not a fitted distribution, so it means the same on every series: one threshold serves all,
     and a series with a short history can still raise its first alarm. Counts are stored
     times state[RARE_GROWTH], which grows by 1 / (1 - alpha) per point instead of every bin
-    being multiplied. 0 for NaN (nothing learnt).
+    being multiplied, in Fenwick trees (`_tail`), so a point costs a few additions, not a
+    walk over the bins. 0 for NaN (nothing learnt).
     """
     if math.isnan(z):
         return 0.0
@@ -273,9 +315,9 @@ def rarity_step(
     elif state[RARE_SEEN] >= RARE_WARMUP:
         out = 1.0 / (1.0 + _tail(point_counts, point_bin) / growth)
     growth /= 1.0 - alpha
-    point_counts[point_bin] += growth
+    _count(point_counts, point_bin, growth)
     if mean_counts.shape[0]:
-        mean_counts[mean_bin] += growth
+        _count(mean_counts, mean_bin, growth)
     if growth > RARE_RESCALE:
         point_counts /= growth
         mean_counts /= growth
@@ -308,17 +350,24 @@ def novelty_step(s: float, recent: np.ndarray, state: np.ndarray, damping: float
 
     A persisting anomaly then raises one alarm at its onset instead of one per point; repeated
     scores are multiplied by `damping`. Scores are float32 from here (`recent` holds them so).
-    state = [position, count].
+    The window's highest is kept with its position and only searched again when it leaves.
+    state = [position, count, highest, where the highest is].
     """
     s = float(np.float32(s))
-    count = int(state[1])
-    highest = 0.0
-    for j in range(count):
-        highest = max(highest, recent[j])
-    position = int(state[0])
+    width = recent.shape[0]
+    count, position = int(state[1]), int(state[0])
+    highest = state[2] if count else 0.0
     recent[position] = s
-    state[0] = (position + 1) % recent.shape[0]
-    state[1] = min(count + 1, recent.shape[0])
+    if count and int(state[3]) == position and count == width:  # the highest leaves
+        best, where = -1.0, 0
+        for j in range(width):
+            if recent[j] > best:
+                best, where = recent[j], j
+        state[2], state[3] = best, where
+    elif not count or s > state[2]:
+        state[2], state[3] = s, position
+    state[0] = (position + 1) % width
+    state[1] = min(count + 1, width)
     return s if s > highest else s * damping
 
 

@@ -98,11 +98,22 @@ def _round(
     )
     basis, combine, seasons, warmup = iparams[0], iparams[1], iparams[2], iparams[3]
     empty = np.zeros(0, np.float32)
+    unused_window = (np.zeros(1, np.float32), np.zeros(1, np.uint8), np.zeros(_kernels.ROBUST_STATE))
+    unused_state = np.zeros(5)
     members = kinds.shape[0]
     total_weight = weights.sum()
     for j in range(rows.shape[0]):
         i = rows[j]
         stops[j] = -1
+        # This row's state, as views made once for all its points.
+        states, points, rings = cal_state[:, i], cal_point[:, i], cal_ring[:, i]
+        means = cal_mean[:, i]
+        # (A member that is not in the ensemble reads placeholders it never uses.)
+        robust = (r_ring[i], r_order[i], r_state[i]) if r_state.shape[0] else unused_window
+        cusums = c_state[i] if c_state.shape[0] else unused_state
+        holts = h_state[i] if h_state.shape[0] else unused_state
+        recents, novelties, ranges = recent[i], nov_state[i], rng[i]
+        lasts = last[i]
         for t in range(starts[j], lengths[j]):
             v = chunk[j, t]
             completed = False
@@ -111,9 +122,7 @@ def _round(
                 kind = kinds[m]
                 raw = math.nan
                 if kind == 0:
-                    raw = _kernels.robust_z_step(
-                        v, v, r_ring[i], r_order[i], r_state[i], floor, basis
-                    )
+                    raw = _kernels.robust_z_step(v, v, robust[0], robust[1], robust[2], floor, basis)
                 elif kind == 1:
                     period = s_period[i]
                     if period == WARMING:
@@ -129,29 +138,28 @@ def _round(
                             residual, v, s_win[i], s_order[i], s_state[i], floor, basis
                         )
                 elif kind == 2:
-                    raw = _kernels.cusum_step(v, c_state[i], fparams[5], fparams[6])
+                    raw = _kernels.cusum_step(v, cusums, fparams[5], fparams[6])
                 else:
-                    raw = _kernels.holt_step(v, h_state[i], fparams[7], fparams[8])
-                means = cal_mean[mean_of[m], i] if mean_of[m] >= 0 else empty
+                    raw = _kernels.holt_step(v, holts, fparams[7], fparams[8])
                 rarity = _kernels.rarity_step(
                     raw,
-                    cal_state[m, i],
-                    cal_point[m, i],
-                    means,
-                    cal_ring[m, i, : ring_widths[m]],
+                    states[m],
+                    points[m],
+                    means[mean_of[m]] if mean_of[m] >= 0 else empty,
+                    rings[m, : ring_widths[m]],
                     alpha,
                     squash,
                 )
-                last[i, m] = rarity
+                lasts[m] = rarity
                 weighted = rarity * weights[m]
                 combined = max(combined, weighted) if combine == 0 else combined + weighted
             if combine == 1:
                 combined /= total_weight
             combined = min(max(combined, 0.0), 1.0)
-            score = _kernels.novelty_step(combined, recent[i], nov_state[i], damping)
+            score = _kernels.novelty_step(combined, recents, novelties, damping)
             if tolerance >= 0.0:
-                last_range[i, 0], last_range[i, 1] = rng[i, 1], rng[i, 2]
-                breakout = _kernels.range_step(v, rng[i], tolerance)
+                last_range[i, 0], last_range[i, 1] = ranges[1], ranges[2]
+                breakout = _kernels.range_step(v, ranges, tolerance)
                 last_range[i, 2] = breakout
                 score = max(score, breakout)
             out[j, t] = score
@@ -305,7 +313,7 @@ class EnsembleFleet:
             "c_state": some(2, 5),
             "h_state": some(3, 4),
             "recent": np.zeros((rows, self.template_novelty), np.float32),
-            "nov_state": np.zeros((rows, 2)),
+            "nov_state": np.zeros((rows, 4)),
             "rng": np.zeros((rows, 3)),
             "last": np.zeros((rows, members), np.float32),
             "last_range": np.zeros((rows, 3)),
