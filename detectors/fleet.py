@@ -43,6 +43,7 @@ WARM_BATCH = 4096
 @njit(cache=True)
 def _round(
     rows: np.ndarray,
+    lines: np.ndarray,
     chunk: np.ndarray,
     lengths: np.ndarray,
     starts: np.ndarray,
@@ -81,7 +82,8 @@ def _round(
     fparams: np.ndarray,
     iparams: np.ndarray,
 ) -> None:
-    """Score chunk[j, starts[j]:lengths[j]] as the continuation of series rows[j].
+    """Score chunk[lines[j], starts[j]:lengths[j]] as the continuation of series rows[j]
+    (into out[lines[j]]).
 
     A row stops early (stops[j] = the next position) right after the point that completes
     its seasonal warm-up: the caller chooses the cycle and calls again from there; otherwise
@@ -98,12 +100,17 @@ def _round(
     )
     basis, combine, seasons, warmup = iparams[0], iparams[1], iparams[2], iparams[3]
     empty = np.zeros(0, np.float32)
-    unused_window = (np.zeros(1, np.float32), np.zeros(1, np.uint8), np.zeros(_kernels.ROBUST_STATE))
+    unused_window = (
+        np.zeros(1, np.float32),
+        np.zeros(1, np.uint8),
+        np.zeros(_kernels.ROBUST_STATE),
+    )
     unused_state = np.zeros(5)
     members = kinds.shape[0]
     total_weight = weights.sum()
+    scratch = np.zeros((members, chunk.shape[1]))  # one row's rarities, member by member
     for j in range(rows.shape[0]):
-        i = rows[j]
+        i, line = rows[j], lines[j]
         stops[j] = -1
         # This row's state, as views made once for all its points.
         states, points, rings = cal_state[:, i], cal_point[:, i], cal_ring[:, i]
@@ -113,22 +120,27 @@ def _round(
         cusums = c_state[i] if c_state.shape[0] else unused_state
         holts = h_state[i] if h_state.shape[0] else unused_state
         recents, novelties, ranges = recent[i], nov_state[i], rng[i]
-        lasts = last[i]
-        for t in range(starts[j], lengths[j]):
-            v = chunk[j, t]
-            completed = False
-            combined = 0.0
-            for m in range(members):
-                kind = kinds[m]
+        start, end = starts[j], lengths[j]
+        if s_period[i] == WARMING and end - start >= warmup - warm_count[i]:
+            end = start + warmup - warm_count[i]  # pause after the warm-up's last point
+            stops[j] = end
+        # Member by member over the row's points (tight loops over one member's state).
+        for m in range(members):
+            kind = kinds[m]
+            member_means = means[mean_of[m]] if mean_of[m] >= 0 else empty
+            member_ring = rings[m, : ring_widths[m]]
+            for t in range(start, end):
+                v = chunk[line, t]
                 raw = math.nan
                 if kind == 0:
-                    raw = _kernels.robust_z_step(v, v, robust[0], robust[1], robust[2], floor, basis)
+                    raw = _kernels.robust_z_step(
+                        v, v, robust[0], robust[1], robust[2], floor, basis
+                    )
                 elif kind == 1:
                     period = s_period[i]
                     if period == WARMING:
                         warm[warm_slot[i], warm_count[i]] = v
                         warm_count[i] += 1
-                        completed = warm_count[i] == warmup
                     elif period > 0:
                         ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
                         residual = _kernels.seasonal_step(
@@ -141,31 +153,27 @@ def _round(
                     raw = _kernels.cusum_step(v, cusums, fparams[5], fparams[6])
                 else:
                     raw = _kernels.holt_step(v, holts, fparams[7], fparams[8])
-                rarity = _kernels.rarity_step(
-                    raw,
-                    states[m],
-                    points[m],
-                    means[mean_of[m]] if mean_of[m] >= 0 else empty,
-                    rings[m, : ring_widths[m]],
-                    alpha,
-                    squash,
+                scratch[m, t - start] = _kernels.rarity_step(
+                    raw, states[m], points[m], member_means, member_ring, alpha, squash
                 )
-                lasts[m] = rarity
-                weighted = rarity * weights[m]
+            if end > start:
+                last[i, m] = scratch[m, end - 1 - start]
+        for t in range(start, end):
+            combined = 0.0
+            for m in range(members):
+                weighted = scratch[m, t - start] * weights[m]
                 combined = max(combined, weighted) if combine == 0 else combined + weighted
             if combine == 1:
                 combined /= total_weight
             combined = min(max(combined, 0.0), 1.0)
             score = _kernels.novelty_step(combined, recents, novelties, damping)
             if tolerance >= 0.0:
+                v = chunk[line, t]
                 last_range[i, 0], last_range[i, 1] = ranges[1], ranges[2]
                 breakout = _kernels.range_step(v, ranges, tolerance)
                 last_range[i, 2] = breakout
                 score = max(score, breakout)
-            out[j, t] = score
-            if completed:
-                stops[j] = t + 1
-                break
+            out[line, t] = score
 
 
 @njit(cache=True)
@@ -380,19 +388,19 @@ class EnsembleFleet:
         out = np.zeros(chunk.shape)
         stops = np.empty(len(rows), np.int64)
         self._give_warm_slots(rows)
-        self._call(rows, chunk, lengths, np.zeros(len(rows), np.int64), stops, out)
+        lines = np.arange(len(rows))
+        self._call(rows, lines, chunk, lengths, np.zeros(len(rows), np.int64), stops, out)
         paused = np.flatnonzero(stops >= 0)
         if len(paused):  # their seasonal warm-up is complete: choose, then go on from there
             self._choose_periods(rows[paused])
-            rest = out[paused]
             again = np.empty(len(paused), np.int64)
-            self._call(rows[paused], chunk[paused], lengths[paused], stops[paused], again, rest)
-            out[paused] = rest
+            self._call(rows[paused], paused, chunk, lengths[paused], stops[paused], again, out)
         return out
 
     def _call(
         self,
         rows: np.ndarray,
+        lines: np.ndarray,
         chunk: np.ndarray,
         lengths: np.ndarray,
         starts: np.ndarray,
@@ -402,7 +410,8 @@ class EnsembleFleet:
         s = self.state
         _round(
             rows,
-            np.ascontiguousarray(chunk),
+            lines,
+            chunk,
             lengths,
             starts,
             stops,
@@ -502,6 +511,9 @@ class EnsembleFleet:
         for row in rows:
             self.free_slots.append(int(s["warm_slot"][row]))
             s["warm_slot"][row] = -1
+        if len(self.free_slots) == len(self.warm_buffer):  # nobody warming: give it back
+            self.warm_buffer = self.warm_buffer[:0]
+            self.free_slots = []
 
     def _reserve(self, size: int) -> int:
         """Room for one seasonal ring in the pool (NaN: no value of that phase yet)."""
@@ -531,6 +543,35 @@ class EnsembleFleet:
         """The memory the state holds (the warm-up buffers included)."""
         arrays = [*self.state.values(), self.warm_buffer]
         return sum(a.nbytes for a in arrays) + self.pool_used * self.pool.itemsize
+
+    # -- combining -----------------------------------------------------------------------------
+    @classmethod
+    def concat(cls, parts: list[EnsembleFleet]) -> EnsembleFleet:
+        """One fleet holding the rows of `parts` in order (warmed apart, on Dask workers)."""
+        if not parts:
+            raise InvalidInputError("concat needs at least one fleet")
+        if any(p.params != parts[0].params for p in parts):
+            raise InvalidInputError("fleets with different detector parameters cannot be joined")
+        whole = cls(**parts[0].params)
+        pools, warms, pool_at, warm_at = [], [], 0, 0
+        for part in parts:
+            state = dict(part.state)
+            state["s_offset"] = np.where(state["s_size"] > 0, state["s_offset"] + pool_at, 0)
+            slots = state["warm_slot"]
+            state["warm_slot"] = np.where(slots >= 0, slots + warm_at, -1)
+            whole.free_slots.extend(slot + warm_at for slot in part.free_slots)
+            for name, array in state.items():
+                axis = 1 if array.ndim == 3 else 0
+                whole.state[name] = np.concatenate([whole.state[name], array], axis=axis)
+            pools.append(part.pool[: part.pool_used])
+            warms.append(part.warm_buffer)
+            pool_at += part.pool_used
+            warm_at += len(part.warm_buffer)
+            whole.n += part.n
+        whole.pool = np.concatenate(pools)
+        whole.pool_used = len(whole.pool)
+        whole.warm_buffer = np.concatenate(warms)
+        return whole
 
     # -- saving ---------------------------------------------------------------------------------
     def save(self, path: Path) -> None:

@@ -7,12 +7,14 @@ signals and come back updated; the scheduler keeps no state on the workers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
 from controlplane.config import DaskSettings
 from detectors import BaseDetector
+from detectors.fleet import EnsembleFleet
 
 Work = list[tuple[BaseDetector, np.ndarray]]
 Done = list[tuple[BaseDetector, np.ndarray]]
@@ -50,6 +52,24 @@ class DaskScorer:
 
     def close(self) -> None:
         self.client.close()
+
+
+Maker = tuple[Callable[..., list[np.ndarray]], tuple[Any, ...]]
+
+
+def _warm_part(maker: Maker, params: dict[str, Any]) -> EnsembleFleet:
+    make, args = maker
+    fleet = EnsembleFleet(**params)
+    fleet.warm(make(*args))
+    return fleet
+
+
+def warm_fleet(client: Any, makers: list[Maker], **params: Any) -> EnsembleFleet:
+    """Warm a fleet up on a Dask cluster: each (function, arguments) in `makers` yields the
+    histories of one part, on a worker (so the histories never travel); the warmed parts
+    come back and are joined in order."""
+    futures = client.map(_warm_part, makers, params=params, pure=False)
+    return EnsembleFleet.concat(client.gather(futures))
 
 
 def make_scorer(settings: DaskSettings) -> Scorer:
