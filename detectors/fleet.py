@@ -129,32 +129,49 @@ def _round(
             kind = kinds[m]
             member_means = means[mean_of[m]] if mean_of[m] >= 0 else empty
             member_ring = rings[m, : ring_widths[m]]
-            for t in range(start, end):
-                v = chunk[line, t]
-                raw = math.nan
-                if kind == 0:
-                    raw = _kernels.robust_z_step(
+            # One loop per kind, so that the loop itself has no branch on it.
+            if kind == 0:
+                for t in range(start, end):
+                    v = chunk[line, t]
+                    scratch[m, t - start] = _kernels.robust_z_step(
                         v, v, robust[0], robust[1], robust[2], floor, basis
                     )
-                elif kind == 1:
-                    period = s_period[i]
+            elif kind == 1:
+                period = s_period[i]
+                ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
+                for t in range(start, end):
+                    v = chunk[line, t]
+                    raw = math.nan
                     if period == WARMING:
                         warm[warm_slot[i], warm_count[i]] = v
                         warm_count[i] += 1
                     elif period > 0:
-                        ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
                         residual = _kernels.seasonal_step(
                             v, ring, s_pushed[i], period, seasons, s_drift[i]
                         )
                         raw = _kernels.robust_z_step(
                             residual, v, s_win[i], s_order[i], s_state[i], floor, basis
                         )
-                elif kind == 2:
-                    raw = _kernels.cusum_step(v, cusums, fparams[5], fparams[6])
-                else:
-                    raw = _kernels.holt_step(v, holts, fparams[7], fparams[8])
+                    scratch[m, t - start] = raw
+            elif kind == 2:
+                for t in range(start, end):
+                    scratch[m, t - start] = _kernels.cusum_step(
+                        chunk[line, t], cusums, fparams[5], fparams[6]
+                    )
+            else:
+                for t in range(start, end):
+                    scratch[m, t - start] = _kernels.holt_step(
+                        chunk[line, t], holts, fparams[7], fparams[8]
+                    )
+            for t in range(start, end):  # then its calibration (two tight loops, not one)
                 scratch[m, t - start] = _kernels.rarity_step(
-                    raw, states[m], points[m], member_means, member_ring, alpha, squash
+                    scratch[m, t - start],
+                    states[m],
+                    points[m],
+                    member_means,
+                    member_ring,
+                    alpha,
+                    squash,
                 )
             if end > start:
                 last[i, m] = scratch[m, end - 1 - start]
