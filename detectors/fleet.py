@@ -390,6 +390,7 @@ class EnsembleFleet:
         """Add one series per history and score it as the start of its stream; returns each
         history's scores (what `EnsembleDetector().fit_score(history)` returns)."""
         scores = []
+        rows = self.add(len(histories))  # one allocation for all (not one per batch)
         for first in range(0, len(histories), WARM_BATCH):
             part = [as_values(h) for h in histories[first : first + WARM_BATCH]]
             longest = max((len(h) for h in part), default=0)
@@ -397,7 +398,7 @@ class EnsembleFleet:
             for j, history in enumerate(part):
                 chunk[j, : len(history)] = history
             lengths = np.array([len(h) for h in part], np.int64)
-            out = self._score(self.add(len(part)), chunk, lengths)
+            out = self._score(rows[first : first + len(part)], chunk, lengths)
             scores.extend(out[j, : lengths[j]] for j in range(len(part)))
         return scores
 
@@ -486,9 +487,8 @@ class EnsembleFleet:
         s, seasonal = self.state, self.seasonal
         cycling = []
         for row in rows:
-            warm = self.warm_buffer[s["warm_slot"][row]]
             period = find_period(
-                warm,
+                self.warm_buffer[s["warm_slot"][row]],
                 min_period=seasonal.min_period,
                 max_period=min(seasonal.max_period, seasonal.warmup // 2),
                 min_acf=seasonal.min_acf,
