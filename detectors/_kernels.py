@@ -37,7 +37,7 @@ BASIS_LEVEL, BASIS_RANGE, BASIS_ABOVE_LOW = 0, 1, 2
 
 
 # -- robust z over a rolling window ---------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rank(ring: np.ndarray, order: np.ndarray, count: int, x: float) -> int:
     """Where x goes in order[:count] (ring positions sorted by their values): binary search."""
     lo, hi = 0, count
@@ -50,7 +50,7 @@ def _rank(ring: np.ndarray, order: np.ndarray, count: int, x: float) -> int:
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _deviation(ring: np.ndarray, order: np.ndarray, middle: int, side: int, k: int) -> float:
     """The k-th smallest |value - median| on one side of the sorted window: side 0 walks down
     from the median (`middle` values below it), side 1 up from it (the median included)."""
@@ -60,7 +60,7 @@ def _deviation(ring: np.ndarray, order: np.ndarray, middle: int, side: int, k: i
     return float(ring[order[middle + k]]) - float(median)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _mad(ring: np.ndarray, order: np.ndarray, count: int) -> float:
     """The median of |window - median| (as numpy's: the mean of the middle two for an even
     count), the median being order[count // 2]. Each side's deviations are sorted already, so
@@ -93,7 +93,7 @@ def _mad(ring: np.ndarray, order: np.ndarray, count: int) -> float:
     return 0.5 * (kth + following)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def robust_z_step(
     x: float,
     v: float,
@@ -163,7 +163,7 @@ def robust_z_step(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def robust_z(
     values: np.ndarray,
     tested: np.ndarray,
@@ -181,7 +181,7 @@ def robust_z(
 
 
 # -- the same phase of the last cycles ------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def seasonal_step(
     v: float, ring: np.ndarray, state: np.ndarray, period: int, seasons: int, drift: int
 ) -> float:
@@ -244,7 +244,7 @@ def seasonal_step(
 
 
 # -- calibration: rarity, then novelty ------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _tail(tree: np.ndarray, first: int) -> float:
     """The count of bins >= first, from a Fenwick tree over the bins in reverse order (so a
     tail is a prefix: a sum of a few nodes, never a difference that could round off zero)."""
@@ -256,7 +256,7 @@ def _tail(tree: np.ndarray, first: int) -> float:
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _count(tree: np.ndarray, bin_: int, amount: float) -> None:
     """Add `amount` to bin `bin_` of the reversed Fenwick tree (see `_tail`)."""
     i = tree.shape[0] - bin_
@@ -265,7 +265,7 @@ def _count(tree: np.ndarray, bin_: int, amount: float) -> None:
         i += i & -i
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rarity_step(
     z: float,
     state: np.ndarray,
@@ -327,7 +327,7 @@ def rarity_step(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rarity(
     raw: np.ndarray,
     state: np.ndarray,
@@ -344,7 +344,7 @@ def rarity(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def novelty_step(s: float, recent: np.ndarray, state: np.ndarray, damping: float) -> float:
     """Keep a score only when it exceeds every score of the last `len(recent)` points.
 
@@ -371,7 +371,7 @@ def novelty_step(s: float, recent: np.ndarray, state: np.ndarray, damping: float
     return s if s > highest else s * damping
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def novelty(
     scores: np.ndarray, recent: np.ndarray, state: np.ndarray, damping: float
 ) -> np.ndarray:
@@ -382,7 +382,7 @@ def novelty(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def range_step(v: float, state: np.ndarray, tolerance: float) -> float:
     """1.0 where a value leaves the range seen so far by more than `tolerance` x its width.
 
@@ -403,7 +403,7 @@ def range_step(v: float, state: np.ndarray, tolerance: float) -> float:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def range_breakout(values: np.ndarray, state: np.ndarray, tolerance: float) -> np.ndarray:
     """`range_step` over a chunk."""
     out = np.empty(values.shape[0])
@@ -413,7 +413,7 @@ def range_breakout(values: np.ndarray, state: np.ndarray, tolerance: float) -> n
 
 
 # -- smoothing and sums ---------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def holt_step(v: float, state: np.ndarray, alpha: float, beta: float) -> float:
     """|value - Holt one-step forecast| / exponentially weighted mean absolute residual.
 
@@ -438,7 +438,7 @@ def holt_step(v: float, state: np.ndarray, alpha: float, beta: float) -> float:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def holt_residual(values: np.ndarray, state: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """`holt_step` over a chunk."""
     out = np.empty(values.shape[0])
@@ -447,7 +447,7 @@ def holt_residual(values: np.ndarray, state: np.ndarray, alpha: float, beta: flo
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cusum_step(v: float, state: np.ndarray, drift: float, rate: float) -> float:
     """Two-sided CUSUM of values standardised by a slow baseline (mean, mean abs deviation).
 
@@ -473,7 +473,7 @@ def cusum_step(v: float, state: np.ndarray, drift: float, rate: float) -> float:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cusum(values: np.ndarray, state: np.ndarray, drift: float, rate: float) -> np.ndarray:
     """`cusum_step` over a chunk."""
     out = np.empty(values.shape[0])
@@ -482,7 +482,7 @@ def cusum(values: np.ndarray, state: np.ndarray, drift: float, rate: float) -> n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def burn_rates(
     values: np.ndarray, ring: np.ndarray, sums: np.ndarray, state: np.ndarray, widths: np.ndarray
 ) -> np.ndarray:
@@ -513,7 +513,7 @@ def burn_rates(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def seasonal_residual(
     values: np.ndarray, ring: np.ndarray, state: np.ndarray, period: int, seasons: int, drift: int
 ) -> np.ndarray:

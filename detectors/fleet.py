@@ -40,7 +40,7 @@ WARMING = -1
 WARM_BATCH = 4096
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _round(
     rows: np.ndarray,
     lines: np.ndarray,
@@ -193,7 +193,7 @@ def _round(
             out[line, t] = score
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _replay(
     rows: np.ndarray,
     warm: np.ndarray,
