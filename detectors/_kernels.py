@@ -137,7 +137,7 @@ def robust_z_step(
     x32 = np.float32(x)
     slot = _rank(ring, order, count, x32)  # where x goes among the current window
     if count == width:  # the oldest (at `position`) leaves: one rotation between the two
-        k = _rank(ring, order, count, ring[position])
+        k = 0  # a scan of small integers beats a binary search over their values here
         while order[k] != position:
             k += 1
         if slot > k:

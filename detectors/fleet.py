@@ -561,6 +561,12 @@ class EnsembleFleet:
         arrays = [*self.state.values(), self.warm_buffer]
         return sum(a.nbytes for a in arrays) + self.pool_used * self.pool.itemsize
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling (a Dask transfer) sends: the pool without its spare room."""
+        state = dict(vars(self))
+        state["pool"] = self.pool[: self.pool_used].copy()
+        return state
+
     # -- combining -----------------------------------------------------------------------------
     @classmethod
     def concat(cls, parts: list[EnsembleFleet]) -> EnsembleFleet:
