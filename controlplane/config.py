@@ -174,6 +174,14 @@ class DetectionSettings(_Section):
         120, ge=10, le=5000, description="Values and scores kept as an incident's evidence."
     )
     signals: list[SignalSettings] = Field(default_factory=list, description="Watched signals.")
+    state_dir: Path | None = Field(
+        Path("aiops-detector-state"),
+        description="Where the ensemble signals' detector state is saved, so that a restart "
+        "resumes instead of warming up again (none: not saved).",
+    )
+    snapshot_seconds: float = Field(
+        300.0, ge=0, description="Least time between two saves of the detector state."
+    )
 
     @field_validator("signals")
     @classmethod

@@ -38,7 +38,7 @@ BASIS_LEVEL, BASIS_RANGE, BASIS_ABOVE_LOW = 0, 1, 2
 
 # -- robust z over a rolling window ---------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _rank(ring: np.ndarray, order: np.ndarray, count: int, x: float) -> int:
+def _rank(ring: np.ndarray, order: np.ndarray, count: int, x: np.float32) -> int:
     """Where x goes in order[:count] (ring positions sorted by their values): binary search."""
     lo, hi = 0, count
     while lo < hi:

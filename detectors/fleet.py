@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -294,6 +295,7 @@ class EnsembleFleet:
         self.pool_used = 0
         self.warm_buffer = np.zeros((0, self.seasonal.warmup))
         self.free_slots: list[int] = []
+        self.meta: dict[str, Any] = {}  # what `load` read beside the state
         self._allocate(0)
 
     def _member_params(self, by_kind: dict[str, Any]) -> None:
@@ -389,7 +391,7 @@ class EnsembleFleet:
     def warm(self, histories: list[np.ndarray]) -> list[np.ndarray]:
         """Add one series per history and score it as the start of its stream; returns each
         history's scores (what `EnsembleDetector().fit_score(history)` returns)."""
-        scores = []
+        scores: list[np.ndarray] = []
         rows = self.add(len(histories))  # one allocation for all (not one per batch)
         for first in range(0, len(histories), WARM_BATCH):
             part = [as_values(h) for h in histories[first : first + WARM_BATCH]]
@@ -597,14 +599,22 @@ class EnsembleFleet:
         return whole
 
     # -- saving ---------------------------------------------------------------------------------
-    def save(self, path: Path) -> None:
-        """Write the whole state to `path` (numpy's .npz), atomically."""
+    def save(self, path: Path, *, meta: dict[str, Any] | None = None) -> None:
+        """Write the whole state to `path` (numpy's .npz), atomically, with `meta` (JSON:
+        what the caller needs to know about the rows; `load` gives it back as `.meta`)."""
         arrays = {f"state.{k}": v for k, v in self.state.items()}
         arrays["pool"] = self.pool[: self.pool_used]
         arrays["warm_buffer"] = self.warm_buffer
-        header = {"params": self.params, "n": self.n, "free_slots": self.free_slots}
+        header = {
+            "params": self.params,
+            "n": self.n,
+            "free_slots": self.free_slots,
+            "meta": meta or {},
+        }
+        arrays["header"] = np.array(json.dumps(header))
         buffer = io.BytesIO()
-        np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
+        write: Callable[..., None] = np.savez  # (numpy's stub mistakes **arrays for flags)
+        write(buffer, **arrays)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(buffer.getvalue())
         tmp.replace(path)
@@ -627,4 +637,5 @@ class EnsembleFleet:
         fleet.pool_used = len(fleet.pool)
         fleet.n = int(header["n"])
         fleet.free_slots = list(header["free_slots"])
+        fleet.meta = dict(header.get("meta", {}))
         return fleet

@@ -69,6 +69,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _detector_state_per_test(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test saves detector state in a folder of its own (the default is a folder in the
+    working directory, which tests must neither share nor leave behind)."""
+    folder = tmp_path_factory.mktemp("detector-state")
+    monkeypatch.setenv("AIOPS_DETECTION__STATE_DIR", str(folder))
+
+
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return load_settings(

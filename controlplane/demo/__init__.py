@@ -226,6 +226,7 @@ def backends(stack: contextlib.ExitStack, workdir: Path) -> Backends:
     sections: dict[str, Any] = {"automation": automation}
     if prometheus is not None:
         sections.update(capacity.settings(prometheus.url))
+        sections["detection"]["state_dir"] = str(workdir.resolve() / "detector-state")
     return Backends(cluster, shop, prometheus, sections)
 
 

@@ -9,8 +9,10 @@ intake groups by service, deduplicates and keeps the timeline, so two schedulers
 (API replicas) raise the same alert, once. A source that is down or refuses the query marks
 the signal `no_data` and never counts as an anomaly; the other signals carry on.
 
-Scoring runs in-process, or on a Dask cluster (`dask.address`) in batches of signals: the
-detectors (small numpy state) travel to the workers and back with their new state.
+Signals on the default ensemble are rows of detector fleets (`fleets.py`: columnar state, one
+compiled call a cycle, saved to `detection.state_dir` so a restart resumes where it stopped).
+Other detectors score in-process, or on a Dask cluster (`dask.address`) in batches of
+signals: the detectors (small numpy state) travel to the workers and back with their state.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from controlplane.collectors import PrometheusSource, SignalSource, TraceSource
 from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import DetectionSettings, Settings, SignalSettings
 from controlplane.detection.compute import Scorer, make_scorer
+from controlplane.detection.fleets import Placed, SignalFleets, identity
 from controlplane.domain.errors import ControlPlaneError, QueryError, SourceUnavailableError
 from controlplane.domain.models import Severity
 from controlplane.domain.series import MetricSeries, utc
@@ -75,7 +78,8 @@ class SignalRun:
     """What the scheduler remembers about one signal between cycles."""
 
     signal: SignalSettings
-    detector: detectors.BaseDetector | None = None
+    detector: detectors.BaseDetector | None = None  # detectors other than the ensemble
+    placed: Placed | None = None  # the ensemble's: a row of a fleet
     last_ts: np.datetime64 | None = None
     recent: deque[tuple[datetime, float, float]] = field(default_factory=deque)
     streak: list[tuple[datetime, float]] = field(default_factory=list)
@@ -123,10 +127,37 @@ class DetectionScheduler:
         }
         # Alerts whose write failed (store down); the intake is idempotent, so resending is safe.
         self.pending: list[tuple[SignalRun, dict[str, Any]]] = []
+        self.fleets = SignalFleets(self.config.state_dir)
+        self.saved_at: datetime | None = None
+        self._restore()
+
+    def _restore(self) -> None:
+        """Resume the ensemble signals the last run saved (unchanged ones only)."""
+        wanted = {
+            run.signal.name: identity(run.signal, signal_params(run.signal))
+            for run in self.runs.values()
+            if SignalFleets.handles(run.signal)
+        }
+        for name, placed in self.fleets.restore(wanted).items():
+            run = self.runs[name]
+            run.placed, run.last_ts = placed, placed.last_ts
+        if self.fleets.placed:
+            log.info("detection resumed %d signals from saved state", len(self.fleets.placed))
+
+    def save_state(self, now: datetime | None = None) -> None:
+        """Save the detector state (when `snapshot_seconds` passed since the last save, or
+        now when `now` is None: at stop)."""
+        due = self.saved_at is None or now is None
+        if not due and now is not None and self.saved_at is not None:
+            due = (now - self.saved_at).total_seconds() >= self.config.snapshot_seconds
+        if due:
+            self.fleets.save()
+            self.saved_at = now or self.clock()
 
     # -- the loop ---------------------------------------------------------------------------
     async def run_forever(self, stop: asyncio.Event) -> None:
         await every(self.config.interval_seconds, self.run_cycle, stop, "detection")
+        await asyncio.to_thread(self.save_state)
 
     async def run_cycle(self) -> CycleReport:
         now = self.clock()
@@ -138,12 +169,9 @@ class DetectionScheduler:
         ]
         report.fetched = len(work)
         report.no_data = len(runs) - len(work)
-        scored = await asyncio.to_thread(
-            self.scorer.score, [(self._detector(run), s.values) for run, s in work]
-        )
+        scored = await asyncio.to_thread(self._score, work)
         alerts, self.pending = self.pending, []
-        for (run, series), (detector, scores) in zip(work, scored, strict=True):
-            run.detector = detector
+        for (run, series), scores in zip(work, scored, strict=True):
             report.points += len(scores)
             alerts.extend((run, a) for a in self._advance(run, series, scores, now))
         try:
@@ -151,7 +179,30 @@ class DetectionScheduler:
         except ControlPlaneError:
             self.pending = alerts  # the store is down: deliver them with the next cycle
             raise
+        await asyncio.to_thread(self.save_state, now)
         return report
+
+    def _score(self, work: list[tuple[SignalRun, MetricSeries]]) -> list[np.ndarray]:
+        """The ensemble signals through their fleets, the others through the scorer."""
+        in_fleets = [(run, s) for run, s in work if SignalFleets.handles(run.signal)]
+        others = [(run, s) for run, s in work if not SignalFleets.handles(run.signal)]
+        places = [self._place(run) for run, _ in in_fleets]
+        fleet_scores = self.fleets.score(
+            [(p, s.values) for p, (_, s) in zip(places, in_fleets, strict=True)]
+        )
+        done = self.scorer.score([(self._detector(run), s.values) for run, s in others])
+        by_run: dict[str, np.ndarray] = {}
+        for (run, _), scores in zip(in_fleets, fleet_scores, strict=True):
+            by_run[run.signal.name] = scores
+        for (run, _), (detector, scores) in zip(others, done, strict=True):
+            run.detector = detector
+            by_run[run.signal.name] = scores
+        return [by_run[run.signal.name] for run, _ in work]
+
+    def _place(self, run: SignalRun) -> Placed:
+        if run.placed is None:
+            run.placed = self.fleets.place(run.signal, signal_params(run.signal))
+        return run.placed
 
     # -- fetching --------------------------------------------------------------------------
     async def _fetch(self, run: SignalRun, now: datetime) -> MetricSeries | None:
@@ -160,10 +211,11 @@ class DetectionScheduler:
         if source is None:
             run.status, run.error = "no_data", "prometheus.url is not configured"
             return None
+        earliest = now - timedelta(seconds=self.config.history_seconds)
         start = (
-            now - timedelta(seconds=self.config.history_seconds)
-            if run.last_ts is None
-            else utc(run.last_ts) + timedelta(seconds=signal.step_seconds)
+            earliest
+            if run.last_ts is None  # a long stop resumes on at most the history's length
+            else max(earliest, utc(run.last_ts) + timedelta(seconds=signal.step_seconds))
         )
         if start > now:  # the next point is not due yet: nothing new, and nothing wrong
             return None
@@ -227,6 +279,8 @@ class DetectionScheduler:
                         )
                     run.episode = None
         run.last_ts = series.timestamps[-1]
+        if run.placed is not None:
+            run.placed.last_ts = run.last_ts  # saved with the state it goes with
         run.last_score = float(scores[-1])
         run.status = "anomalous" if run.episode else "ok"
         return alerts
@@ -235,15 +289,19 @@ class DetectionScheduler:
         onset = run.streak[0][0]
         peak = max(s for _, s in run.streak)
         severity = Severity.CRITICAL if peak >= CRITICAL_SCORE else Severity.WARNING
-        detector = self._detector(run)
+        if run.placed is not None:
+            params, why = self.fleets.params(run.placed), self.fleets.explain(run.placed)
+        else:
+            detector = self._detector(run)
+            params, why = detector.get_params(), detector.explain()
         evidence = {
             "signal": run.signal.name,
             "service": run.signal.service,
             "query": run.signal.query,
             "detector": run.signal.detector,
-            "params": detector.get_params(),
+            "params": params,
             "threshold": self.config.threshold,
-            "why": detector.explain(),  # in words, for the person who reads the incident
+            "why": why,  # in words, for the person who reads the incident
             "onset": onset.isoformat(),
             "points": [
                 {"at": at.isoformat(), "value": _json_float(v), "score": round(s, 4)}

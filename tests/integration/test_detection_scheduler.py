@@ -1,6 +1,8 @@
 """The detection scheduler's lifecycle on the real store: an anomaly in a trace RED series
 opens an incident, the quiet period resolves it, a dead Prometheus is "no data" while the other
-signals carry on; scoring gives the same result in-process and on a Dask LocalCluster."""
+signals carry on; scoring gives the same result in-process and on a Dask LocalCluster; a
+restart resumes from the saved detector state, and warms up again when that state is not the
+signal's any more or cannot be read."""
 
 from __future__ import annotations
 
@@ -110,3 +112,70 @@ def test_an_anomaly_over_before_the_first_cycle_is_history_not_an_incident(db, s
     with db.read() as session:
         assert session.query(IncidentRow).count() == 0
         assert session.get(SignalStateRow, "cart-errors").status == "ok"
+
+
+def test_a_restart_resumes_from_the_saved_state_instead_of_warming_up_again(db, settings, tmp_path):
+    """Stopped mid-stream and started again, the scheduler reads only the points after the
+    last one it saw, and scores them exactly as one that never stopped."""
+    _store_cart_traffic(db)
+    signals = [{"name": "cart-errors", "service": "cart", "query": "traces:cart:error_ratio"}]
+
+    def scheduler(state: str, clock: list[datetime]) -> DetectionScheduler:
+        config = load_settings(
+            database={"url": settings.database.url},
+            detection={
+                "history_seconds": 6 * 3600,
+                "signals": signals,
+                "state_dir": str(tmp_path / state),
+            },
+        )
+        return DetectionScheduler(config, db, clock=lambda: clock[0])
+
+    def scores_after(detector: DetectionScheduler) -> list[float]:
+        return [s for _, _, s in detector.runs["cart-errors"].recent]
+
+    clock = [T0 + timedelta(minutes=100)]
+    steady, first = scheduler("steady", clock), scheduler("restarted", clock)
+    asyncio.run(steady.run_cycle())
+    warm_up = asyncio.run(first.run_cycle())
+    first.save_state()  # what run_forever does when it stops
+
+    clock[0] = T0 + timedelta(minutes=FAULT.stop + 2)  # the fault is still current
+    again = scheduler("restarted", clock)
+    assert again.runs["cart-errors"].last_ts == first.runs["cart-errors"].last_ts
+    resumed = asyncio.run(again.run_cycle())
+    carried_on = asyncio.run(steady.run_cycle())
+    assert resumed.points == carried_on.points < warm_up.points  # the new minutes only
+    assert scores_after(again)[-resumed.points :] == scores_after(steady)[-resumed.points :]
+    assert len(resumed.opened) == 1  # the fault at minutes 150-157, found after the restart
+    # (the same alert from the scheduler that carried on joins that incident: one store)
+    assert steady.runs["cart-errors"].episode is not None
+
+
+def test_a_changed_signal_or_an_unreadable_state_warms_up_from_history(db, settings, tmp_path):
+    _store_cart_traffic(db)
+    state = tmp_path / "state"
+    clock = [T0 + timedelta(minutes=100)]
+
+    def scheduler(query: str) -> DetectionScheduler:
+        config = load_settings(
+            database={"url": settings.database.url},
+            detection={
+                "history_seconds": 6 * 3600,
+                "signals": [{"name": "cart", "service": "cart", "query": query}],
+                "state_dir": str(state),
+            },
+        )
+        return DetectionScheduler(config, db, clock=lambda: clock[0])
+
+    first = scheduler("traces:cart:error_ratio")
+    history = asyncio.run(first.run_cycle()).points
+    first.save_state()
+    changed = scheduler("traces:cart:rate")  # another query: the saved row is not its state
+    assert changed.runs["cart"].last_ts is None
+    (saved,) = state.glob("fleet-*.npz")
+    saved.write_bytes(b"\x00" * 64)
+    broken = scheduler("traces:cart:error_ratio")
+    assert broken.runs["cart"].last_ts is None
+    assert asyncio.run(broken.run_cycle()).points == history
+    assert list(state.glob("*.unreadable")) == [saved.with_suffix(".unreadable")]
