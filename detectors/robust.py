@@ -17,12 +17,15 @@ from detectors.base import (
 
 
 class RobustZScoreDetector(CalibratedDetector):
-    """|x - median(last `window`)| / (1.4826 MAD), floored at `floor` x the series' typical |x|.
+    """|x - median(last `window`)| / (1.4826 MAD), floored at `floor` x the series' scale.
 
     Median and MAD ignore the spikes they are looking for, unlike mean and standard deviation.
-    The floor is a minimum effect size: a deviation under 5% of the series' typical level is
-    not an anomaly however quiet the series is (a flat stretch has MAD 0, and the smallest
-    wiggle would otherwise be infinitely surprising). 5%, as the ensemble's range tolerance.
+    The floor is a minimum effect size: a deviation under 10% of the series' scale is not an
+    anomaly however quiet the series is (a flat stretch has MAD 0, and the smallest wiggle
+    would otherwise be infinitely surprising). The scale (`floor_basis`) is how far the
+    series' long-run mean sits above its lowest value ("above_low", the same whatever the
+    offset), its range ("range"), or its long-run mean |x| ("level", the former default,
+    which hides changes on a series with a large offset).
     """
 
     name = "robust_zscore"
@@ -31,8 +34,8 @@ class RobustZScoreDetector(CalibratedDetector):
         self,
         *,
         window: int = 128,
-        floor: float = 0.05,
-        floor_basis: str = "level",
+        floor: float = 0.10,
+        floor_basis: str = "above_low",
         **calibration: Any,
     ) -> None:
         super().__init__(**calibration)

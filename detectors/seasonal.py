@@ -68,8 +68,8 @@ class SeasonalDetector(CalibratedDetector):
         seasons: int = 3,
         jitter: float = 0.01,
         window: int = 128,
-        floor: float = 0.05,
-        floor_basis: str = "level",
+        floor: float = 0.10,
+        floor_basis: str = "above_low",
         **calibration: Any,
     ) -> None:
         super().__init__(**calibration)

@@ -19,9 +19,9 @@ from controlplane.cli import app
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
-# Measured 75.6 / 70.5 / 79.0 on 2026-11-21; the floor leaves room for float noise only and
-# keeps the issue's bar (standard >= 70).
-FLOOR = {"standard": 75.2, "reward_low_FP_rate": 70.1, "reward_low_FN_rate": 78.6}
+# Measured 75.69 / 70.74 / 79.10 on 2026-12-01 (issue 15: floor measured from the series'
+# lowest value); the floor leaves room for float noise only.
+FLOOR = {"standard": 75.5, "reward_low_FP_rate": 70.5, "reward_low_FN_rate": 78.9}
 
 
 def test_default_detector_keeps_its_nab_score(tmp_path):
