@@ -43,7 +43,8 @@ def test_a_step_alarms_at_its_onset_then_becomes_the_new_normal():
     after = after[after >= 1500]
     assert after[0] <= 1502
     # Once the new level's own range is explored the series is quiet again.
-    assert len(after[after > 1510]) <= 1 and not len(after[after > 1800])
+    assert len(after[after > 1510]) <= 1
+    assert not len(after[after > 1800])
 
 
 def test_a_gap_is_not_an_anomaly_when_the_data_comes_back_as_before():
