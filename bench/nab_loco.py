@@ -2,8 +2,9 @@
 
 Every constant of the default ensemble that was chosen by looking at NAB scores is chosen
 again here, and so is the alarm threshold (which the scorer otherwise sweeps with the labels
-in view): the scale floor (`floor`) and the seasonal phase jitter (`jitter`), over the grid
-below, which holds the values tried when they were first chosen. For each of the five
+in view): the scale floor (`floor`), what it is a fraction of (`floor_basis`) and the
+seasonal phase jitter (`jitter`), over the grid below, which holds the values tried when
+they were first chosen. For each of the five
 categories, the configuration and threshold with the best raw score on the other four are
 applied, unchanged, to the category left out. The held-out raw scores are summed and
 normalised like one corpus (NAB's `100 (raw - null) / (perfect - null)`), which is the
@@ -36,8 +37,9 @@ from controlplane.detection.offline import DetectJob, nab_jobs, run_jobs
 GRID: dict[str, tuple[Any, ...]] = {
     "floor": (0.01, 0.02, 0.05, 0.10, 0.20, 0.50),
     "jitter": (0.0, 0.01, 0.02, 0.03),
-    # What the floor is a fraction of: chosen by score too, so chosen again here.
-    "floor_basis": ("level", "above_low"),
+    # What the floor is a fraction of: one that an offset does not change (derived, see
+    # detectors/ensemble.py), but which of those two was chosen by score, so again here.
+    "floor_basis": ("above_low", "range"),
 }
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 Config = tuple[tuple[str, Any], ...]
