@@ -64,11 +64,22 @@ def _warm_part(maker: Maker, params: dict[str, Any]) -> EnsembleFleet:
     return fleet
 
 
-def warm_fleet(client: Any, makers: list[Maker], **params: Any) -> EnsembleFleet:
+def warm_fleet(
+    client: Any,
+    makers: list[Maker],
+    *,
+    on_warm: Callable[[], None] = lambda: None,
+    **params: Any,
+) -> EnsembleFleet:
     """Warm a fleet up on a Dask cluster: each (function, arguments) in `makers` yields the
-    histories of one part, on a worker (so the histories never travel); the warmed parts
-    come back and are joined in order."""
+    histories of one part, on a worker (so the histories never travel); once every part is
+    warm there (`on_warm` is called), the parts come back and are joined in order."""
+    from distributed import wait
+
     futures = client.map(_warm_part, makers, params=params, pure=False)
+    with client.as_current():  # (`wait` looks for the current client)
+        wait(futures)
+    on_warm()
     return EnsembleFleet.concat(client.gather(futures))
 
 

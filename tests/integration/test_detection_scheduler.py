@@ -15,10 +15,11 @@ from distributed import LocalCluster
 
 from controlplane.collectors import traces
 from controlplane.config import load_settings
-from controlplane.detection.compute import DaskScorer, LocalScorer
+from controlplane.detection.compute import DaskScorer, LocalScorer, warm_fleet
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.storage.models import IncidentRow, SignalStateRow
 from controlplane.testing.servers import free_port
+from detectors.fleet import EnsembleFleet
 
 pytestmark = pytest.mark.integration
 
@@ -179,3 +180,17 @@ def test_a_changed_signal_or_an_unreadable_state_warms_up_from_history(db, setti
     assert broken.runs["cart"].last_ts is None
     assert asyncio.run(broken.run_cycle()).points == history
     assert list(state.glob("*.unreadable")) == [saved.with_suffix(".unreadable")]
+
+
+def _noisy_cycles(seed: int, count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.sin(np.arange(1200) / 9) * 4 + rng.normal(0, 1, 1200) for _ in range(count)]
+
+
+def test_a_fleet_warmed_on_dask_workers_is_the_fleet_warmed_here(dask_scorer):
+    parts = [(_noisy_cycles, (seed, 3)) for seed in (1, 2)]
+    remote = warm_fleet(dask_scorer.client, parts)
+    here = EnsembleFleet()
+    here.warm(_noisy_cycles(1, 3) + _noisy_cycles(2, 3))
+    step = np.linspace(-1, 1, 6)
+    assert np.array_equal(remote.update(step), here.update(step))
