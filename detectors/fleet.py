@@ -138,8 +138,9 @@ def _round(
                         v, v, robust[0], robust[1], robust[2], floor, basis
                     )
             elif kind == 1:
-                period = s_period[i]
+                period, drift = s_period[i], s_drift[i]
                 ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
+                window, order, state, pushed = s_win[i], s_order[i], s_state[i], s_pushed[i]
                 for t in range(start, end):
                     v = chunk[line, t]
                     raw = math.nan
@@ -147,11 +148,9 @@ def _round(
                         warm[warm_slot[i], warm_count[i]] = v
                         warm_count[i] += 1
                     elif period > 0:
-                        residual = _kernels.seasonal_step(
-                            v, ring, s_pushed[i], period, seasons, s_drift[i]
-                        )
+                        residual = _kernels.seasonal_step(v, ring, pushed, period, seasons, drift)
                         raw = _kernels.robust_z_step(
-                            residual, v, s_win[i], s_order[i], s_state[i], floor, basis
+                            residual, v, window, order, state, floor, basis
                         )
                     scratch[m, t - start] = raw
             elif kind == 2:
@@ -223,28 +222,21 @@ def _replay(
     floor, alpha, squash = fparams[0], fparams[1], fparams[2]
     basis, seasons = iparams[0], iparams[2]
     empty = np.zeros(0, np.float32)
+    raws = np.empty(warm.shape[1])
     for j in range(rows.shape[0]):
         i = rows[j]
         ring = pool[s_offset[i] : s_offset[i] + s_size[i]]
         means = cal_mean[mean_index, i] if mean_index >= 0 else empty
         values = warm[warm_slot[i]]
-        for t in range(values.shape[0]):
+        period, drift = s_period[i], s_drift[i]
+        window, order, state, pushed = s_win[i], s_order[i], s_state[i], s_pushed[i]
+        for t in range(values.shape[0]):  # the residuals' robust z, then their calibration
             v = values[t]
-            residual = _kernels.seasonal_step(
-                v, ring, s_pushed[i], s_period[i], seasons, s_drift[i]
-            )
-            raw = _kernels.robust_z_step(
-                residual, v, s_win[i], s_order[i], s_state[i], floor, basis
-            )
-            _kernels.rarity_step(
-                raw,
-                cal_state[member, i],
-                cal_point[member, i],
-                means,
-                cal_ring[member, i, :ring_width],
-                alpha,
-                squash,
-            )
+            residual = _kernels.seasonal_step(v, ring, pushed, period, seasons, drift)
+            raws[t] = _kernels.robust_z_step(residual, v, window, order, state, floor, basis)
+        states, points, rings = cal_state[member, i], cal_point[member, i], cal_ring[member, i]
+        for t in range(values.shape[0]):
+            _kernels.rarity_step(raws[t], states, points, means, rings[:ring_width], alpha, squash)
 
 
 class EnsembleFleet:
