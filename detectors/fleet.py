@@ -41,7 +41,8 @@ WARMING = -1
 WARM_BATCH = 4096
 
 
-@njit(cache=True, error_model="numpy")
+# nogil: a round of a large fleet runs in a thread beside the API's event loop.
+@njit(cache=True, error_model="numpy", nogil=True)
 def _round(
     rows: np.ndarray,
     lines: np.ndarray,
@@ -193,7 +194,7 @@ def _round(
             out[line, t] = score
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _replay(
     rows: np.ndarray,
     warm: np.ndarray,
