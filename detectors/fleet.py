@@ -14,9 +14,9 @@ stopped instead of warming the whole fleet up again.
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
@@ -605,11 +605,12 @@ class EnsembleFleet:
             "meta": meta or {},
         }
         arrays["header"] = np.array(json.dumps(header))
-        buffer = io.BytesIO()
         write: Callable[..., None] = np.savez  # (numpy's stub mistakes **arrays for flags)
-        write(buffer, **arrays)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(buffer.getvalue())
+        with tmp.open("wb") as file:  # streamed: a large fleet is not held twice in memory
+            write(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
         tmp.replace(path)
 
     @classmethod

@@ -10,7 +10,8 @@ signals and the last point each has seen), at most every `detection.snapshot_sec
 the scheduler stops. At start the saved rows are taken back for the signals whose detector,
 parameters, query and step have not changed: those resume after their last point instead of
 warming up on the whole history again. A file that cannot be read is logged and set aside
-(renamed `.unreadable`), never fatal: detection then warms up as on a first start.
+(renamed `.unreadable`), never fatal: detection then warms up as on a first start; a state
+that cannot be written (a full or read-only disk) is logged and detection carries on.
 """
 
 from __future__ import annotations
@@ -99,7 +100,13 @@ class SignalFleets:
         """Write every fleet with its signals (one file each, atomically)."""
         if self.directory is None or not self.fleets:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self._write(self.directory)
+        except OSError as exc:  # a full or read-only disk must not stop detection
+            log.warning("detector state not saved to %s: %s", self.directory, exc)
+
+    def _write(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         for key, fleet in self.fleets.items():
             signals = {
                 name: {
@@ -110,7 +117,7 @@ class SignalFleets:
                 for name, placed in self.placed.items()
                 if placed.fleet == key
             }
-            fleet.save(self.directory / f"fleet-{key}.npz", meta={"signals": signals})
+            fleet.save(directory / f"fleet-{key}.npz", meta={"signals": signals})
 
     def restore(self, wanted: dict[str, dict[str, Any]]) -> dict[str, Placed]:
         """Take back the saved rows of the signals in `wanted` (name -> identity) whose

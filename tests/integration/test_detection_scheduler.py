@@ -194,3 +194,23 @@ def test_a_fleet_warmed_on_dask_workers_is_the_fleet_warmed_here(dask_scorer):
     here.warm(_noisy_cycles(1, 3) + _noisy_cycles(2, 3))
     step = np.linspace(-1, 1, 6)
     assert np.array_equal(remote.update(step), here.update(step))
+
+
+def test_a_state_that_cannot_be_written_does_not_stop_detection(db, settings, tmp_path, caplog):
+    _store_cart_traffic(db)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the state folder should be")
+    config = load_settings(
+        database={"url": settings.database.url},
+        detection={
+            "history_seconds": 6 * 3600,
+            "signals": [{"name": "cart", "service": "cart", "query": "traces:cart:error_ratio"}],
+            "state_dir": str(blocked),
+        },
+    )
+    clock = [T0 + timedelta(minutes=100)]
+    scheduler = DetectionScheduler(config, db, clock=lambda: clock[0])
+    assert asyncio.run(scheduler.run_cycle()).points > 0
+    assert "detector state not saved" in caplog.text
+    clock[0] += timedelta(minutes=10)
+    assert asyncio.run(scheduler.run_cycle()).points == 10
