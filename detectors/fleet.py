@@ -39,6 +39,12 @@ KINDS = {"robust_zscore": 0, "seasonal": 1, "cusum": 2, "holt_winters": 3}
 WARMING = -1
 #: Rows warmed up per call (bounds the warm-up buffers held at once).
 WARM_BATCH = 4096
+#: The state the compiled loops take, grouped into tuples (names of `EnsembleFleet.state`).
+CALIBRATION = ("cal_state", "cal_point", "cal_mean", "cal_ring")
+ROBUST = ("r_ring", "r_order", "r_state")
+SEASONAL = ("s_win", "s_order", "s_state", "s_pushed", "s_period", "s_drift", "s_offset", "s_size")
+OTHERS = ("c_state", "h_state")  # CUSUM's and Holt's
+ENSEMBLE = ("recent", "nov_state", "rng", "last", "last_range")  # novelty, range, explanation
 
 
 # nogil: a round of a large fleet runs in a thread beside the API's event loop.
@@ -51,36 +57,14 @@ def _round(
     starts: np.ndarray,
     stops: np.ndarray,
     out: np.ndarray,
-    kinds: np.ndarray,
-    weights: np.ndarray,
-    mean_of: np.ndarray,
-    ring_widths: np.ndarray,
-    cal_state: np.ndarray,
-    cal_point: np.ndarray,
-    cal_mean: np.ndarray,
-    cal_ring: np.ndarray,
-    r_ring: np.ndarray,
-    r_order: np.ndarray,
-    r_state: np.ndarray,
-    s_win: np.ndarray,
-    s_order: np.ndarray,
-    s_state: np.ndarray,
-    s_pushed: np.ndarray,
-    s_period: np.ndarray,
-    s_drift: np.ndarray,
-    s_offset: np.ndarray,
-    s_size: np.ndarray,
+    config: tuple[np.ndarray, ...],
+    calibration: tuple[np.ndarray, ...],
+    robust: tuple[np.ndarray, ...],
+    seasonal: tuple[np.ndarray, ...],
     pool: np.ndarray,
-    warm: np.ndarray,
-    warm_slot: np.ndarray,
-    warm_count: np.ndarray,
-    c_state: np.ndarray,
-    h_state: np.ndarray,
-    recent: np.ndarray,
-    nov_state: np.ndarray,
-    rng: np.ndarray,
-    last: np.ndarray,
-    last_range: np.ndarray,
+    warming: tuple[np.ndarray, ...],
+    others: tuple[np.ndarray, ...],
+    ensemble: tuple[np.ndarray, ...],
     fparams: np.ndarray,
     iparams: np.ndarray,
 ) -> None:
@@ -93,6 +77,13 @@ def _round(
     cusum drift, cusum rate, holt alpha, holt beta]; iparams = [basis, combine (0 max,
     1 mean), seasons, warmup].
     """
+    kinds, weights, mean_of, ring_widths = config
+    cal_state, cal_point, cal_mean, cal_ring = calibration
+    r_ring, r_order, r_state = robust
+    s_win, s_order, s_state, s_pushed, s_period, s_drift, s_offset, s_size = seasonal
+    warm, warm_slot, warm_count = warming
+    c_state, h_state = others
+    recent, nov_state, rng, last, last_range = ensemble
     floor, alpha, squash, damping, tolerance = (
         fparams[0],
         fparams[1],
@@ -118,7 +109,7 @@ def _round(
         states, points, rings = cal_state[:, i], cal_point[:, i], cal_ring[:, i]
         means = cal_mean[:, i]
         # (A member that is not in the ensemble reads placeholders it never uses.)
-        robust = (r_ring[i], r_order[i], r_state[i]) if r_state.shape[0] else unused_window
+        robusts = (r_ring[i], r_order[i], r_state[i]) if r_state.shape[0] else unused_window
         cusums = c_state[i] if c_state.shape[0] else unused_state
         holts = h_state[i] if h_state.shape[0] else unused_state
         recents, novelties, ranges = recent[i], nov_state[i], rng[i]
@@ -136,7 +127,7 @@ def _round(
                 for t in range(start, end):
                     v = chunk[line, t]
                     scratch[m, t - start] = _kernels.robust_z_step(
-                        v, v, robust[0], robust[1], robust[2], floor, basis
+                        v, v, robusts[0], robusts[1], robusts[2], floor, basis
                     )
             elif kind == 1:
                 period, drift = s_period[i], s_drift[i]
@@ -202,24 +193,16 @@ def _replay(
     member: int,
     mean_index: int,
     ring_width: int,
-    cal_state: np.ndarray,
-    cal_point: np.ndarray,
-    cal_mean: np.ndarray,
-    cal_ring: np.ndarray,
-    s_win: np.ndarray,
-    s_order: np.ndarray,
-    s_state: np.ndarray,
-    s_pushed: np.ndarray,
-    s_period: np.ndarray,
-    s_drift: np.ndarray,
-    s_offset: np.ndarray,
-    s_size: np.ndarray,
+    calibration: tuple[np.ndarray, ...],
+    seasonal: tuple[np.ndarray, ...],
     pool: np.ndarray,
     fparams: np.ndarray,
     iparams: np.ndarray,
 ) -> None:
     """The seasonal member's warm-up, replayed through its residual and calibration once its
     cycle is chosen (what `SeasonalDetector._choose_period` does for one series)."""
+    cal_state, cal_point, cal_mean, cal_ring = calibration
+    s_win, s_order, s_state, s_pushed, s_period, s_drift, s_offset, s_size = seasonal
     floor, alpha, squash = fparams[0], fparams[1], fparams[2]
     basis, seasons = iparams[0], iparams[2]
     empty = np.zeros(0, np.float32)
@@ -429,39 +412,20 @@ class EnsembleFleet:
             starts,
             stops,
             out,
-            self.kinds,
-            self.weights,
-            self.mean_of,
-            self.ring_widths,
-            s["cal_state"],
-            s["cal_point"],
-            s["cal_mean"],
-            s["cal_ring"],
-            s["r_ring"],
-            s["r_order"],
-            s["r_state"],
-            s["s_win"],
-            s["s_order"],
-            s["s_state"],
-            s["s_pushed"],
-            s["s_period"],
-            s["s_drift"],
-            s["s_offset"],
-            s["s_size"],
+            (self.kinds, self.weights, self.mean_of, self.ring_widths),
+            self._group(CALIBRATION),
+            self._group(ROBUST),
+            self._group(SEASONAL),
             self.pool,
-            self.warm_buffer,
-            s["warm_slot"],
-            s["warm_count"],
-            s["c_state"],
-            s["h_state"],
-            s["recent"],
-            s["nov_state"],
-            s["rng"],
-            s["last"],
-            s["last_range"],
+            (self.warm_buffer, s["warm_slot"], s["warm_count"]),
+            self._group(OTHERS),
+            self._group(ENSEMBLE),
             self.fparams,
             self.iparams,
         )
+
+    def _group(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(self.state[name] for name in names)
 
     # -- the seasonal member's warm-up --------------------------------------------------------
     def _give_warm_slots(self, rows: np.ndarray) -> None:
@@ -504,18 +468,8 @@ class EnsembleFleet:
                 member,
                 int(self.mean_of[member]),
                 int(self.ring_widths[member]),
-                s["cal_state"],
-                s["cal_point"],
-                s["cal_mean"],
-                s["cal_ring"],
-                s["s_win"],
-                s["s_order"],
-                s["s_state"],
-                s["s_pushed"],
-                s["s_period"],
-                s["s_drift"],
-                s["s_offset"],
-                s["s_size"],
+                self._group(CALIBRATION),
+                self._group(SEASONAL),
                 self.pool,
                 self.fparams,
                 self.iparams,
