@@ -315,7 +315,7 @@ class EnsembleFleet:
             "warm_count": np.zeros(rows, np.int64),
             "c_state": some(2, 5),
             "h_state": some(3, 4),
-            "recent": np.zeros((rows, self.template_novelty), np.float32),
+            "recent": np.zeros((rows, self.novelty_window), np.float32),
             "nov_state": np.zeros((rows, 4)),
             "rng": np.zeros((rows, 3)),
             "last": np.zeros((rows, members), np.float32),
@@ -323,7 +323,7 @@ class EnsembleFleet:
         }
 
     @property
-    def template_novelty(self) -> int:
+    def novelty_window(self) -> int:
         return max(int(self.params["novelty_window"]), 1)
 
     def _allocate(self, rows: int) -> None:
@@ -331,7 +331,11 @@ class EnsembleFleet:
         if not self.state:
             self.state = fresh
             return
-        for name, array in fresh.items():
+        self._append(fresh)
+
+    def _append(self, rows: dict[str, np.ndarray]) -> None:
+        """Rows after the present ones (the per-member arrays keep members first)."""
+        for name, array in rows.items():
             axis = 1 if array.ndim == 3 else 0
             self.state[name] = np.concatenate([self.state[name], array], axis=axis)
 
@@ -360,6 +364,8 @@ class EnsembleFleet:
             raise InvalidInputError(
                 f"rows must be in [0, {self.n}), got {picked.min()}..{picked.max()}"
             )
+        if len(np.unique(picked)) != len(picked):
+            raise InvalidInputError("rows must be distinct: one row of values per series")
         lengths = np.full(len(picked), chunk.shape[1], np.int64)
         out = self._score(picked, chunk, lengths)
         return out[:, 0] if single else out
@@ -532,9 +538,7 @@ class EnsembleFleet:
             slots = state["warm_slot"]
             state["warm_slot"] = np.where(slots >= 0, slots + warm_at, -1)
             whole.free_slots.extend(slot + warm_at for slot in part.free_slots)
-            for name, array in state.items():
-                axis = 1 if array.ndim == 3 else 0
-                whole.state[name] = np.concatenate([whole.state[name], array], axis=axis)
+            whole._append(state)
             pools.append(part.pool[: part.pool_used])
             warms.append(part.warm_buffer)
             pool_at += part.pool_used

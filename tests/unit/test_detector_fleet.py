@@ -112,6 +112,8 @@ def test_bad_rows_and_bad_files_are_named(tmp_path):
     fleet.warm([np.arange(50.0)])
     with pytest.raises(InvalidInputError, match=r"rows must be in \[0, 1\), got 3"):
         fleet.update(np.array([1.0]), np.array([3]))
+    with pytest.raises(InvalidInputError, match="rows must be distinct"):
+        fleet.update(np.array([1.0, 2.0]), np.array([0, 0]))
     with pytest.raises(InvalidInputError, match="2 rows of values for 1 series"):
         fleet.update(np.array([1.0, 2.0]))
     with pytest.raises(InvalidInputError, match="floor_basis must be one of"):
