@@ -233,6 +233,9 @@ class EnsembleFleet:
     def __init__(self, **params: Any) -> None:
         template = EnsembleDetector(**params).fit([])  # validates, and gives the members
         self.params = template.get_params()
+        unknown = [m for m in template.members if m not in KINDS]
+        if unknown:  # an ensemble member the compiled loop does not know yet
+            raise InvalidInputError(f"the fleet cannot run member {unknown[0]!r} yet")
         self.kinds = np.array([KINDS[m] for m in template.members], np.int64)
         self.members = template.members
         weights = template.weights or (1.0,) * len(template.members)
