@@ -28,7 +28,8 @@ RARE_WARMUP = 20
 # Surprises u = z / (z + squash) in [0, 1) are counted in this many equal bins.
 RARE_BINS = 100
 # The faded counts are stored multiplied by a growing factor (so fading costs nothing per
-# point) and brought back to scale when the factor passes this.
+# point) and brought back to scale when the factor passes this (derived: a count of at most
+# 1 / alpha times 1e6 stays far inside float32's range and its 24-bit precision).
 RARE_RESCALE = 1e6
 # The range breakout needs this many values before the range means anything.
 RANGE_WARMUP = 100
