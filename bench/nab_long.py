@@ -28,7 +28,7 @@ import pandas as pd
 from controlplane.detection.offline import DetectJob, nab_jobs, run_jobs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nab_loco import PROFILES, load_scorer, score  # noqa: E402
+from nab_loco import PROFILES, load_scorer, score
 
 POINTS, DAY, FILES = 15_000, 288, 24
 START = pd.Timestamp("2026-01-01")
