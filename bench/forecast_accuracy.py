@@ -5,7 +5,9 @@ grid), the last ORIGINS cuts, one day of steps apart, are each forecast one day 
 history before the cut. Scores use only slots that held a measured value (gaps filled by the
 grid are not scored). MASE is scaled by the in-sample seasonal-naive error with a one-day
 season, as in M4. Per model: the median over series of the mean MASE over origins, the mean
-sMAPE, and the share of actual points inside the 80% and 95% intervals.
+sMAPE, and the share of actual points inside the 80% and 95% intervals; and each series' MASE
+over seasonal naive's (run with `seasonal_naive` among the models): their geometric mean and
+the worst, which a median hides.
 
     .venv/bin/python bench/forecast_accuracy.py [--data ../shared/datasets/nab] [--models ...]
 """
@@ -101,19 +103,27 @@ def report(scores: list[Score], models: list[str], files: int) -> None:
         "model",
         "median MASE",
         "mean MASE",
+        "/ naive: geo. mean",
+        "worst",
         "sMAPE %",
         "cover 80",
         "cover 95",
         "s / forecast",
     ):
         table.add_column(column, justify="right")
+    naive = {s.series: s.mase for s in scores if s.model == "seasonal_naive"}
     for model in models:
         rows = [s for s in scores if s.model == model]
         points = sum(s.points for s in rows)
+        # Each series' MASE over seasonal naive's on the same origins (a median hides the
+        # series where a model blows up; the geometric mean and the worst do not).
+        ratios = np.array([s.mase / naive[s.series] for s in rows if naive.get(s.series)])
         table.add_row(
             model,
             f"{np.median([s.mase for s in rows]):.3f}",
             f"{np.mean([s.mase for s in rows]):.3f}",
+            f"{np.exp(np.log(ratios).mean()):.3f}" if len(ratios) else "-",
+            f"{ratios.max():.2f}" if len(ratios) else "-",
             f"{np.mean([s.smape for s in rows]):.1f}",
             f"{100 * sum(s.inside[80] for s in rows) / points:.1f}",
             f"{100 * sum(s.inside[95] for s in rows) / points:.1f}",

@@ -186,3 +186,21 @@ def test_any_series_gives_ordered_finite_bands(
     series = hourly(array)
     forecast = forecasters.make(name).fit(series).predict(horizon)
     assert_well_formed(forecast, horizon, series.timestamps[-1])
+
+
+def test_auto_can_serve_the_median_of_its_candidates() -> None:
+    """combine="median": every candidate that fitted is fitted on the whole history, the
+    median of their forecasts is served, and its bands and backtest are the median's own."""
+    series = hourly(daily_load(days=30, seed=4))
+    combined = forecasters.make("auto", combine="median").fit(series, horizon=24)
+    forecast = combined.predict(24)
+    names = ("seasonal_naive", "seasonal_profile", "ets", "mstl")
+    members = [forecasters.make(name).fit(series, horizon=24).predict(24) for name in names]
+    assert forecast.model == "median(" + "+".join(names) + ")"
+    np.testing.assert_allclose(forecast.mean, np.median([m.mean for m in members], axis=0))
+    assert forecast.backtest is not None
+    assert forecast.backtest.mase != members[0].backtest.mase  # the median's, not a member's
+    assert (forecast.lo(95) <= forecast.lo(80)).all()
+    assert (forecast.hi(80) <= forecast.hi(95)).all()
+    with pytest.raises(InvalidInputError, match="combine must be one of"):
+        forecasters.make("auto", combine="mean").fit(series)
