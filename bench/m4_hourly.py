@@ -15,7 +15,6 @@ means: the geometric mean of each series' MASE over seasonal naive's, and the wo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _options import parameter
 from rich.progress import Progress
 
 import forecasters
@@ -61,15 +61,6 @@ def forecast(job: tuple[str, np.ndarray, str, dict[str, Any]]) -> pd.DataFrame:
             "model": result.model,
         }
     )
-
-
-def parameter(text: str) -> tuple[str, Any]:
-    """`name=value`, the value read as JSON when it is JSON (numbers, lists), else text."""
-    name, _, value = text.partition("=")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def per_series(train: dict[str, np.ndarray], test: dict[str, np.ndarray], f: pd.DataFrame):

@@ -28,6 +28,7 @@ import pandas as pd
 from controlplane.detection.offline import DetectJob, nab_jobs, run_jobs
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _options import parameter
 from nab_loco import PROFILES, load_scorer, score
 
 POINTS, DAY, FILES = 15_000, 288, 24
@@ -78,14 +79,6 @@ def generate(root: Path, seed: int = 2026) -> None:
         frame.round(4).to_csv(root / "data" / name, index=False)
         windows[name] = spans
     (root / "labels" / "combined_windows.json").write_text(json.dumps(windows, indent=1))
-
-
-def parameter(text: str) -> tuple[str, object]:
-    name, _, value = text.partition("=")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def main() -> None:

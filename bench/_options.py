@@ -1,0 +1,15 @@
+"""What the bench scripts share on their command lines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def parameter(text: str) -> tuple[str, Any]:
+    """`--set name=value`: the value read as JSON when it is JSON (numbers, lists), else text."""
+    name, _, value = text.partition("=")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
