@@ -20,7 +20,7 @@ import pandas as pd
 from controlplane.domain.errors import InvalidInputError
 from controlplane.domain.series import MetricSeries
 from forecasters._grid import mase_scale
-from forecasters.base import LEVELS, Backtest, BaseForecaster, Forecast, as_series, smape
+from forecasters.base import LEVELS, ORIGINS, Backtest, BaseForecaster, Forecast, as_series, smape
 from forecasters.models import MODELS
 
 DEFAULT_CANDIDATES = ("seasonal_naive", "seasonal_profile", "ets", "mstl")
@@ -36,7 +36,7 @@ class AutoForecaster(BaseForecaster):
         self,
         *,
         candidates: Sequence[str] = DEFAULT_CANDIDATES,
-        origins: int = 3,
+        origins: int = ORIGINS,
         periods: list[int] | None = None,
         combine: str = "best",
     ) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasters.base import BaseForecaster
+from forecasters.base import ORIGINS, BaseForecaster
 
 
 class ExponentialSmoothingForecaster(BaseForecaster):
@@ -19,7 +19,7 @@ class ExponentialSmoothingForecaster(BaseForecaster):
     min_points = 10
 
     def __init__(
-        self, *, damped: bool = True, origins: int = 3, periods: list[int] | None = None
+        self, *, damped: bool = True, origins: int = ORIGINS, periods: list[int] | None = None
     ) -> None:
         super().__init__(origins=origins, periods=periods)
         self.damped = damped

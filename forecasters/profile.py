@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasters.base import BaseForecaster
+from forecasters.base import ORIGINS, BaseForecaster
 
 
 class SeasonalProfile(BaseForecaster):
     name = "seasonal_profile"
 
     def __init__(
-        self, *, seasons: int = 7, origins: int = 3, periods: list[int] | None = None
+        self, *, seasons: int = 7, origins: int = ORIGINS, periods: list[int] | None = None
     ) -> None:
         super().__init__(origins=origins, periods=periods)
         self.seasons = seasons

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import forecasters
 from controlplane.domain.errors import InvalidInputError, NotFittedError
 from controlplane.domain.series import MetricSeries
-from forecasters.base import Forecast
+from forecasters.base import ORIGINS, Forecast
 
 ALL = sorted(forecasters.REGISTRY)
 #: Prophet costs ~0.2 s per fit; the slow Hypothesis property skips it (the rest covers it).
@@ -64,7 +64,7 @@ def test_forecast_shape_order_and_future_timestamps(name: str) -> None:
     assert_well_formed(forecast, 48, series.timestamps[-1])
     assert forecast.fallback is None, forecast.fallback
     assert forecast.backtest is not None
-    assert forecast.backtest.origins == 3
+    assert forecast.backtest.origins == ORIGINS
     assert forecast.backtest.horizon == 24
 
 
