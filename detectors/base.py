@@ -46,7 +46,8 @@ def as_values(X: Any, *, columns: int | None = 1) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-#: What a scale floor is a fraction of: the series' typical level, or the range it has shown.
+#: What a scale floor is a fraction of: the series' typical level, the range it has shown, or
+#: how far its long-run mean sits above its lowest value (see `_kernels.robust_z_step`).
 BASES = ("level", "range", "above_low")
 
 

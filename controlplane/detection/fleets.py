@@ -70,8 +70,9 @@ class SignalFleets:
         placed = self.placed.get(signal.name)
         if placed is None:
             key = digest(EnsembleDetector(**params).get_params())
-            fleet = self.fleets.get(key) or self.fleets.setdefault(key, EnsembleFleet(**params))
-            placed = Placed(key, int(fleet.add(1)[0]))
+            if key not in self.fleets:
+                self.fleets[key] = EnsembleFleet(**params)
+            placed = Placed(key, int(self.fleets[key].add(1)[0]))
             self.placed[signal.name] = placed
             self.identities[signal.name] = identity(signal, params)
         return placed

@@ -147,12 +147,11 @@ class DetectionScheduler:
     def save_state(self, now: datetime | None = None) -> None:
         """Save the detector state (when `snapshot_seconds` passed since the last save, or
         now when `now` is None: at stop)."""
-        due = self.saved_at is None or now is None
-        if not due and now is not None and self.saved_at is not None:
-            due = (now - self.saved_at).total_seconds() >= self.config.snapshot_seconds
-        if due:
-            self.fleets.save()
-            self.saved_at = now or self.clock()
+        since = None if now is None or self.saved_at is None else now - self.saved_at
+        if since is not None and since.total_seconds() < self.config.snapshot_seconds:
+            return
+        self.fleets.save()
+        self.saved_at = now or self.clock()
 
     # -- the loop ---------------------------------------------------------------------------
     async def run_forever(self, stop: asyncio.Event) -> None:

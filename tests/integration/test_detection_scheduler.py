@@ -139,6 +139,12 @@ def test_a_restart_resumes_from_the_saved_state_instead_of_warming_up_again(db, 
     steady, first = scheduler("steady", clock), scheduler("restarted", clock)
     asyncio.run(steady.run_cycle())
     warm_up = asyncio.run(first.run_cycle())
+    (saved,) = (tmp_path / "restarted").glob("fleet-*.npz")  # a cycle saves (the first one)
+    written = saved.stat().st_mtime_ns
+    clock[0] += timedelta(minutes=1)
+    asyncio.run(first.run_cycle())
+    asyncio.run(steady.run_cycle())
+    assert saved.stat().st_mtime_ns == written  # not again within snapshot_seconds
     first.save_state()  # what run_forever does when it stops
 
     clock[0] = T0 + timedelta(minutes=FAULT.stop + 2)  # the fault is still current
