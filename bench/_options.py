@@ -13,3 +13,10 @@ def parameter(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     except json.JSONDecodeError:
         return name, value
+
+
+def model_spec(text: str) -> tuple[str, dict[str, Any]]:
+    """`auto` or `auto:top=1;guard=false`: a model name and its parameters (`;` between them,
+    values as in `parameter`)."""
+    name, _, rest = text.partition(":")
+    return name, dict(parameter(item) for item in rest.split(";") if item)

@@ -10,6 +10,8 @@ over seasonal naive's (run with `seasonal_naive` among the models): their geomet
 the worst, which a median hides.
 
     .venv/bin/python bench/forecast_accuracy.py [--data ../shared/datasets/nab] [--models ...]
+
+A model is a registry name, with parameters after a colon: `auto:top=1;guard=false`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _options import model_spec
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -58,7 +61,8 @@ def evaluate(path: Path, model: str, origins: int = ORIGINS) -> Score:
     for k in range(origins, 0, -1):
         cut = n - k * day
         history = MetricSeries(path.stem, stamps[:cut], grid.values[:cut])
-        forecast = forecasters.make(model).fit(history, horizon=day).predict(day)
+        name, params = model_spec(model)
+        forecast = forecasters.make(name, **params).fit(history, horizon=day).predict(day)
         measured = grid.measured[cut : cut + day]
         actual = grid.values[cut : cut + day][measured]
         mean = forecast.mean[measured]
@@ -119,7 +123,7 @@ def report(scores: list[Score], models: list[str], files: int) -> None:
         # series where a model blows up; the geometric mean and the worst do not).
         ratios = np.array([s.mase / naive[s.series] for s in rows if naive.get(s.series)])
         table.add_row(
-            model,
+            model if len(models) < 2 or len(model) <= 24 else f"#{models.index(model) + 1}",
             f"{np.median([s.mase for s in rows]):.3f}",
             f"{np.mean([s.mase for s in rows]):.3f}",
             f"{np.exp(np.log(ratios).mean()):.3f}" if len(ratios) else "-",
@@ -130,6 +134,9 @@ def report(scores: list[Score], models: list[str], files: int) -> None:
             f"{sum(s.seconds for s in rows) / (len(rows) * ORIGINS):.3f}",
         )
     Console().print(table)
+    for number, model in enumerate(models, 1):
+        if len(model) > 24:
+            print(f"#{number}: {model}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ ORIGINS = 5
 BLOW_UP_RANGES = 10.0
 #: Leads pooled around each lead when taking error quantiles (fraction of the horizon).
 POOL_FRACTION = 0.125
+#: Seasons a model can repeat, in days.
+SEASONS = {"day": 1, "week": 7}
 
 
 class ModelFailedError(InvalidInputError):
@@ -46,19 +48,31 @@ class ModelFailedError(InvalidInputError):
 
 @dataclass(frozen=True)
 class Backtest:
-    """Rolling-origin accuracy of a model on the series' own history."""
+    """Rolling-origin accuracy of a model on the series' own history, beside seasonal naive's
+    on the same origins, and how often its bands held the backtest's values (each origin
+    judged by bands calibrated on the other origins: cross-conformal, so not in-sample)."""
 
     mase: float
     smape: float
     origins: int
     horizon: int
+    naive_mase: float
+    coverage: dict[int, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float | int]:
+    @property
+    def relative(self) -> float:
+        """MASE over seasonal naive's on the same origins (< 1: better than naive)."""
+        return self.mase / self.naive_mase if self.naive_mase > 0 else math.inf
+
+    def as_dict(self) -> dict[str, Any]:
         return {
             "mase": round(self.mase, 4),
             "smape": round(self.smape, 3),
             "origins": self.origins,
             "horizon": self.horizon,
+            "naive_mase": round(self.naive_mase, 4),
+            "relative_mase": round(self.relative, 4) if math.isfinite(self.relative) else None,
+            "coverage": {str(level): round(share, 4) for level, share in self.coverage.items()},
         }
 
 
@@ -75,6 +89,9 @@ class Forecast:
     backtest: Backtest | None = None
     fallback: str | None = None
     candidates: dict[str, float] = field(default_factory=dict)
+    #: The blended models and their weights (`auto`), and why seasonal naive was served.
+    weights: dict[str, float] = field(default_factory=dict)
+    guard: str | None = None
 
     def __len__(self) -> int:
         return len(self.mean)
@@ -100,7 +117,9 @@ class Forecast:
             "periods": list(self.periods),
             "backtest": self.backtest.as_dict() if self.backtest else None,
             "fallback": self.fallback,
+            "guard": self.guard,
             "candidates": {k: round(v, 4) for k, v in self.candidates.items()},
+            "weights": {k: round(v, 4) for k, v in self.weights.items()},
         }
 
 
@@ -134,9 +153,12 @@ class BaseForecaster(ABC):
     #: Grid points a model needs to fit at all (fewer: seasonal naive takes over).
     min_points: ClassVar[int] = 2
 
-    def __init__(self, *, origins: int = ORIGINS, periods: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, *, origins: int = ORIGINS, periods: Sequence[int] | None = None, log: bool = False
+    ) -> None:
         self.origins = origins
         self.periods = periods
+        self.log = log
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
@@ -157,6 +179,9 @@ class BaseForecaster(ABC):
         """Validate the series onto its grid and detect its seasons (the first step of fit)."""
         if self.origins < 0:
             raise InvalidInputError(f"origins must be >= 0, got {self.origins!r}")
+        season = getattr(self, "season", "day")
+        if season not in SEASONS:
+            raise InvalidInputError(f"season must be one of {sorted(SEASONS)}, got {season!r}")
         grid = regularize(as_series(series))
         self.grid_ = grid
         self.periods_ = self._periods(grid)
@@ -195,7 +220,7 @@ class BaseForecaster(ABC):
         if self.fallback_ is not None:
             return self._fallback_forecast(horizon, chosen)
         try:
-            mean = self._checked(self._predict(horizon), self.grid_.values)
+            mean = self._checked(self._point(horizon), self.grid_.values)
         except ModelFailedError as exc:
             self._fall_back(str(exc))
             return self._fallback_forecast(horizon, chosen)
@@ -213,6 +238,15 @@ class BaseForecaster(ABC):
     def _min_points(self) -> int:
         return self.min_points
 
+    def _period(self, season: str, points: int, seasons: int = 2) -> int:
+        """Steps in one `season` ("day" or "week") when `points` hold `seasons` of them; a
+        shorter history falls back to the daily season, then to none (1)."""
+        daily = self.season_
+        period = SEASONS[season] * daily if daily > 1 else 1
+        if period > daily and points >= seasons * period:
+            return period
+        return daily if daily > 1 and points >= seasons * daily else 1
+
     # -- machinery ------------------------------------------------------------------------
     def _periods(self, grid: Grid) -> list[int]:
         if self.periods is None:
@@ -228,12 +262,22 @@ class BaseForecaster(ABC):
                 f"{self.name} needs {self._min_points()} points, the history has {len(values)}"
             )
         try:
+            # On the log scale (positive series only), a season and trend multiply the level.
+            self.logged_ = bool(self.log and values.min() > 0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with np.errstate(all="ignore"):
-                    self._fit(values)
+                    self._fit(np.log(values) if self.logged_ else values)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError) as exc:
             raise ModelFailedError(f"{self.name} failed to fit: {exc}") from exc
+
+    def _point(self, horizon: int) -> np.ndarray:
+        """The model's point forecast on the series' own scale."""
+        mean = np.asarray(self._predict(horizon), dtype=np.float64)
+        if self.logged_:
+            with np.errstate(over="ignore"):
+                return np.exp(np.minimum(mean, 700.0))  # 700: exp stays finite, then refused
+        return mean
 
     def _checked(self, mean: np.ndarray, history: np.ndarray) -> np.ndarray:
         """Refuse non-finite or absurd forecasts (the numerical blow-up guard)."""
@@ -252,20 +296,15 @@ class BaseForecaster(ABC):
         if not cuts:
             return None, None
         values = grid.values
-        errors, mases, smapes = [], [], []
+        errors = []
         for cut in cuts:
             self._fit_checked(values[:cut])
-            mean = self._checked(self._predict(h), values[:cut])
+            mean = self._checked(self._point(h), values[:cut])
             if self.nonnegative_:
                 mean = np.maximum(mean, 0.0)
-            actual = values[cut : cut + h]
-            error = actual - mean
-            errors.append(error)
-            mases.append(float(np.abs(error).mean()) / mase_scale(values[:cut], self.season_))
-            smapes.append(smape(actual, mean))
-        return np.vstack(errors), Backtest(
-            float(np.mean(mases)), float(np.mean(smapes)), len(cuts), h
-        )
+            errors.append(values[cut : cut + h] - mean)
+        stacked = np.vstack(errors)
+        return stacked, summarize(values, stacked, self.season_)
 
     def _forecast(self, mean: np.ndarray, horizon: int, levels: tuple[int, ...]) -> Forecast:
         widths = self._widths(horizon, levels)
@@ -293,20 +332,15 @@ class BaseForecaster(ABC):
         leads = np.arange(1, horizon + 1)
         if self.errors_ is not None:
             backtested = self.errors_.shape[1]
-            pooled = np.abs(_pool_leads(self.errors_))
             index = np.minimum(leads, backtested) - 1
             growth = np.sqrt(np.maximum(leads / backtested, 1.0))
-        else:  # too short to backtest: seasonal differences, widened once per season ahead
-            lag = self.season_ if len(self.grid_.values) > self.season_ else 1
-            pooled = np.abs(self.grid_.values[lag:] - self.grid_.values[:-lag])[None, :]
-            index = np.zeros(horizon, dtype=np.int64)
-            growth = np.sqrt(np.ceil(leads / lag))
-        widths = {}
-        for level in levels:
-            # Split-conformal: the ceil((n + 1) * level)-th smallest of n absolute errors.
-            rank = min(1.0, level / 100 * (1 + 1 / pooled.shape[1]))
-            widths[level] = np.quantile(pooled, rank, axis=1, method="higher")[index] * growth
-        return widths
+            widths = conformal_widths(self.errors_, levels)
+            return {level: widths[level][index] * growth for level in levels}
+        # Too short to backtest: seasonal differences, widened once per season ahead.
+        lag = self.season_ if len(self.grid_.values) > self.season_ else 1
+        pooled = np.abs(self.grid_.values[lag:] - self.grid_.values[:-lag])
+        growth = np.sqrt(np.ceil(leads / lag))
+        return {level: _conformal(pooled[None, :], level)[0] * growth for level in levels}
 
     def _fall_back(self, reason: str) -> None:
         self.fallback_ = reason
@@ -323,13 +357,25 @@ class BaseForecaster(ABC):
 
 class SeasonalNaive(BaseForecaster):
     """Repeats the last season (one day of steps when two days of history exist, else the
-    last value). Always available: it needs two points and cannot blow up. The baseline, and
-    the fallback of every model (so it lives beside the contract)."""
+    last value; `season="week"`: the last week when two weeks exist). Always available: it
+    needs two points and cannot blow up. The baseline, and the fallback of every model (so it
+    lives beside the contract)."""
 
     name = "seasonal_naive"
 
+    def __init__(
+        self,
+        *,
+        season: str = "day",
+        origins: int = ORIGINS,
+        periods: Sequence[int] | None = None,
+        log: bool = False,
+    ) -> None:
+        super().__init__(origins=origins, periods=periods, log=log)
+        self.season = season
+
     def _fit(self, values: np.ndarray) -> None:
-        self.lag_ = self.season_ if len(values) >= self.season_ else 1
+        self.lag_ = self._period(self.season, len(values), seasons=2)
         self.last_ = values[-self.lag_ :].copy()
 
     def _predict(self, horizon: int) -> np.ndarray:
@@ -346,6 +392,55 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
         where=denominator > 0,
     )
     return float(100 * ratio.mean())
+
+
+def summarize(values: np.ndarray, errors: np.ndarray, season: int) -> Backtest:
+    """The backtest record of signed `errors` (origins x horizon) made at the last origins of
+    `values`, one horizon apart: MASE, sMAPE, seasonal naive's MASE on the same cuts, and the
+    cross-conformal coverage of the bands."""
+    origins, h = errors.shape
+    mases, naive_mases, smapes = [], [], []
+    for k, error in enumerate(errors):
+        cut = len(values) - (origins - k) * h
+        history, actual = values[:cut], values[cut : cut + h]
+        scale = mase_scale(history, season)
+        lag = season if len(history) >= season else 1
+        naive = np.resize(history[-lag:], h)
+        mases.append(float(np.abs(error).mean()) / scale)
+        naive_mases.append(float(np.abs(actual - naive).mean()) / scale)
+        smapes.append(smape(actual, actual - error))
+    return Backtest(
+        mase=float(np.mean(mases)),
+        smape=float(np.mean(smapes)),
+        origins=origins,
+        horizon=h,
+        naive_mase=float(np.mean(naive_mases)),
+        coverage=cross_coverage(errors, LEVELS),
+    )
+
+
+def conformal_widths(errors: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray]:
+    """Each lead's split-conformal half-width at each level, from signed backtest errors."""
+    pooled = np.abs(_pool_leads(errors))
+    return {level: _conformal(pooled, level) for level in levels}
+
+
+def cross_coverage(errors: np.ndarray, levels: Sequence[int]) -> dict[int, float]:
+    """Share of backtest errors inside the bands calibrated on the other origins."""
+    if len(errors) < 2:
+        return {}
+    inside = {level: 0 for level in levels}
+    for k in range(len(errors)):
+        widths = conformal_widths(np.delete(errors, k, axis=0), levels)
+        for level in levels:
+            inside[level] += int((np.abs(errors[k]) <= widths[level]).sum())
+    return {level: inside[level] / errors.size for level in levels}
+
+
+def _conformal(pooled: np.ndarray, level: int) -> np.ndarray:
+    """Split-conformal: the ceil((n + 1) * level)-th smallest of n absolute errors (per row)."""
+    rank = min(1.0, level / 100 * (1 + 1 / pooled.shape[1]))
+    return np.asarray(np.quantile(pooled, rank, axis=1, method="higher"), dtype=np.float64)
 
 
 def _pool_leads(errors: np.ndarray) -> np.ndarray:

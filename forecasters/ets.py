@@ -19,9 +19,14 @@ class ExponentialSmoothingForecaster(BaseForecaster):
     min_points = 10
 
     def __init__(
-        self, *, damped: bool = True, origins: int = ORIGINS, periods: list[int] | None = None
+        self,
+        *,
+        damped: bool = True,
+        origins: int = ORIGINS,
+        periods: list[int] | None = None,
+        log: bool = False,
     ) -> None:
-        super().__init__(origins=origins, periods=periods)
+        super().__init__(origins=origins, periods=periods, log=log)
         self.damped = damped
 
     def _fit(self, values: np.ndarray) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from forecasters.base import BaseForecaster, SeasonalNaive
 from forecasters.ets import ExponentialSmoothingForecaster
+from forecasters.holt_winters import HoltWinters
 from forecasters.mstl import MstlForecaster
 from forecasters.profile import SeasonalProfile
 from forecasters.prophet_model import ProphetForecaster
@@ -16,6 +17,7 @@ MODELS: dict[str, type[BaseForecaster]] = {
     for cls in (
         SeasonalNaive,
         SeasonalProfile,
+        HoltWinters,
         ExponentialSmoothingForecaster,
         MstlForecaster,
         ProphetForecaster,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import forecasters
 from controlplane.domain.errors import InvalidInputError, NotFittedError
 from controlplane.domain.series import MetricSeries
+from forecasters.auto import DEFAULT_CANDIDATES, TOP, label
 from forecasters.base import ORIGINS, Forecast
 
 ALL = sorted(forecasters.REGISTRY)
@@ -149,13 +150,106 @@ def test_blow_up_falls_back_to_seasonal_naive() -> None:
     assert forecast.mean.max() < 200
 
 
-def test_auto_records_the_winner_and_every_candidate() -> None:
-    forecast = forecasters.make("auto").fit(hourly(daily_load()), horizon=24).predict(24)
-    assert set(forecast.candidates) == {"seasonal_naive", "seasonal_profile", "ets", "mstl"}
-    assert forecast.model in forecast.candidates
+def test_auto_blends_its_best_candidates_by_their_backtest() -> None:
+    """The served mean is the weighted sum of the top candidates' own forecasts, the weights
+    sum to 1 and favour the lower recent error, and the blend carries its own backtest."""
+    series = hourly(daily_load(days=30, seed=4))
+    auto = forecasters.make("auto").fit(series, horizon=24)
+    forecast = auto.predict(24)
+    assert set(forecast.candidates) == {label(c) for c in DEFAULT_CANDIDATES}
+    assert forecast.model == "blend"
+    assert forecast.guard is None
+    assert len(forecast.weights) == TOP
+    assert sum(forecast.weights.values()) == pytest.approx(1.0)
+    ranked = sorted(forecast.weights, key=lambda k: auto.recent_[k])
+    assert [forecast.weights[k] for k in ranked] == sorted(forecast.weights.values())[::-1]
+    by_label = {label(c): c for c in DEFAULT_CANDIDATES}
+    expected = np.zeros(24)
+    for key, weight in forecast.weights.items():
+        spec = by_label[key]
+        name, params = (spec, {}) if isinstance(spec, str) else (spec["model"], dict(spec))
+        params.pop("model", None)
+        member = forecasters.make(name, **params).fit(series, horizon=24).predict(24)
+        expected += weight * member.mean
+    np.testing.assert_allclose(forecast.mean, np.maximum(expected, 0.0))
     assert forecast.backtest is not None
-    assert forecast.candidates[forecast.model] == min(forecast.candidates.values())
+    assert forecast.backtest.relative < 1.0
     assert forecast.summary()["backtest"]["mase"] == round(forecast.backtest.mase, 4)
+    assert forecast.summary()["weights"] == {k: round(v, 4) for k, v in forecast.weights.items()}
+
+
+def test_auto_serves_seasonal_naive_where_nothing_beats_it_and_says_so() -> None:
+    """A series that repeats itself exactly: any model is noise around naive's exact line."""
+    day = np.round(50 + 20 * np.sin(2 * np.pi * np.arange(24) / 24) + 7 * np.cos(np.arange(24)))
+    series = hourly(np.tile(day, 21))
+    forecast = forecasters.make("auto").fit(series, horizon=24).predict(24)
+    assert forecast.model == "seasonal_naive"
+    assert forecast.guard is not None
+    assert "seasonal naive served" in forecast.guard
+    np.testing.assert_allclose(forecast.mean, day)
+    assert forecast.summary()["guard"] == forecast.guard
+    unguarded = forecasters.make("auto", guard=False).fit(series, horizon=24).predict(24)
+    assert unguarded.guard is None
+
+
+def test_auto_takes_candidates_with_parameters_and_names_bad_ones() -> None:
+    series = hourly(daily_load(days=10))
+    chosen = [{"model": "holt_winters", "log": True}, "seasonal_profile"]
+    forecast = (
+        forecasters.make("auto", candidates=chosen, top=1, guard=False).fit(series).predict(6)
+    )
+    assert set(forecast.candidates) == {"holt_winters(log=True)", "seasonal_profile"}
+    assert forecast.model in forecast.candidates
+    with pytest.raises(InvalidInputError, match="model name or"):
+        forecasters.make("auto", candidates=[{"log": True}]).fit(series)
+    with pytest.raises(InvalidInputError, match="colour"):
+        forecasters.make("auto", candidates=[{"model": "ets", "colour": 1}]).fit(series)
+    with pytest.raises(InvalidInputError, match="top"):
+        forecasters.make("auto", top=0).fit(series)
+
+
+@pytest.mark.parametrize("name", [n for n in FAST if n != "auto"])
+def test_the_log_scale_is_for_positive_series_only(name: str) -> None:
+    """`log=True` fits on the log scale when every value is positive; elsewhere it is the
+    plain model, and either way the forecast is on the series' own scale."""
+    positive = hourly(daily_load(days=10))
+    logged = forecasters.make(name, log=True).fit(positive, horizon=24).predict(24)
+    assert_well_formed(logged, 24, positive.timestamps[-1])
+    assert 20 < float(logged.mean.mean()) < 90
+    signed = hourly(daily_load(days=10) - 60)
+    plain = forecasters.make(name).fit(signed, horizon=24).predict(24)
+    same = forecasters.make(name, log=True).fit(signed, horizon=24).predict(24)
+    np.testing.assert_allclose(same.mean, plain.mean)
+
+
+@pytest.mark.parametrize("name", ["seasonal_naive", "seasonal_profile", "holt_winters"])
+def test_a_weekly_season_needs_the_weeks_and_a_known_name(name: str) -> None:
+    """season="week" repeats weeks once the history holds them; with less it is daily."""
+    short = hourly(daily_load(days=5))
+    weekly = forecasters.make(name, season="week").fit(short, horizon=24).predict(24)
+    daily = forecasters.make(name).fit(short, horizon=24).predict(24)
+    np.testing.assert_allclose(weekly.mean, daily.mean)
+    with pytest.raises(InvalidInputError, match="season must be one of"):
+        forecasters.make(name, season="month").fit(short)
+
+
+def test_backtest_reports_naive_and_out_of_sample_coverage() -> None:
+    series = hourly(daily_load(days=21, seed=2))
+    naive = forecasters.make("seasonal_naive").fit(series, horizon=24).predict(24).backtest
+    assert naive is not None
+    assert naive.relative == pytest.approx(1.0)
+    backtest = forecasters.make("holt_winters").fit(series, horizon=24).predict(24).backtest
+    assert backtest is not None
+    assert backtest.naive_mase == pytest.approx(naive.mase)
+    assert backtest.relative == pytest.approx(backtest.mase / naive.mase)
+    assert set(backtest.coverage) == {80, 95}
+    assert 0 < backtest.coverage[80] <= backtest.coverage[95] <= 1
+    record = backtest.as_dict()
+    assert record["coverage"] == {
+        "80": round(backtest.coverage[80], 4),
+        "95": round(backtest.coverage[95], 4),
+    }
+    assert record["relative_mase"] == round(backtest.relative, 4)
 
 
 def test_unknown_model_and_parameter_are_named() -> None:
@@ -186,21 +280,3 @@ def test_any_series_gives_ordered_finite_bands(
     series = hourly(array)
     forecast = forecasters.make(name).fit(series).predict(horizon)
     assert_well_formed(forecast, horizon, series.timestamps[-1])
-
-
-def test_auto_can_serve_the_median_of_its_candidates() -> None:
-    """combine="median": every candidate that fitted is fitted on the whole history, the
-    median of their forecasts is served, and its bands and backtest are the median's own."""
-    series = hourly(daily_load(days=30, seed=4))
-    combined = forecasters.make("auto", combine="median").fit(series, horizon=24)
-    forecast = combined.predict(24)
-    names = ("seasonal_naive", "seasonal_profile", "ets", "mstl")
-    members = [forecasters.make(name).fit(series, horizon=24).predict(24) for name in names]
-    assert forecast.model == "median(" + "+".join(names) + ")"
-    np.testing.assert_allclose(forecast.mean, np.median([m.mean for m in members], axis=0))
-    assert forecast.backtest is not None
-    assert forecast.backtest.mase != members[0].backtest.mase  # the median's, not a member's
-    assert (forecast.lo(95) <= forecast.lo(80)).all()
-    assert (forecast.hi(80) <= forecast.hi(95)).all()
-    with pytest.raises(InvalidInputError, match="combine must be one of"):
-        forecasters.make("auto", combine="mean").fit(series)
