@@ -116,12 +116,15 @@ def report(scores: list[Score], models: list[str], files: int) -> None:
     ):
         table.add_column(column, justify="right")
     naive = {s.series: s.mase for s in scores if s.model == "seasonal_naive"}
+    worst: dict[str, str] = {}
     for model in models:
         rows = [s for s in scores if s.model == model]
         points = sum(s.points for s in rows)
         # Each series' MASE over seasonal naive's on the same origins (a median hides the
         # series where a model blows up; the geometric mean and the worst do not).
         ratios = np.array([s.mase / naive[s.series] for s in rows if naive.get(s.series)])
+        if len(ratios):
+            worst[model] = max(rows, key=lambda s: s.mase / naive.get(s.series, np.inf)).series
         table.add_row(
             model if len(models) < 2 or len(model) <= 24 else f"#{models.index(model) + 1}",
             f"{np.median([s.mase for s in rows]):.3f}",
@@ -137,6 +140,8 @@ def report(scores: list[Score], models: list[str], files: int) -> None:
     for number, model in enumerate(models, 1):
         if len(model) > 24:
             print(f"#{number}: {model}")
+    for model, series in worst.items():
+        print(f"{model}: worst series {series}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
    `top` are blended with weights proportional to 1 / error^2. A blend is linear, so its
    backtest errors are the same blend of theirs: its MASE and its conformal bands come from
    those, like any model's.
-3. The guard: the blend is served only when, over all origins, it beats seasonal naive's
-   error on the same cuts, and beats it at half of the origins or more. Otherwise seasonal
+3. The guard: the blend is served only when the backtest made `MIN_ORIGINS` origins or
+   more, and over them beats seasonal naive's error on the same cuts, at half of them or
+   more too. Otherwise seasonal
    naive is served and the forecast says why (`guard`): on a series that repeats itself
    almost exactly, anything but naive is noise.
 
@@ -61,6 +62,10 @@ TOP = 3
 #: Most recent origins the ranking reads (chosen on M4 hourly: all 5, the last 3 and the
 #: median of 5 tried; the last 3 halve the worst series' ratio to naive on either half).
 RANK_ORIGINS = 3
+#: Backtest origins a blend needs before it can be served instead of seasonal naive (derived:
+#: "beats naive at half the origins" means little on one or two; NAB's 4-day series, whose
+#: one-origin blend was 3.6 times worse than naive, showed it).
+MIN_ORIGINS = 3
 
 
 def label(candidate: Candidate) -> str:
@@ -219,6 +224,11 @@ class AutoForecaster(BaseForecaster):
 def _guard(errors: np.ndarray, naive: np.ndarray) -> str | None:
     """Why seasonal naive must be served instead of a blend with these backtest errors."""
     blend, plain = np.abs(errors).mean(axis=1), np.abs(naive).mean(axis=1)
+    if len(blend) < MIN_ORIGINS:
+        return (
+            f"seasonal naive served: {len(blend)} backtest origin(s) are too few to trust "
+            f"a model over it (it takes {MIN_ORIGINS})"
+        )
     if blend.mean() >= plain.mean():
         return (
             f"seasonal naive served: the model's backtest error {blend.mean():.4g} is not "
