@@ -64,6 +64,20 @@ class Backtest:
         """MASE over seasonal naive's on the same origins (< 1: better than naive)."""
         return self.mase / self.naive_mase if self.naive_mase > 0 else math.inf
 
+    def describe(self) -> str:
+        """The forecast's own accuracy in words, as every surface shows it beside the line."""
+        relative = f"{self.relative:.2f}x" if math.isfinite(self.relative) else "unbounded vs"
+        text = (
+            f"backtest error {relative} seasonal naive's (MASE {self.mase:.2f} against "
+            f"{self.naive_mase:.2f}, {self.origins} origins of {self.horizon} steps)"
+        )
+        if self.coverage:
+            levels = sorted(self.coverage)
+            held = " / ".join(f"{100 * self.coverage[level]:.0f}%" for level in levels)
+            names = " / ".join(f"{level}%" for level in levels)
+            text += f"; its {names} bands held {held} of backtest values"
+        return text
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "mase": round(self.mase, 4),
@@ -116,6 +130,7 @@ class Forecast:
             "step_seconds": self.step_seconds,
             "periods": list(self.periods),
             "backtest": self.backtest.as_dict() if self.backtest else None,
+            "accuracy": self.backtest.describe() if self.backtest else None,
             "fallback": self.fallback,
             "guard": self.guard,
             "candidates": {k: round(v, 4) for k, v in self.candidates.items()},

@@ -39,11 +39,10 @@ def forecast_file(source: Path, target: Path, horizon: int, model: str) -> Forec
 
 
 def describe(forecast: Forecast) -> str:
-    """One line for the terminal: the model, why, and its backtest error."""
-    backtest = forecast.backtest
-    error = (
-        f", backtest MASE {backtest.mase:.3f} over {backtest.origins} origins" if backtest else ""
-    )
+    """One line for the terminal: the model, why, and its own accuracy."""
+    error = f"; {forecast.backtest.describe()}" if forecast.backtest else ""
     fallback = f" (fallback: {forecast.fallback})" if forecast.fallback else ""
+    if forecast.guard:
+        fallback += f" ({forecast.guard})"
     peak = float(np.max(forecast.mean))
     return f"{len(forecast)} steps with {forecast.model}{error}{fallback}; peak mean {peak:.6g}"

@@ -115,7 +115,7 @@ class CapacityReport:
             f"{len(self.outlooks)} signals, {len(self.at_risk)} at risk within {lead}, "
             f"horizon {_duration(self.settings.horizon_seconds)}.",
             "",
-            "| service | signal | model (backtest MASE) | now | limit | mean crosses | "
+            "| service | signal | model (error / seasonal naive's) | now | limit | mean crosses | "
             f"risk date | P(cross in {lead}) | replicas |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
@@ -229,8 +229,7 @@ def _cells(o: Outlook) -> list[str]:
     signal, unit = o.signal, f" {o.signal.unit}".rstrip()
     if o.error is not None or o.forecast is None or o.crossing is None:
         return [signal.service, signal.name, f"no forecast: {o.error}", "", "", "", "", "", ""]
-    backtest = o.forecast.backtest
-    model = f"{o.forecast.model} ({backtest.mase:.2f})" if backtest else o.forecast.model
+    model = o.forecast.model + _relative(o.forecast)
     if o.forecast.fallback:
         model += " fallback"
     now = _last(o.history) if o.history is not None else None
@@ -248,6 +247,14 @@ def _cells(o: Outlook) -> list[str]:
     ]
 
 
+def _relative(forecast: Forecast) -> str:
+    """` (0.62x naive)`: the backtest error over seasonal naive's, or nothing untested."""
+    backtest = forecast.backtest
+    if backtest is None or not np.isfinite(backtest.relative):
+        return ""
+    return f" ({backtest.relative:.2f}x naive)"
+
+
 def _row_class(o: Outlook) -> str:
     if o.error is not None or o.crossing is None:
         return "failed"
@@ -261,8 +268,15 @@ def _section(o: Outlook, settings: CapacitySettings) -> str:
             f"<section><h2>{title}</h2><p class='failed'>{html.escape(str(o.error))}</p></section>"
         )
     facts = [f"query <code>{html.escape(o.signal.query)}</code>"]
+    if o.forecast.backtest:
+        facts.append(f"accuracy: {html.escape(o.forecast.backtest.describe())}")
     if o.forecast.fallback:
         facts.append(f"fallback: {html.escape(o.forecast.fallback)}")
+    if o.forecast.guard:
+        facts.append(html.escape(o.forecast.guard))
+    if o.forecast.weights:
+        blend = ", ".join(f"{k} {v:.2f}" for k, v in o.forecast.weights.items())
+        facts.append(f"blend of: {html.escape(blend)}")
     if o.forecast.candidates:
         scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(o.forecast.candidates.items()))
         facts.append(f"backtest MASE of candidates: {html.escape(scores)}")
@@ -311,9 +325,8 @@ def _plot(
         axes.axvline(risk_at, color="#fd8d3c", lw=1.2, label="risk date")  # type: ignore[arg-type]
     if o.crossing and o.crossing.mean_at is not None:
         axes.plot([o.crossing.mean_at], [limit], "o", color="#cb181d", label="mean crosses")
-    backtest = forecast.backtest
-    error = f", backtest MASE {backtest.mase:.2f}" if backtest else ""
-    axes.set_title(f"{o.signal.service} / {o.signal.name}: {forecast.model}{error}", fontsize=10)
+    title = f"{o.signal.service} / {o.signal.name}: {forecast.model}{_relative(forecast)}"
+    axes.set_title(title, fontsize=10)
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))  # type: ignore[no-untyped-call]
     axes.set_ylabel(o.signal.unit or o.signal.resource)
     axes.legend(fontsize=7, loc="upper left", ncol=4)
@@ -372,7 +385,8 @@ img {{ max-width: 100%; }}
 <h1>{title}</h1>
 <p>{summary}</p>
 <table>
-<tr><th>service</th><th>signal</th><th>model (backtest MASE)</th><th>now</th><th>limit</th>
+<tr><th>service</th><th>signal</th><th>model (error / seasonal naive's)</th><th>now</th>
+<th>limit</th>
 <th>mean crosses</th><th>risk date</th><th>P(cross in {lead})</th><th>replicas</th></tr>
 {rows}
 </table>

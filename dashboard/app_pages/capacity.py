@@ -191,11 +191,22 @@ for outlook in document["outlooks"]:
         cols[1].metric("Risk date (UTC)", (crossing["risk_at"] or "—")[5:16].replace("T", " "))
         cols[2].metric("P(cross in lead)", f"{100 * crossing['probability']:.0f}%")
         backtest = model["backtest"]
+        relative = backtest.get("relative_mase") if backtest else None
         cols[3].metric(
-            "Model (backtest MASE)",
-            f"{model['model']} ({backtest['mase']:.2f})" if backtest else model["model"],
+            "Model (error / naive's)",
+            f"{model['model']} ({relative:.2f}x)" if relative is not None else model["model"],
         )
         st.altair_chart(forecast_chart(outlook), width="stretch")
+        # The forecast's own accuracy beside it: how it did against seasonal naive on this
+        # series' history, and how often its bands held what came.
+        if model.get("accuracy"):
+            st.caption(f"Accuracy: {model['accuracy']}.")
+        for note in (model.get("guard"), model.get("fallback")):
+            if note:
+                st.caption(note)
+        if model.get("weights"):
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in model["weights"].items())
+            st.caption(f"Blend of: {parts}.")
         if outlook["replicas"]:
             r = outlook["replicas"]
             st.caption(

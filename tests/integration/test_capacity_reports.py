@@ -7,6 +7,7 @@ and on the cron schedule; `aiops report capacity` writes the files."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -121,8 +122,17 @@ def test_report_risk_incident_and_resolution(prometheus, settings, db, client, t
     mean_at = datetime.fromisoformat(cpu["crossing"]["mean_at"])
     risk_at = datetime.fromisoformat(cpu["crossing"]["risk_at"])
     assert END < risk_at <= mean_at < END + timedelta(days=4)
-    assert cpu["model"]["model"] in cpu["model"]["candidates"]
-    assert cpu["model"]["backtest"]["mase"] > 0
+    served = cpu["model"]
+    assert served["model"] in served["candidates"] or set(served["weights"]) <= set(
+        served["candidates"]
+    )
+    assert served["backtest"]["mase"] > 0
+    # The forecast's own accuracy travels with it: against seasonal naive, and its bands.
+    assert served["backtest"]["relative_mase"] == pytest.approx(
+        served["backtest"]["mase"] / served["backtest"]["naive_mase"], rel=1e-3
+    )
+    assert set(served["backtest"]["coverage"]) == {"80", "95"}
+    assert served["accuracy"].startswith("backtest error ")
     assert len(cpu["forecast"]["mean"]) == 7 * 24
     payments = by_name["payments-requests"]
     assert payments["limit"] == 1000
@@ -135,6 +145,7 @@ def test_report_risk_incident_and_resolution(prometheus, settings, db, client, t
     assert page.headers["content-type"].startswith("text/html")
     assert len(re.findall(r"src='data:image/png;base64,", page.text)) == 2
     assert "backtest MASE" in page.text
+    assert html.escape(served["accuracy"]) in page.text
     assert "checkout / checkout-cpu" in page.text
     markdown = client.get(
         f"/api/v1/reports/{report_id}", params={"format": "markdown"}, headers=headers
