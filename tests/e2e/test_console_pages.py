@@ -191,6 +191,12 @@ def test_capacity_page(seeded, tokens):
     assert "checkout / checkout-cpu: limit 4.1 cores (at risk)" in labels
     assert "search / search-memory: limit 16 GiB" in labels
     assert app.metric[2].label == "P(cross in lead)"
+    # Each forecast shows its own accuracy: its error over seasonal naive's, and its bands'.
+    assert app.metric[3].label == "Model (error / naive's)"
+    assert app.metric[3].value.endswith("x)")
+    accuracy = [c.value for c in app.caption if c.value.startswith("Accuracy: backtest error ")]
+    assert len(accuracy) == 4  # every signal's
+    assert all("seasonal naive's" in a and "bands held" in a for a in accuracy)
     (chart, *_) = app.get("vega_lite_chart")
     spec = json.loads(chart.proto.spec)
     text = json.dumps(spec)
