@@ -100,6 +100,27 @@ def summary(rows: pd.DataFrame) -> str:
     )
 
 
+def by_lead(test: dict[str, np.ndarray], f: pd.DataFrame) -> str:
+    """Coverage of the 80% and 95% bands by lead time (a band can be right on average and
+    wrong at the first or the last hours)."""
+    actual = np.concatenate([test[sid] for sid in f.id.unique()])
+    ordered = f.set_index("id").loc[f.id.unique()]
+    lead = ordered.step.to_numpy()
+    parts = []
+    for first in range(1, HORIZON + 1, 12):
+        chosen = (lead >= first) & (lead < first + 12)
+        cover = {
+            level: 100
+            * np.mean(
+                (actual[chosen] >= ordered[f"lo-{level}"].to_numpy()[chosen])
+                & (actual[chosen] <= ordered[f"hi-{level}"].to_numpy()[chosen])
+            )
+            for level in (80, 95)
+        }
+        parts.append(f"{first}-{first + 11}: {cover[80]:.1f} / {cover[95]:.1f}")
+    return "cover 80 / 95 by lead  " + ",  ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/m4-hourly"))
@@ -134,6 +155,7 @@ def main() -> None:
     print(f"all   {summary(rows)}")
     print(f"odd   {summary(rows[rows.number % 2 == 1])}")
     print(f"even  {summary(rows[rows.number % 2 == 0])}")
+    print(by_lead(test, frame))
 
 
 if __name__ == "__main__":

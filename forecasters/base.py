@@ -442,14 +442,17 @@ def conformal_widths(errors: np.ndarray, levels: Sequence[int]) -> dict[int, np.
 
 def cross_coverage(errors: np.ndarray, levels: Sequence[int]) -> dict[int, float]:
     """Share of backtest errors inside the bands calibrated on the other origins."""
-    if len(errors) < 2:
+    origins, leads = errors.shape
+    if origins < 2:
         return {}
-    inside = {level: 0 for level in levels}
-    for k in range(len(errors)):
-        widths = conformal_widths(np.delete(errors, k, axis=0), levels)
-        for level in levels:
-            inside[level] += int((np.abs(errors[k]) <= widths[level]).sum())
-    return {level: inside[level] / errors.size for level in levels}
+    # (leads, origins, pooled leads): each origin's block of a lead's pooled errors.
+    pooled = np.abs(_pool_leads(errors)).reshape(leads, origins, -1)
+    others = np.array([[o for o in range(origins) if o != k] for k in range(origins)])
+    held_out = pooled[:, others, :].reshape(leads, origins, -1)  # (leads, k, the others')
+    ranks = [min(1.0, level / 100 * (1 + 1 / held_out.shape[2])) for level in levels]
+    widths = np.quantile(held_out, ranks, axis=2, method="higher")  # (levels, leads, k)
+    inside = np.abs(errors.T)[None, :, :] <= widths
+    return {level: float(inside[i].mean()) for i, level in enumerate(levels)}
 
 
 def _conformal(pooled: np.ndarray, level: int) -> np.ndarray:

@@ -10,10 +10,10 @@ section 8.3, with Gardner's damping):
 
 started from the first two seasons (level: the first season's mean; trend: the change of the
 season means; season: the first season's deviations). The smoothing parameters are those of
-the lowest one-step squared error over a fixed grid, searched in one numba call that gives up
-on a combination as soon as it is worse than the best so far: ~2 ms for 720 hourly points,
-where statsmodels' optimiser takes ~50 ms, so a fleet backtests it at every origin. On the
-log scale (`log=True`) the season and trend are multiplicative.
+the lowest one-step squared error over a fixed grid of 768 sets, searched in one numba call
+(~4 ms for 720 hourly points, where statsmodels' optimiser takes ~50 ms). A backtest searches
+at its first origin and filters the later ones with those parameters, so a fleet can afford
+it. On the log scale (`log=True`) the season and trend are multiplicative.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ ALPHAS = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9])
 BETAS = np.array([0.0, 0.01, 0.03, 0.1])
 GAMMAS = np.array([0.0, 0.02, 0.05, 0.1, 0.2, 0.4])
 PHIS = np.array([0.8, 0.9, 0.95, 0.98])
+#: Coordinate-descent sweeps at most (it settles in 2 to 4).
+MAX_SWEEPS = 8
 
 
 @numba.njit(cache=True, nogil=True)
@@ -82,6 +84,31 @@ def _forecast(
 
 
 @numba.njit(cache=True, nogil=True)
+def _descend(
+    y: np.ndarray, m: int, grids: tuple[np.ndarray, ...], index: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Coordinate descent from `index`: each parameter in turn takes its best grid value
+    with the others held, until a sweep changes nothing (a local optimum of the grid)."""
+    chosen = np.array([grids[k][index[k]] for k in range(4)])
+    best = _sse(y, m, chosen[0], chosen[1], chosen[2], chosen[3], np.inf)
+    for _ in range(MAX_SWEEPS):
+        moved = False
+        for k in range(4):
+            for i in range(len(grids[k])):
+                if i == index[k]:
+                    continue
+                trial = chosen.copy()
+                trial[k] = grids[k][i]
+                sse = _sse(y, m, trial[0], trial[1], trial[2], trial[3], best)
+                if sse < best:
+                    best, chosen, moved = sse, trial, True
+                    index[k] = i
+        if not moved:
+            break
+    return best, chosen
+
+
+@numba.njit(cache=True, nogil=True)
 def _search(
     y: np.ndarray,
     m: int,
@@ -90,11 +117,15 @@ def _search(
     gammas: np.ndarray,
     phis: np.ndarray,
 ) -> np.ndarray:
-    """(alpha, beta, gamma, phi) of the lowest one-step squared error on the grid."""
-    best, chosen = np.inf, np.zeros(4)
+    """(alpha, beta, gamma, phi) of the lowest one-step squared error on the whole grid.
+    Coordinate descent first finds a good set cheaply; its error then bounds the scan of the
+    grid, so most sets are abandoned after a few steps (the same optimum, ~3x sooner)."""
+    grids = (alphas, betas, gammas if m > 1 else gammas[:1], phis)
+    index = np.array([1, 0, 0, len(phis) - 1])
+    best, chosen = _descend(y, m, grids, index)
     for alpha in alphas:
         for beta in betas:
-            for gamma in gammas if m > 1 else gammas[:1]:
+            for gamma in grids[2]:
                 for phi in phis:
                     sse = _sse(y, m, alpha, beta, gamma, phi, best)
                     if sse < best:
@@ -124,7 +155,13 @@ class HoltWinters(BaseForecaster):
     def _fit(self, values: np.ndarray) -> None:
         self.values_ = np.ascontiguousarray(values, dtype=np.float64)
         self.period_ = self._period(self.season, len(values), seasons=3)
-        self.params_ = _search(self.values_, self.period_, ALPHAS, BETAS, GAMMAS, PHIS)
+        # The search runs at the first backtest origin and on the whole history; the origins
+        # between filter with the first origin's parameters (chosen before any of them, so
+        # nothing is peeked at), as a model re-tuned now and then would.
+        whole = len(values) == len(self.grid_.values)
+        if whole or getattr(self, "tuned_for_", None) != self.period_:
+            self.params_ = _search(self.values_, self.period_, ALPHAS, BETAS, GAMMAS, PHIS)
+            self.tuned_for_ = self.period_
 
     def _predict(self, horizon: int) -> np.ndarray:
         alpha, beta, gamma, phi = (float(p) for p in self.params_)

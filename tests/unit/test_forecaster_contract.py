@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import forecasters
+import forecasters.holt_winters as hw
 from controlplane.domain.errors import InvalidInputError, NotFittedError
 from controlplane.domain.series import MetricSeries
 from forecasters.auto import DEFAULT_CANDIDATES, TOP, label
-from forecasters.base import ORIGINS, Forecast
+from forecasters.base import ORIGINS, Forecast, conformal_widths, cross_coverage
 
 ALL = sorted(forecasters.REGISTRY)
 #: Prophet costs ~0.2 s per fit; the slow Hypothesis property skips it (the rest covers it).
@@ -280,3 +283,30 @@ def test_any_series_gives_ordered_finite_bands(
     series = hourly(array)
     forecast = forecasters.make(name).fit(series).predict(horizon)
     assert_well_formed(forecast, horizon, series.timestamps[-1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    origins=st.integers(min_value=2, max_value=6),
+    horizon=st.integers(min_value=1, max_value=60),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_cross_coverage_holds_each_origin_out(origins: int, horizon: int, seed: int) -> None:
+    """The vectorised coverage equals bands recalibrated without each origin in turn."""
+    errors = np.random.default_rng(seed).standard_t(3, (origins, horizon))
+    inside = {80: 0, 95: 0}
+    for k in range(origins):
+        widths = conformal_widths(np.delete(errors, k, axis=0), (80, 95))
+        for level in inside:
+            inside[level] += int((np.abs(errors[k]) <= widths[level]).sum())
+    expected = {level: count / errors.size for level, count in inside.items()}
+    assert cross_coverage(errors, (80, 95)) == pytest.approx(expected)
+
+
+def test_holt_winters_finds_the_grids_best_parameters() -> None:
+    """The bounded scan after coordinate descent returns the whole grid's optimum."""
+    values = np.ascontiguousarray(daily_load(days=9, seed=3))
+    found = hw._search(values, 24, hw.ALPHAS, hw.BETAS, hw.GAMMAS, hw.PHIS)
+    grid = itertools.product(hw.ALPHAS, hw.BETAS, hw.GAMMAS, hw.PHIS)
+    best = min(hw._sse(values, 24, *params, np.inf) for params in grid)
+    assert hw._sse(values, 24, *found, np.inf) == pytest.approx(best)
