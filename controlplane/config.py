@@ -234,6 +234,11 @@ class CapacitySignalSettings(_Section):
     )
     unit: str = Field("", description="Unit shown in reports, e.g. 'cores', 'GiB', 'req/s'.")
     model: str = Field("auto", description="Forecaster name (forecasters.REGISTRY).")
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The forecaster's parameters, e.g. auto's `candidates` (names or "
+        "{model: name, ...}), `top` or `guard`.",
+    )
     replicas: ReplicaSettings | None = Field(
         None, description="Recommend replicas for this load signal."
     )
@@ -246,6 +251,17 @@ class CapacitySignalSettings(_Section):
         if value not in forecasters.REGISTRY:
             raise ValueError(f"must be one of {sorted(forecasters.REGISTRY)}, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _known_params(self) -> CapacitySignalSettings:
+        import forecasters
+        from controlplane.domain.errors import InvalidInputError
+
+        try:
+            forecasters.make(self.model, **self.model_params)
+        except InvalidInputError as exc:
+            raise ValueError(f"model_params: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _one_limit(self) -> CapacitySignalSettings:

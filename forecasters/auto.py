@@ -92,6 +92,7 @@ class AutoForecaster(BaseForecaster):
         self.candidates = tuple(candidates)
         self.top = top
         self.guard = guard
+        self._models()  # a bad candidate is named now, not at the first fit
 
     def fit(self, series: MetricSeries | pd.Series, horizon: int | None = None) -> Self:
         if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import forecasters
@@ -28,6 +28,7 @@ class ForecastJob:
     horizon: int
     model: str = forecasters.DEFAULT
     backtest_horizon: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ Progress = Callable[[ForecastResult], None]
 
 def run_job(job: ForecastJob) -> ForecastResult:
     try:
-        model = forecasters.make(job.model).fit(job.series, horizon=job.backtest_horizon)
+        model = forecasters.make(job.model, **job.params)
+        model.fit(job.series, horizon=job.backtest_horizon)
         return ForecastResult(job.key, model.predict(job.horizon))
     except ControlPlaneError as exc:
         return ForecastResult(job.key, None, f"{job.key}: {exc}")

@@ -162,7 +162,16 @@ def build_report(
         on_progress("fetched")
     ready = [o for o in outlooks if o.error is None and o.history is not None]
     horizon = max(1, math.ceil(settings.horizon_seconds / settings.step_seconds))
-    jobs = [ForecastJob(o.signal.name, o.history, horizon, o.signal.model) for o in ready]  # type: ignore[arg-type]
+    jobs = [
+        ForecastJob(
+            o.signal.name,
+            o.history,  # type: ignore[arg-type]
+            horizon,
+            o.signal.model,
+            params=o.signal.model_params,
+        )
+        for o in ready
+    ]
 
     def done(result: ForecastResult) -> None:
         on_progress("forecast")

@@ -88,3 +88,20 @@ def test_the_database_url_is_shown_without_its_password():
     shown = masked("postgresql+psycopg://aiops:s3cret@127.0.0.1:5432/aiops?sslmode=disable")
     assert "s3cret" not in shown
     assert shown == "postgresql+psycopg://aiops:***@127.0.0.1:5432/aiops?sslmode=disable"
+
+
+def test_capacity_signals_name_their_forecasters_parameters(tmp_path):
+    """A user names the candidates `auto` blends (statsmodels' ETS here); a bad one stops
+    start-up naming the key and the entry."""
+    signal = (
+        "capacity:\n  signals:\n    - {name: cpu, service: shop, query: up, limit: 4,\n"
+        "       model_params: {candidates: %s, top: 2}}\n"
+    )
+    config = tmp_path / "aiops.yaml"
+    config.write_text(signal % '[seasonal_naive, ets, {model: holt_winters, log: true}]')
+    (cpu,) = load_settings(config).capacity.signals
+    assert cpu.model_params["candidates"][1] == "ets"
+    config.write_text(signal % "[{model: nope}]")
+    with pytest.raises(ConfigError, match="model_params") as raised:
+        load_settings(config)
+    assert "'nope'" in str(raised.value)
