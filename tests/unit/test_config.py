@@ -98,7 +98,7 @@ def test_capacity_signals_name_their_forecasters_parameters(tmp_path):
         "       model_params: {candidates: %s, top: 2}}\n"
     )
     config = tmp_path / "aiops.yaml"
-    config.write_text(signal % '[seasonal_naive, ets, {model: holt_winters, log: true}]')
+    config.write_text(signal % "[seasonal_naive, ets, {model: holt_winters, log: true}]")
     (cpu,) = load_settings(config).capacity.signals
     assert cpu.model_params["candidates"][1] == "ets"
     config.write_text(signal % "[{model: nope}]")
