@@ -10,6 +10,11 @@ own absolute backtest errors at each lead time (pooled over neighbouring leads),
 sqrt(h/H) past the backtested horizon H. They are calibrated on the series itself, whatever
 the model. A model that fails or blows up (non-finite or absurd values) is replaced by seasonal
 naive, and the forecast says so in `fallback`.
+
+Every model takes `log=True` (fit on the log scale when the series is positive: seasons and
+trends multiply). A backtest's record (`Backtest`) carries seasonal naive's MASE on the same
+cuts and the cross-conformal coverage of the bands: the forecast's own accuracy, which the
+API, the report and the console show beside it.
 """
 
 from __future__ import annotations
