@@ -143,6 +143,13 @@ def fail(message: str) -> NoReturn:
 def serve(
     host: Annotated[str | None, typer.Option(help="Override api.host.")] = None,
     port: Annotated[int | None, typer.Option(help="Override api.port.")] = None,
+    loops: Annotated[
+        bool | None,
+        typer.Option(
+            "--loops/--no-loops",
+            help="Override api.run_loops: --no-loops serves the API only (run `aiops worker`).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (migrates the store first unless database.migrate_on_start=false)."""
     import uvicorn
@@ -151,6 +158,10 @@ def serve(
     from controlplane.api.server import uvicorn_config
 
     config = settings()
+    if loops is not None:
+        config = config.model_copy(
+            update={"api": config.api.model_copy(update={"run_loops": loops})}
+        )
     try:
         application = create_app(config)
     except ControlPlaneError as exc:
@@ -163,6 +174,30 @@ def serve(
         log_level=config.log_level.lower(),
     )
     uvicorn.Server(bounds).run()
+
+
+@app.command()
+def worker() -> None:
+    """Run detection, the policy runner and scheduled capacity reports without the API (for
+    API replicas started with `aiops serve --no-loops`); SIGTERM or Ctrl-C stops it cleanly."""
+    import asyncio
+    import signal
+
+    from controlplane.worker import run_worker
+
+    config = settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(config, stop)
+
+    try:
+        asyncio.run(main())
+    except ControlPlaneError as exc:
+        fail(str(exc))
 
 
 @app.command()

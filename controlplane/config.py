@@ -68,6 +68,11 @@ class ApiSettings(_Section):
     max_connections: int = Field(
         1000, ge=1, description="Connections served at once; beyond that the answer is 503."
     )
+    run_loops: bool = Field(
+        True,
+        description="Run detection, the policy runner and capacity reports in the API process "
+        "(false: the API only; run `aiops worker` for the loops).",
+    )
     request_deadline_seconds: float = Field(
         5.0,
         gt=0,

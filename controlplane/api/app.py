@@ -31,13 +31,11 @@ from controlplane.api.routes import (
 )
 from controlplane.api.server import BodyDeadline
 from controlplane.auth import TokenCache
-from controlplane.capacity.job import CapacityJob
 from controlplane.collectors.traces import SpanIndex
 from controlplane.config import Settings
-from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.incidents.writer import IntakeWriter
-from controlplane.policy.runner import PolicyRunner
 from controlplane.storage import Database, masked, upgrade
+from controlplane.worker import start_loops
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -57,16 +55,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             upgrade(settings.database.url)
         writer.start()
         stop = asyncio.Event()
-        loops = []
-        if settings.detection.signals:
-            scheduler = DetectionScheduler(settings, db)
-            loops.append(asyncio.create_task(scheduler.run_forever(stop), name="detection"))
-        if settings.automation.enabled and settings.automation.policies_dir is not None:
-            runner = PolicyRunner(settings, db)
-            loops.append(asyncio.create_task(runner.run_forever(stop), name="policies"))
-        if settings.capacity.schedule and settings.capacity.signals:
-            capacity = CapacityJob(settings, db)
-            loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))
+        loops = start_loops(settings, db, stop) if settings.api.run_loops else []
+        app.state.loops = [task.get_name() for task in loops]
         log.info("control plane %s serving on %s", __version__, masked(settings.database.url))
         yield
         stop.set()
@@ -84,6 +74,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.loops = []
     app.state.metrics = Metrics(db)
     app.state.token_cache = TokenCache()
     app.state.span_index = SpanIndex()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -20,9 +21,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """The process is up and serving."""
-    return {"status": "ok", "version": __version__}
+async def healthz(request: Request) -> dict[str, Any]:
+    """The process is up and serving; `loops`: the background loops it runs (none when
+    `api.run_loops` is false and `aiops worker` runs them)."""
+    return {"status": "ok", "version": __version__, "loops": list(request.app.state.loops)}
 
 
 class Readiness:

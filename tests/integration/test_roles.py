@@ -1,0 +1,91 @@
+"""Roles: `aiops serve --no-loops` serves the API and runs no loop; `aiops worker` runs the
+loops with no API. Two real processes on one store: an alert delivered to the API is acted on
+by the worker's policy runner (a notify policy posting to a loopback receiver), never by the
+API process, and SIGTERM stops the worker cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from controlplane.storage import upgrade
+from controlplane.testing.servers import LOOPBACK, free_port, wait_until_ready
+from tests.factories import (
+    WEBHOOK_TOKEN,
+    WEBHOOK_URL,
+    Receiver,
+    alert,
+    bearer,
+    notification,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _environment(settings, policies: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AIOPS_DATABASE__URL": settings.database.url,
+        "AIOPS_DATABASE__MIGRATE_ON_START": "false",
+        "AIOPS_AUTH__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "AIOPS_API__PORT": str(port),
+        "AIOPS_INCIDENTS__GROUP_BY": "service",
+        "AIOPS_AUTOMATION__POLICIES_DIR": str(policies),
+        "AIOPS_AUTOMATION__INTERVAL_SECONDS": "0.2",
+    }
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    aiops = Path(sys.executable).with_name("aiops")
+    return subprocess.Popen(
+        [str(aiops), *command], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+def test_the_worker_acts_and_the_api_only_serves(settings, tokens, tmp_path):
+    upgrade(settings.database.url)
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    with Receiver() as receiver:
+        policies = tmp_path / "policies"
+        policies.mkdir()
+        policy = {
+            "name": "page-checkout",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "notify", "url": f"{receiver.url}/ok", "text": "{summary}"},
+            "mode": "auto",
+        }
+        (policies / "page.yaml").write_text(yaml.safe_dump({"policies": [policy]}))
+        env = _environment(settings, policies, port)
+        api = _start(["serve", "--no-loops"], env, tmp_path / "serve.log")
+        try:
+            wait_until_ready(f"{base}/healthz", what="aiops serve --no-loops")
+            assert httpx.get(f"{base}/healthz").json()["loops"] == []
+            body = notification([alert("HighLatency", service="checkout")], "g-checkout")
+            sent = httpx.post(f"{base}{WEBHOOK_URL}", json=body, headers=bearer(WEBHOOK_TOKEN))
+            assert sent.status_code == 200, sent.text
+            viewer = bearer(tokens["viewer"])
+            time.sleep(3)  # ten policy intervals: the API process alone never decides
+            assert httpx.get(f"{base}/api/v1/decisions", headers=viewer).json()["data"] == []
+            assert receiver.posts == []
+            worker = _start(["worker"], env, tmp_path / "worker.log")
+            try:
+                wait_for(lambda: receiver.bodies, timeout=60, what="the worker's notification")
+                (decision,) = httpx.get(f"{base}/api/v1/decisions", headers=viewer).json()["data"]
+                assert decision["policy"] == "page-checkout"
+                assert len(receiver.bodies) == 1
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                assert worker.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
+        finally:
+            api.send_signal(signal.SIGTERM)
+            api.wait(timeout=30)
