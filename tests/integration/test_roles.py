@@ -74,7 +74,7 @@ def test_the_worker_acts_and_the_api_only_serves(settings, tokens, tmp_path):
             sent = httpx.post(f"{base}{WEBHOOK_URL}", json=body, headers=bearer(WEBHOOK_TOKEN))
             assert sent.status_code == 200, sent.text
             viewer = bearer(tokens["viewer"])
-            time.sleep(3)  # ten policy intervals: the API process alone never decides
+            time.sleep(3)  # 15 policy intervals: the API process alone never decides
             assert httpx.get(f"{base}/api/v1/decisions", headers=viewer).json()["data"] == []
             assert receiver.posts == []
             worker = _start(["worker"], env, tmp_path / "worker.log")
