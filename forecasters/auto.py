@@ -92,17 +92,17 @@ class AutoForecaster(BaseForecaster):
         self.candidates = tuple(candidates)
         self.top = top
         self.guard = guard
-        self._models()  # a bad candidate is named now, not at the first fit
+        self._models()  # bad parameters are named now (at start-up), not at the first fit
 
     def fit(self, series: MetricSeries | pd.Series, horizon: int | None = None) -> Self:
-        if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:
-            raise InvalidInputError(f"top must be an integer >= 1, got {self.top!r}")
         models = self._models()
         data = as_series(series)
         for model in models.values():
             model.prepare(data, horizon)
             model.backtest()
-        naive = models.get(SeasonalNaive.name) or self._naive(data, horizon)
+        naive = models.get(SeasonalNaive.name)
+        if naive is None:
+            naive = self._naive(data, horizon)
         self.scores_ = {
             key: model.backtest_.mase
             for key, model in models.items()
@@ -128,6 +128,8 @@ class AutoForecaster(BaseForecaster):
 
     def _models(self) -> dict[str, BaseForecaster]:
         """One fresh model per candidate, keyed by its label; errors name the bad entry."""
+        if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:
+            raise InvalidInputError(f"top must be an integer >= 1, got {self.top!r}")
         if not self.candidates:
             raise InvalidInputError("candidates must not be empty")
         models: dict[str, BaseForecaster] = {}

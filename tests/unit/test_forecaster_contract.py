@@ -208,7 +208,7 @@ def test_auto_takes_candidates_with_parameters_and_names_bad_ones() -> None:
     with pytest.raises(InvalidInputError, match="colour"):
         forecasters.make("auto", candidates=[{"model": "ets", "colour": 1}]).fit(series)
     with pytest.raises(InvalidInputError, match="top"):
-        forecasters.make("auto", top=0).fit(series)
+        forecasters.make("auto", top=0)
 
 
 @pytest.mark.parametrize("name", [n for n in FAST if n != "auto"])
