@@ -5,7 +5,8 @@ all of them at once (`fleet`), then works out the crossing dates, the crossing p
 within the lead time and, for load signals, the replicas needed. The result renders as JSON
 (the stored record), Markdown (for chat and tickets) and one self-contained HTML page with a
 plot per signal: history, forecast mean and 80/95% bands, the limit and the crossing markers,
-titled with the chosen model and its backtest error.
+titled with the chosen model and its backtest error over seasonal naive's; each section says
+the forecast's own accuracy (that ratio and how often its bands held).
 """
 
 from __future__ import annotations
