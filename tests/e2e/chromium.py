@@ -146,15 +146,20 @@ class Chromium:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
         self.send("Input.insertText", text=text)
 
-    def click_text(self, tag: str, text: str) -> None:
-        """Click the first `tag` element whose visible text is exactly `text`."""
-        found = self.evaluate(
+    def click_text(self, tag: str, text: str, timeout: float = 15) -> None:
+        """Click the first `tag` element whose visible text is exactly `text`, waiting up to
+        `timeout` seconds for it (on a loaded machine a page's parts arrive one by one: a
+        caption can be on the page before the table rows below it)."""
+        click = (
             f"(() => {{ const e = [...document.querySelectorAll({json.dumps(tag)})]"
             f".find(x => x.innerText.trim() === {json.dumps(text)}); if (e) e.click(); "
             "return !!e; })()"
         )
-        if not found:
-            raise LookupError(f"no <{tag}> with text {text!r}")
+        deadline = time.monotonic() + timeout
+        while not self._evaluate_while_loading(click):
+            if time.monotonic() > deadline:
+                raise LookupError(f"no <{tag}> with text {text!r} after {timeout:.0f} s")
+            time.sleep(0.1)
 
     def tick(self, label: str) -> None:
         """Tick the Streamlit checkbox labelled `label` with a real mouse click on its label
