@@ -354,6 +354,36 @@ class AutomationSettings(_Section):
     kubernetes: KubernetesSettings = KubernetesSettings()
 
 
+class CoordinationSettings(_Section):
+    """How processes running loops share work through the store (see docs/operations.md)."""
+
+    heartbeat_seconds: float = Field(
+        5.0, gt=0, le=60, description="How often a process running loops says it is alive."
+    )
+    member_ttl_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="A process silent this long is dead: its signals move to the others.",
+    )
+    lease_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="Lease on singleton work (policy decisions, scheduled reports); a holder "
+        "paused or cut off this long loses it to another process.",
+    )
+
+    @model_validator(mode="after")
+    def _beats_before_death(self) -> CoordinationSettings:
+        if self.member_ttl_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "member_ttl_seconds must be at least twice heartbeat_seconds, got "
+                f"{self.member_ttl_seconds:g} and {self.heartbeat_seconds:g}"
+            )
+        return self
+
+
 class DaskSettings(_Section):
     address: str | None = Field(
         None,
@@ -381,6 +411,7 @@ class Settings(BaseSettings):
     dask: DaskSettings = DaskSettings()
     capacity: CapacitySettings = CapacitySettings()
     automation: AutomationSettings = AutomationSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
 
     @property
     def console_api_url(self) -> str:

@@ -3,22 +3,28 @@ reports, apart from the HTTP API.
 
 `aiops serve` runs them beside the API (the embedded default: one process does everything)
 unless `api.run_loops` is false; `aiops worker` runs them with no HTTP at all, so API replicas
-can stay stateless and scale apart from the loops. Work that must happen once across
-processes coordinates through the store: the policy runner claims each decision under a
-lease, and a scheduled capacity report's slot is a unique row (the first process wins).
+can stay stateless and scale apart from the loops. Processes coordinate through the store
+(`storage.coordination`): each is a member with a heartbeat, detection signals are shared
+among the live members, and singleton work (policy decisions, scheduled capacity reports)
+runs under fenced leases.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from datetime import UTC, datetime
 
 from controlplane import __version__
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
+from controlplane.domain.errors import ControlPlaneError
+from controlplane.loops import every
 from controlplane.policy.runner import PolicyRunner
 from controlplane.storage import Database, masked, upgrade
+from controlplane.storage.coordination import PROCESS_ID, Membership, SignalOwners
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +33,15 @@ def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[a
     """Start every loop the settings ask for; each ends once `stop` is set."""
     loops = []
     if settings.detection.signals:
-        scheduler = DetectionScheduler(settings, db)
-        loops.append(asyncio.create_task(scheduler.run_forever(stop), name="detection"))
+        coordination = settings.coordination
+        membership = Membership(db, PROCESS_ID, coordination.member_ttl_seconds, datetime_now)
+        with contextlib.suppress(ControlPlaneError):  # the store is down: the loop beats later
+            membership.beat()  # live before the first cycle shares the signals out
+        owners = SignalOwners(db, PROCESS_ID, datetime_now)
+        scheduler = DetectionScheduler(settings, db, owners=owners)
+        detection = asyncio.create_task(scheduler.run_forever(stop), name="detection")
+        beats = _heartbeat(membership, coordination.heartbeat_seconds, detection, stop)
+        loops += [detection, asyncio.create_task(beats, name="heartbeat")]
     if settings.automation.enabled and settings.automation.policies_dir is not None:
         runner = PolicyRunner(settings, db)
         loops.append(asyncio.create_task(runner.run_forever(stop), name="policies"))
@@ -36,6 +49,23 @@ def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[a
         capacity = CapacityJob(settings, db)
         loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))
     return loops
+
+
+async def _heartbeat(
+    membership: Membership, seconds: float, detection: asyncio.Task[None], stop: asyncio.Event
+) -> None:
+    """Beat until `stop`; then, once detection wrote its last state, leave: the other members
+    take this one's signals on their next cycle instead of after its time-to-live."""
+    await every(seconds, lambda: asyncio.to_thread(membership.beat), stop, "heartbeat")
+    await asyncio.wait([detection])
+    try:
+        await asyncio.to_thread(membership.leave)
+    except ControlPlaneError as exc:
+        log.warning("could not leave the members (its signals move after its TTL): %s", exc)
+
+
+def datetime_now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> list[str]:

@@ -2,8 +2,10 @@
 
 A run claims a `report` row first (status `running`), then fetches, forecasts and renders, and
 stores the JSON, HTML and Markdown with status `done` (or `failed` with the reason). Scheduled
-runs carry their cron time in `scheduled_for`, unique per kind: with several API replicas on
-one PostgreSQL, the first to insert the row produces the report and the others skip it.
+runs carry their cron time in `scheduled_for`, unique per kind, and are produced only by the
+process holding the schedule's lease (`storage.coordination`), whose final write is fenced by
+it: with several workers on one PostgreSQL, each scheduled report is produced once, and a
+holder that lost the lease mid-report stores nothing (its successor marks that row failed).
 
 Every signal whose forecast may cross its limit within the lead time (upper band crossing and
 probability >= `min_probability`) raises a `CapacityRisk` alert through the incident intake
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,12 +37,15 @@ from controlplane.domain.models import AlertStatus, Severity
 from controlplane.domain.series import utc
 from controlplane.incidents.intake import ingest_alert
 from controlplane.storage import Database
+from controlplane.storage.coordination import PROCESS_ID, Lease
 from controlplane.storage.models import AlertRow, EvidenceRow, ReportRow
 
 log = logging.getLogger(__name__)
 KIND = "capacity"
 SOURCE = "forecast"
 ALERT_NAME = "CapacityRisk"
+#: The lease under which one process produces the scheduled reports.
+LEASE = "capacity-schedule"
 
 
 class CapacityJob:
@@ -59,6 +64,8 @@ class CapacityJob:
         self.clock = clock
         self.workers = workers
         self.fetch = fetch or _prometheus_fetch(settings)
+        seconds = settings.coordination.lease_seconds
+        self.lease = Lease(db, LEASE, PROCESS_ID, seconds, clock)
 
     # -- the schedule -------------------------------------------------------------------------
     def next_run(self, after: datetime) -> datetime:
@@ -73,10 +80,34 @@ class CapacityJob:
             if stop.is_set():
                 return
             try:
-                await asyncio.to_thread(self.run, "schedule", "scheduler", due)
+                await asyncio.to_thread(self.run_scheduled, due)
             except ControlPlaneError as exc:  # the store is down: the next run will try again
                 log.warning("scheduled capacity report for %s failed: %s", due, exc)
             due = self.next_run(max(due, self.clock()))
+
+    def run_scheduled(self, due: datetime) -> int | None:
+        """Produce the report of the slot `due` when this process holds the schedule's lease;
+        None when another process does."""
+        if not self.lease.hold():
+            return None
+        with self.db.write() as session:  # earlier slots left running: their producer died
+            session.execute(
+                update(ReportRow)
+                .where(
+                    ReportRow.kind == KIND,
+                    ReportRow.status == "running",
+                    ReportRow.scheduled_for < due,
+                )
+                .values(
+                    status="failed",
+                    finished_at=self.clock(),
+                    error="the process producing it stopped or lost the schedule's lease",
+                )
+            )
+        report_id = self.claim("schedule", "scheduler", due)
+        if report_id is not None:
+            self.produce(report_id, fenced=True)
+        return report_id
 
     # -- one run ---------------------------------------------------------------------------------
     def run(
@@ -110,9 +141,14 @@ class CapacityJob:
             return None
 
     def produce(
-        self, report_id: int, on_progress: Callable[[str], None] = lambda step: None
+        self,
+        report_id: int,
+        on_progress: Callable[[str], None] = lambda step: None,
+        *,
+        fenced: bool = False,
     ) -> CapacityReport | None:
-        """Build the claimed report, store it and raise or resolve capacity-risk alerts."""
+        """Build the claimed report, store it and raise or resolve capacity-risk alerts
+        (`fenced`: only while this process holds the schedule's lease)."""
         now = self.clock()
         try:
             report = build_report(
@@ -125,9 +161,9 @@ class CapacityJob:
             )
         except Exception as exc:  # a report that cannot be built says why, in the store
             log.exception("capacity report %s failed", report_id)
-            self._finish(report_id, now, error=f"{type(exc).__name__}: {exc}")
+            self._finish(report_id, now, error=f"{type(exc).__name__}: {exc}", fenced=fenced)
             return None
-        self._finish(report_id, now, report=report)
+        self._finish(report_id, now, report=report, fenced=fenced)
         return report
 
     def _finish(
@@ -137,8 +173,9 @@ class CapacityJob:
         *,
         report: CapacityReport | None = None,
         error: str | None = None,
+        fenced: bool = False,
     ) -> None:
-        with self.db.write() as session:
+        with self.lease.write() if fenced else self.db.write() as session:
             row = session.get(ReportRow, report_id)
             if row is None:
                 return

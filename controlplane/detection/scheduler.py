@@ -9,6 +9,13 @@ intake groups by service, deduplicates and keeps the timeline, so two schedulers
 (API replicas) raise the same alert, once. A source that is down or refuses the query marks
 the signal `no_data` and never counts as an anomaly; the other signals carry on.
 
+Several workers share the signals (`storage.coordination`): each cycle a worker frees the
+signals rendezvous hashing now gives another live worker and takes those it is given that are
+free or whose owner died. Taking one, it carries on the previous owner's open episode (kept
+with the signal's state) and the points that owner already judged only train the detector
+(re-warmed from history, or its own older row): an episode is neither opened twice nor lost.
+Alerts and state are written only for the signals the store still says it owns.
+
 Signals on the default ensemble are rows of detector fleets (`fleets.py`: columnar state, one
 compiled call a cycle, saved to `detection.state_dir` so a restart resumes where it stopped).
 Other detectors score in-process, or on a Dask cluster (`dask.address`) in batches of
@@ -27,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 import detectors
 from controlplane.collectors import PrometheusSource, SignalSource, TraceSource
@@ -40,6 +48,7 @@ from controlplane.domain.series import MetricSeries, utc
 from controlplane.incidents.intake import ingest_alert
 from controlplane.loops import every
 from controlplane.storage import Database
+from controlplane.storage.coordination import SignalOwners
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 
 log = logging.getLogger(__name__)
@@ -72,6 +81,28 @@ class Episode:
     evidence: dict[str, Any]
     escalated: bool = False  # the extra "sustained" alert was sent
 
+    def as_dict(self) -> dict[str, Any]:
+        """What the signal's state keeps, for the next owner."""
+        return {
+            "onset": self.onset.isoformat(),
+            "last_anomalous": self.last_anomalous.isoformat(),
+            "peak": self.peak,
+            "severity": self.severity.value,
+            "evidence": self.evidence,
+            "escalated": self.escalated,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Episode:
+        return cls(
+            onset=datetime.fromisoformat(doc["onset"]),
+            last_anomalous=datetime.fromisoformat(doc["last_anomalous"]),
+            peak=float(doc["peak"]),
+            severity=Severity(doc["severity"]),
+            evidence=dict(doc["evidence"]),
+            escalated=bool(doc["escalated"]),
+        )
+
 
 @dataclass
 class SignalRun:
@@ -88,6 +119,8 @@ class SignalRun:
     error: str | None = None
     last_score: float | None = None
     last_success_at: datetime | None = None
+    #: Points up to here were judged by the previous owner: they train, they open nothing.
+    judged_until: datetime | None = None
 
 
 @dataclass
@@ -107,8 +140,12 @@ class DetectionScheduler:
         *,
         scorer: Scorer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owners: SignalOwners | None = None,
     ) -> None:
+        """`owners`: this worker's share of the signals; None scores every signal."""
         self.config: DetectionSettings = settings.detection
+        self.owners = owners
+        self.member_ttl = settings.coordination.member_ttl_seconds
         self.db = db
         self.clock = clock
         self.scorer = scorer or make_scorer(settings.dask)
@@ -161,7 +198,7 @@ class DetectionScheduler:
     async def run_cycle(self) -> CycleReport:
         now = self.clock()
         report = CycleReport()
-        runs = list(self.runs.values())
+        runs = await asyncio.to_thread(self._share)
         fetched = await asyncio.gather(*(self._fetch(run, now) for run in runs))
         work = [
             (run, series) for run, series in zip(runs, fetched, strict=True) if series is not None
@@ -180,6 +217,33 @@ class DetectionScheduler:
             raise
         await asyncio.to_thread(self.save_state, now)
         return report
+
+    def _share(self) -> list[SignalRun]:
+        """The runs this worker scores this cycle (all of them without `owners`); the ones it
+        just took carry on their previous owner's episode."""
+        if self.owners is None:
+            return list(self.runs.values())
+        handover = self.owners.sync(self.runs, self.member_ttl)
+        if handover.claimed or handover.released:
+            log.info(
+                "detection: took %d signals, gave away %d, scores %d",
+                len(handover.claimed),
+                len(handover.released),
+                len(handover.owned),
+            )
+        if handover.claimed:
+            self._take_over(handover.claimed)
+        return [run for name, run in self.runs.items() if name in handover.owned]
+
+    def _take_over(self, names: set[str]) -> None:
+        with self.db.read() as session:
+            rows = session.scalars(select(SignalStateRow).where(SignalStateRow.signal.in_(names)))
+            states = {row.signal: row for row in rows}
+        for name in names:
+            run, state = self.runs[name], states.get(name)
+            run.streak.clear()
+            run.episode = Episode.from_dict(state.episode) if state and state.episode else None
+            run.judged_until = state.last_point_at if state else None
 
     def _score(self, work: list[tuple[SignalRun, MetricSeries]]) -> list[np.ndarray]:
         """The ensemble signals through their fleets, the others through the scorer."""
@@ -258,7 +322,12 @@ class DetectionScheduler:
             at = utc(stamp)
             run.recent.append((at, float(value), float(score)))
             episode = run.episode
-            if score >= threshold:
+            if run.judged_until is not None and at <= run.judged_until:
+                if score < threshold:  # judged by the previous owner: the streak only
+                    run.streak.clear()
+                else:
+                    run.streak.append((at, float(score)))
+            elif score >= threshold:
                 run.streak.append((at, float(score)))
                 if episode is not None:
                     episode.last_anomalous = at
@@ -354,7 +423,14 @@ class DetectionScheduler:
     def _write(
         self, alerts: list[tuple[SignalRun, dict[str, Any]]], report: CycleReport, now: datetime
     ) -> None:
+        """Deliver the alerts and record the state of the signals this worker still owns (the
+        owner rows are locked first: a worker whose signals moved on writes none of them)."""
         with self.db.write() as session:
+            runs = list(self.runs.values())
+            if self.owners is not None:
+                owned = self.owners.owned_for_update(session)
+                runs = [run for run in runs if run.signal.name in owned]
+                alerts = [(run, alert) for run, alert in alerts if run.signal.name in owned]
             for run, alert in alerts:
                 result = ingest_alert(session, alert, source=SOURCE, group_key=run.signal.name)
                 report.opened.extend(result.opened)
@@ -363,7 +439,7 @@ class DetectionScheduler:
                 opening = alert["status"] == "firing" and "escalation" not in alert["annotations"]
                 if opening and run.episode and incident_ids:
                     session.add(_evidence(incident_ids[0], run.episode))
-            for run in self.runs.values():
+            for run in runs:
                 session.merge(_state(run, now))
 
 
@@ -390,6 +466,7 @@ def _state(run: SignalRun, now: datetime) -> SignalStateRow:
         last_score=run.last_score,
         last_success_at=run.last_success_at,
         updated_at=now,
+        episode=run.episode.as_dict() if run.episode else None,
     )
 
 

@@ -4,6 +4,7 @@
     ├── ConfigError              bad settings or policy YAML: fail at start-up, name key and value
     ├── NotFoundError            -> 404
     ├── ConflictError            -> 409 (e.g. an incident already resolved)
+    │   └── LeaseLostError           another process took this one's lease: commit nothing
     ├── TemporaryError(delay)    retry later -> 503 with Retry-After
     │   ├── StoreUnavailableError    the database cannot be reached or written
     │   └── SourceUnavailableError   a metrics source is down: no data, NOT an anomaly
@@ -34,6 +35,11 @@ class NotFoundError(ControlPlaneError):
 
 class ConflictError(ControlPlaneError):
     """The request conflicts with the resource's current state."""
+
+
+class LeaseLostError(ConflictError):
+    """This process no longer holds the lease (or signal) its work was for: another process
+    took it over, so nothing of this work may be committed."""
 
 
 class TemporaryError(ControlPlaneError):

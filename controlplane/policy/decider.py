@@ -4,15 +4,16 @@ Open incidents the intake opened or changed (each change leaves an entry in the 
 outbox, committed with it, so no commit latency can hide one) are matched, alert by alert,
 against every enabled policy; each match without a decision yet gets one (`engine.decide`:
 guardrails, plan with a server-side dry run, status). The row is unique per (incident,
-policy), so two replicas deciding at once store one decision; and one replica decides at a
-time (an advisory lock), so rates and cooldowns count every decision, whichever replica made
-it. Every decision
+policy), so two replicas deciding at once store one decision; and one process decides at a
+time (a lease in the store, every write fenced by it: see `storage.coordination`), so rates
+and cooldowns count every decision, whichever process made it. Every decision
 is audited with its inputs (incident, alert labels, policy and version, parameters, plan and
 diff, guardrail verdicts) and noted on the incident's timeline.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import remediations
-from controlplane.domain.errors import ControlPlaneError
+from controlplane.domain.errors import ControlPlaneError, LeaseLostError
 from controlplane.domain.models import AlertStatus, DecisionStatus, Severity, TimelineKind
 from controlplane.policy.engine import Builder, Decision, decide
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
@@ -29,6 +30,7 @@ from controlplane.policy.schema import Policy
 from controlplane.policy.state import is_paused
 from controlplane.storage import Database, audit
 from controlplane.storage import decisions as store
+from controlplane.storage.coordination import PROCESS_ID, Lease
 from controlplane.storage.models import DecisionRow, IncidentRow
 from remediations import ActionParams, Plan
 
@@ -39,7 +41,9 @@ OUTBOX_BATCH = 1000
 DRIFT_CHECK = timedelta(seconds=30)
 #: How far back decisions count for rates and cooldowns.
 LOOKBACK = timedelta(hours=24)
-EVALUATION_LOCK = 0x41494F5001  # "AIOP" + 1: the policy evaluation advisory lock
+#: The lease under which one process at a time decides.
+LEASE = "policy-decide"
+log = logging.getLogger(__name__)
 
 
 class Decider:
@@ -51,8 +55,10 @@ class Decider:
         *,
         global_max_per_hour: int,
         clock: Callable[[], datetime],
+        lease_seconds: float,
     ) -> None:
         self.db, self.policies, self.build = db, policies, build
+        self.lease = Lease(db, LEASE, PROCESS_ID, lease_seconds, clock)
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
         self.drift_checked = clock() - DRIFT_CHECK
@@ -64,12 +70,15 @@ class Decider:
         """Decide on what changed since the last pass; the ids of the stored decisions."""
         if not self.policies:
             return []
-        with self.db.exclusive(EVALUATION_LOCK) as mine:
-            if not mine:
-                return []
+        if not self.lease.hold():
+            return []  # another process decides
+        try:
             self.expire_resolved()
             self.expire_drifted()
             return self.replan() + self._run()
+        except LeaseLostError as exc:  # paused or cut off past the lease: the other decides
+            log.warning("policy decisions stopped: %s", exc)
+            return []
 
     def expire_resolved(self) -> list[int]:
         """Decisions waiting for approval whose incident resolved become `stale`: what they
@@ -78,7 +87,7 @@ class Decider:
         with self.db.read() as session:  # a read first: no write lock taken twice a second
             if not store.any_pending_of_resolved(session):
                 return []
-        with self.db.write() as session:
+        with self.lease.write() as session:
             rows = store.pending_of_resolved(session)
             for row in rows:
                 reason = (
@@ -109,7 +118,7 @@ class Decider:
                 continue  # cannot read the target now: the executor re-checks before acting
             if drift is None:
                 continue
-            with self.db.write() as session:
+            with self.lease.write() as session:
                 row = session.get(DecisionRow, decision_id, with_for_update=True)
                 if row is None or row.status != DecisionStatus.PENDING_APPROVAL:
                     continue
@@ -203,14 +212,14 @@ class Decider:
                     stored.append(decision_id)
                     if decision.changes_something:
                         history.append(PastAction(policy.name, decision.target.key, now))
-        with self.db.write() as session:
+        with self.lease.write() as session:
             store.consume(session, [entry for entry, _ in waiting])
         return stored
 
     def _store(self, decision: Decision, view: IncidentView, now: datetime) -> int | None:
         row = DecisionRow(**_fields(decision), created_at=now, updated_at=now)
         try:
-            with self.db.write() as session:
+            with self.lease.write() as session:
                 session.add(row)
                 session.flush()
                 self._record(session, row.decision_id, decision, view, "policy.decided")
@@ -223,7 +232,7 @@ class Decider:
     ) -> bool:
         """The new plan replaces the stale one on the same row (one decision per incident and
         policy); the old plan stays in the audit log."""
-        with self.db.write() as session:
+        with self.lease.write() as session:
             row = session.get(DecisionRow, decision_id, with_for_update=True)
             if row is None or row.status != DecisionStatus.REPLANNING:
                 return False
@@ -237,7 +246,7 @@ class Decider:
             return True
 
     def _not_replanned(self, decision_id: int, reason: str, now: datetime) -> None:
-        with self.db.write() as session:
+        with self.lease.write() as session:
             row = session.get(DecisionRow, decision_id, with_for_update=True)
             if row is not None and row.status == DecisionStatus.REPLANNING:
                 store.mark_stale(session, row, reason, actor=ACTOR, now=now)

@@ -1,4 +1,4 @@
-"""The policy loop: every `automation.interval_seconds` (in the API process), decide on new
+"""The policy loop: every `automation.interval_seconds` (in a worker), decide on new
 and changed incidents (`decider.Decider`), execute approved decisions once and hand over
 executions whose lease expired (`executor.Executor`).
 
@@ -9,6 +9,7 @@ Prometheus for verification) and runs them on a timer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 import remediations
 from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import Settings
-from controlplane.domain.errors import PermanentError
+from controlplane.domain.errors import ControlPlaneError, PermanentError
 from controlplane.loops import every
 from controlplane.policy.cluster import LazyCluster, connect
 from controlplane.policy.decider import Decider
@@ -30,6 +31,8 @@ from controlplane.policy.executor import Executor, PromQLCheck
 from controlplane.policy.schema import Policy, load_policies
 from controlplane.storage import Database
 from remediations import Action, ActionParams, Kube
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +69,7 @@ class PolicyRunner:
             self._build,
             global_max_per_hour=config.max_actions_per_hour,
             clock=clock,
+            lease_seconds=settings.coordination.lease_seconds,
         )
         self.executor = Executor(
             db,
@@ -78,6 +82,10 @@ class PolicyRunner:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await every(self.interval, lambda: asyncio.to_thread(self.cycle), stop, "policy")
+        try:  # another process need not wait for the lease to expire
+            await asyncio.to_thread(self.decider.lease.release)
+        except ControlPlaneError as exc:
+            log.warning("policy lease not released (it expires by itself): %s", exc)
 
     def cycle(self) -> CycleReport:
         return CycleReport(

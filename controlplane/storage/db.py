@@ -54,7 +54,6 @@ def _bounded(url: str) -> dict[str, object]:
 
 
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
-_LOCKS: dict[int, threading.Lock] = {}
 
 
 class Database:
@@ -97,30 +96,6 @@ class Database:
                 raise StoreUnavailableError("store unavailable: the database is read-only")
             session.execute(text("SELECT 1 FROM alembic_version"))
             session.rollback()
-
-    @contextmanager
-    def exclusive(self, key: int) -> Iterator[bool]:
-        """Try to become the only holder of `key` across every process on this store (a
-        PostgreSQL session advisory lock; on SQLite, one process: an in-process lock).
-        Yields whether this caller holds it; never waits."""
-        if self.is_sqlite:
-            lock = _LOCKS.setdefault(key, threading.Lock())
-            held = lock.acquire(blocking=False)
-            try:
-                yield held
-            finally:
-                if held:
-                    lock.release()
-            return
-        with self._translated(), self.engine.connect() as conn:
-            held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
-            conn.commit()
-            try:
-                yield held
-            finally:
-                if held:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

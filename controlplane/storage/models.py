@@ -216,6 +216,47 @@ class SignalStateRow(Base):
     last_score: Mapped[float | None]
     last_success_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The open anomaly episode, so that the next worker to own the signal carries it on.
+    episode: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+
+
+class WorkerRow(Base):
+    """A running `aiops worker` (or `serve` with its loops) and its last heartbeat: the live
+    members that detection signals are shared among."""
+
+    __tablename__ = "worker"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignalOwnerRow(Base):
+    """Which worker scores a signal. Claimed by a conditional update; a worker writes a
+    signal's alerts and state only while this row names it (the fence)."""
+
+    __tablename__ = "signal_owner"
+
+    signal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+    claimed_at: Mapped[datetime]
+
+
+class LeaseRow(Base):
+    """Singleton work (the policy decide step, scheduled capacity reports): one holder at a
+    time until `expires_at`. `token` grows with every change of holder and fences the
+    holder's writes: one that lost its lease cannot commit as if it held it."""
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class RedPointRow(Base):
