@@ -7,6 +7,8 @@ a webhook endpoint (Slack-compatible) or an HTTP cache would receive."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -213,3 +215,11 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
+
+
+def start_aiops(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`aiops <command>` as its own process (this virtual environment's), output to `log`."""
+    aiops = Path(sys.executable).with_name("aiops")
+    return subprocess.Popen(
+        [str(aiops), *command], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from tests.factories import (
     alert,
     bearer,
     notification,
+    start_aiops,
     wait_for,
 )
 
@@ -44,13 +43,6 @@ def _environment(settings, policies: Path, port: int) -> dict[str, str]:
     }
 
 
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    aiops = Path(sys.executable).with_name("aiops")
-    return subprocess.Popen(
-        [str(aiops), *command], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
-
-
 def test_the_worker_acts_and_the_api_only_serves(settings, tokens, tmp_path):
     upgrade(settings.database.url)
     port = free_port()
@@ -66,7 +58,7 @@ def test_the_worker_acts_and_the_api_only_serves(settings, tokens, tmp_path):
         }
         (policies / "page.yaml").write_text(yaml.safe_dump({"policies": [policy]}))
         env = _environment(settings, policies, port)
-        api = _start(["serve", "--no-loops"], env, tmp_path / "serve.log")
+        api = start_aiops(["serve", "--no-loops"], env, tmp_path / "serve.log")
         try:
             wait_until_ready(f"{base}/healthz", what="aiops serve --no-loops")
             assert httpx.get(f"{base}/healthz").json()["loops"] == []
@@ -77,7 +69,7 @@ def test_the_worker_acts_and_the_api_only_serves(settings, tokens, tmp_path):
             time.sleep(3)  # 15 policy intervals: the API process alone never decides
             assert httpx.get(f"{base}/api/v1/decisions", headers=viewer).json()["data"] == []
             assert receiver.posts == []
-            worker = _start(["worker"], env, tmp_path / "worker.log")
+            worker = start_aiops(["worker"], env, tmp_path / "worker.log")
             try:
                 wait_for(lambda: receiver.bodies, timeout=60, what="the worker's notification")
                 (decision,) = httpx.get(f"{base}/api/v1/decisions", headers=viewer).json()["data"]
