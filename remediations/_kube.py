@@ -39,7 +39,9 @@ class KubeConflictError(TemporaryError):
 
 
 class Kube:
-    """A connection to one cluster: an explicit `host` (and token), or a kubeconfig."""
+    """A connection to one cluster: an explicit `host` (and token), the pod's service account
+    (`in_cluster`: the KUBERNETES_SERVICE_* variables, token and CA files every pod has), or
+    a kubeconfig."""
 
     def __init__(
         self,
@@ -50,8 +52,15 @@ class Kube:
         context: str | None = None,
         verify_tls: bool = True,
         timeout_seconds: float = 10.0,
+        in_cluster: bool = False,
     ) -> None:
-        if host:
+        if in_cluster:
+            configuration = client.Configuration()
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except config.ConfigException as exc:
+                raise PermanentError(f"in-cluster Kubernetes configuration: {exc}") from None
+        elif host:
             configuration = client.Configuration()
             configuration.host = host
             configuration.verify_ssl = verify_tls

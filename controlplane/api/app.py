@@ -75,7 +75,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.loops = []
-    app.state.metrics = Metrics(db)
+    app.state.metrics = Metrics(db, member_ttl_seconds=settings.coordination.member_ttl_seconds)
     app.state.token_cache = TokenCache()
     app.state.span_index = SpanIndex()
     app.state.intake_writer = writer = IntakeWriter(db, group_by=settings.incidents.group_by)

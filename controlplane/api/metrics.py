@@ -7,12 +7,18 @@
   those forgotten while waiting for a parent that never came (memory is bounded)
 - `aiops_incidents{status}`: current incidents by status, counted at scrape time
 - `aiops_http_request_duration_seconds{method,route,status}`: request latency histogram
+- from the store, about the processes running loops (which serve no HTTP themselves):
+  `aiops_workers_live`, `aiops_signals_unowned` (no live worker scores them),
+  `aiops_detection_lag_seconds` (since the least recently scored signal was scored),
+  `aiops_lease_expires_in_seconds{lease}` and `aiops_lease_token{lease}` (grows with every
+  takeover). deploy/base/prometheusrule.yaml alerts on them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -23,13 +29,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controlplane.domain.errors import StoreUnavailableError
 from controlplane.domain.models import IncidentStatus
 from controlplane.storage import Database
-from controlplane.storage.models import IncidentRow
+from controlplane.storage.models import (
+    IncidentRow,
+    LeaseRow,
+    SignalOwnerRow,
+    SignalStateRow,
+    WorkerRow,
+)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, member_ttl_seconds: float = 20.0) -> None:
         self.registry = CollectorRegistry()
         self.received = Counter(
             "aiops_notifications_received",
@@ -66,6 +78,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_IncidentsByStatus(db))
+        self.registry.register(_Coordination(db, member_ttl_seconds))
 
 
 class _IncidentsByStatus(Collector):
@@ -86,6 +99,52 @@ class _IncidentsByStatus(Collector):
         for status in IncidentStatus:
             gauge.add_metric([status.value], counts.get(status.value, 0))
         yield gauge
+
+
+class _Coordination(Collector):
+    def __init__(self, db: Database, ttl_seconds: float) -> None:
+        self.db, self.ttl = db, timedelta(seconds=ttl_seconds)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        try:
+            with self.db.read() as session:
+                live = set(
+                    session.scalars(
+                        select(WorkerRow.worker_id).where(WorkerRow.heartbeat_at >= now - self.ttl)
+                    )
+                )
+                owners = list(session.scalars(select(SignalOwnerRow.owner)))
+                oldest = session.scalar(select(func.min(SignalStateRow.updated_at)))
+                leases = list(session.scalars(select(LeaseRow)))
+        except StoreUnavailableError:
+            return
+        yield GaugeMetricFamily(
+            "aiops_workers_live", "Processes running loops with a fresh heartbeat.", len(live)
+        )
+        unowned = sum(1 for owner in owners if owner not in live)
+        yield GaugeMetricFamily(
+            "aiops_signals_unowned", "Detection signals no live worker scores.", unowned
+        )
+        lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "aiops_detection_lag_seconds", "Since the least recently scored signal.", lag
+        )
+        expires = GaugeMetricFamily(
+            "aiops_lease_expires_in_seconds",
+            "Until a lease expires (< 0: lapsed).",
+            labels=["lease"],
+        )
+        tokens = GaugeMetricFamily(
+            "aiops_lease_token",
+            "A lease's token: grows by one at every takeover.",
+            labels=["lease"],
+        )
+        for lease in leases:
+            expires.add_metric([lease.name], (lease.expires_at - now).total_seconds())
+            tokens.add_metric([lease.name], lease.token)
+        yield expires
+        yield tokens
 
 
 class LatencyMiddleware:

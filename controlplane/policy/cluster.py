@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -10,10 +11,13 @@ from controlplane.config import KubernetesSettings
 from controlplane.domain.errors import PermanentError
 from remediations import Kube
 
+#: Set in every pod (with the service account's token and CA files mounted).
+IN_CLUSTER_VARIABLE = "KUBERNETES_SERVICE_HOST"
+
 
 def connect(k8s: KubernetesSettings) -> Kube:
-    """The cluster from settings (host, else kubeconfig, else ~/.kube/config); a clear error
-    when there is none."""
+    """The cluster from settings (host, else kubeconfig, else ~/.kube/config, else the pod's
+    service account when running in a pod); a clear error when there is none."""
     if k8s.host:
         token = k8s.token.get_secret_value() if k8s.token else None
         return Kube(
@@ -24,9 +28,11 @@ def connect(k8s: KubernetesSettings) -> Kube:
         )
     kubeconfig = k8s.kubeconfig
     if kubeconfig is None and not (Path.home() / ".kube" / "config").exists():
+        if os.environ.get(IN_CLUSTER_VARIABLE):
+            return Kube(in_cluster=True, timeout_seconds=k8s.timeout_seconds)
         raise PermanentError(
             "no Kubernetes cluster configured (automation.kubernetes.host, "
-            "automation.kubernetes.kubeconfig or KUBECONFIG)"
+            "automation.kubernetes.kubeconfig, KUBECONFIG, or a pod's service account)"
         )
     return Kube(
         kubeconfig=str(kubeconfig) if kubeconfig else None,

@@ -54,6 +54,7 @@ def _bounded(url: str) -> dict[str, object]:
 
 
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+MIGRATION_LOCK = 0x41494F5000  # "AIOP" + 0: one migration at a time on PostgreSQL
 
 
 class Database:
@@ -163,6 +164,9 @@ def upgrade(url: str, revision: str = "head") -> None:
     engine = _create_engine(url, pool_size=1, echo=False)
     try:
         with engine.begin() as connection:
+            if make_url(url).get_backend_name() != "sqlite":
+                # Pods starting together migrate one after the other (the others find it done).
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except _UNAVAILABLE as exc:

@@ -28,10 +28,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,7 +51,41 @@ KINDS = {
     ),
     "services": ("/api/v1", "Service", "v1"),
     "pods": ("/api/v1", "Pod", "v1"),
+    # What the control plane's own manifests (deploy/) are made of, for their dry run.
+    "configmaps": ("/api/v1", "ConfigMap", "v1"),
+    "secrets": ("/api/v1", "Secret", "v1"),
+    "serviceaccounts": ("/api/v1", "ServiceAccount", "v1"),
+    "poddisruptionbudgets": ("/apis/policy/v1", "PodDisruptionBudget", "policy/v1"),
+    "networkpolicies": (
+        "/apis/networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networking.k8s.io/v1",
+    ),
+    "clusterroles": (
+        "/apis/rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "rbac.authorization.k8s.io/v1",
+    ),
+    "clusterrolebindings": (
+        "/apis/rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io/v1",
+    ),
+    # Custom resources of the Prometheus Operator (served as if from their CRDs).
+    "servicemonitors": (
+        "/apis/monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "monitoring.coreos.com/v1",
+    ),
+    "prometheusrules": (
+        "/apis/monitoring.coreos.com/v1",
+        "PrometheusRule",
+        "monitoring.coreos.com/v1",
+    ),
 }
+CLUSTER_SCOPED = {"clusterroles", "clusterrolebindings"}
+#: metadata.name of most kinds: a DNS-1123 subdomain.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SCALABLE = ("deployments", "statefulsets")
 WORKLOADS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 SHORT_NAMES = {
@@ -75,6 +112,7 @@ class Request:
     query: dict[str, list[str]]
     content_type: str | None
     body: Any
+    authorization: str | None = None
 
 
 class ApiError(Exception):
@@ -97,7 +135,10 @@ class ApiError(Exception):
 class FakeKube:
     """The cluster state plus the HTTP server; use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, token: str | None = None) -> None:
+        """`tls`: (certificate, key) files to serve HTTPS with, as a real API server does;
+        `token`: the bearer token every request must carry (401 otherwise)."""
+        self.tls, self.token = tls, token
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.version = 1000
         self.requests: list[Request] = []
@@ -108,7 +149,8 @@ class FakeKube:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> FakeKube:
-        self._server, self.url = serve_in_thread(type("Handler", (_Handler,), {"kube": self}))
+        handler = type("Handler", (_Handler,), {"kube": self})
+        self._server, self.url = serve_in_thread(handler, tls=self.tls)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -202,9 +244,17 @@ class FakeKube:
         with self.lock:
             self.requests.append(request)
             try:
+                self._authenticate(request)
                 return self._route(request)
             except ApiError as exc:
                 return exc.code, exc.status()
+
+    def _authenticate(self, request: Request) -> None:
+        if self.token is None:
+            return
+        scheme, _, credentials = (request.authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or credentials != self.token:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _route(self, request: Request) -> tuple[int, dict[str, Any]]:
         document = discovery(request.path)
@@ -320,13 +370,20 @@ class FakeKube:
         name = (body.get("metadata") or {}).get("name")
         if not name:
             raise ApiError(422, "Invalid", f"{plural}: metadata.name: Required value")
+        if not isinstance(name, str) or len(name) > 253 or not _NAME.match(name):
+            raise ApiError(
+                422,
+                "Invalid",
+                f"{plural}: metadata.name: Invalid value: {name!r}: a lowercase "
+                "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+            )
         if (plural, namespace, name) in self.objects:
             raise ApiError(409, "AlreadyExists", f'{plural} "{name}" already exists')
         _, kind, api_version = KINDS[plural]
         body["kind"], body["apiVersion"] = kind, api_version
         body["metadata"] = {
             **body["metadata"],
-            "namespace": namespace,
+            **({"namespace": namespace} if namespace else {}),
             "generation": 1,
             "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -469,7 +526,12 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = raw.decode(errors="replace")
         request = Request(
-            self.command, url.path, parse_qs(url.query), self.headers.get("Content-Type"), body
+            self.command,
+            url.path,
+            parse_qs(url.query),
+            self.headers.get("Content-Type"),
+            body,
+            self.headers.get("Authorization"),
         )
         code, payload = self.kube.handle(request)
         data = json.dumps(payload).encode()
@@ -517,7 +579,7 @@ def discovery(path: str) -> dict[str, Any] | None:
             {
                 "name": plural,
                 "singularName": kind.lower(),
-                "namespaced": True,
+                "namespaced": plural not in CLUSTER_SCOPED,
                 "kind": kind,
                 "verbs": verbs,
                 "shortNames": SHORT_NAMES.get(plural, []),
@@ -544,14 +606,23 @@ def discovery(path: str) -> dict[str, Any] | None:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    """A threaded HTTP server on a free loopback port, serving in a daemon thread; its URL."""
+def serve_in_thread(
+    handler: type[BaseHTTPRequestHandler], *, tls: tuple[Path, Path] | None = None
+) -> tuple[ThreadingHTTPServer, str]:
+    """A threaded HTTP server on a free loopback port, serving in a daemon thread; its URL.
+    With `tls` (certificate and key files) it serves HTTPS."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
 def stop_serving(server: ThreadingHTTPServer) -> None:
@@ -575,13 +646,17 @@ def _workload(namespace: str, name: str, replicas: int, image: str) -> dict[str,
 
 
 def _parse(path: str) -> tuple[str, str, str | None, str | None]:
+    """(plural, namespace, name, subresource); the namespace is "" for cluster-scoped kinds."""
     parts = path.strip("/").split("/")
     try:
         index = parts.index("namespaces")
     except ValueError:
-        raise ApiError(
-            404, "NotFound", f"the server could not find the requested resource {path}"
-        ) from None
+        index = 3 if parts[:1] == ["apis"] else 2  # /apis/GROUP/VERSION/... or /api/v1/...
+        if len(parts) <= index or parts[index] not in CLUSTER_SCOPED:
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource {path}"
+            ) from None
+        parts = [*parts[:index], "namespaces", "", *parts[index:]]
     rest = parts[index + 1 :]
     if len(rest) < 2 or rest[1] not in KINDS:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource {path}")
@@ -649,6 +724,45 @@ def _validate(plural: str, obj: dict[str, Any]) -> None:
             )
     if plural == "services" and not isinstance(spec.get("selector", {}), dict):
         raise ApiError(422, "Invalid", "spec.selector: must be a map")
+    _validate_more(plural, obj)
+
+
+def _invalid(field: str, value: Any, why: str) -> ApiError:
+    return ApiError(422, "Invalid", f"{field}: Invalid value: {value!r}: {why}")
+
+
+def _validate_more(plural: str, obj: dict[str, Any]) -> None:
+    """The API server's checks on the kinds of deploy/ that a manifest can get wrong."""
+    spec = obj.get("spec") or {}
+    if plural in ("configmaps", "secrets"):
+        for key in ("data", "stringData"):
+            for name, value in (obj.get(key) or {}).items():
+                if not isinstance(value, str):
+                    raise _invalid(f"{key}[{name}]", value, "must be a string")
+    if plural in ("clusterroles",):
+        for i, rule in enumerate(obj.get("rules") or []):
+            if not rule.get("verbs"):
+                raise ApiError(422, "Invalid", f"rules[{i}].verbs: Required value")
+            if "apiGroups" not in rule or not rule.get("resources"):
+                raise ApiError(422, "Invalid", f"rules[{i}].resources: Required value")
+    if plural == "clusterrolebindings":
+        ref = obj.get("roleRef") or {}
+        if ref.get("kind") not in ("Role", "ClusterRole") or not ref.get("name"):
+            raise _invalid("roleRef", ref, "kind Role or ClusterRole and a name are required")
+    if plural == "poddisruptionbudgets":
+        if ("minAvailable" in spec) == ("maxUnavailable" in spec):
+            raise _invalid("spec", spec, "exactly one of minAvailable and maxUnavailable")
+        if not spec.get("selector"):
+            raise ApiError(422, "Invalid", "spec.selector: Required value")
+    if plural == "networkpolicies" and "podSelector" not in spec:
+        raise ApiError(422, "Invalid", "spec.podSelector: Required value")
+    if plural == "servicemonitors" and not (spec.get("endpoints") and "selector" in spec):
+        raise ApiError(422, "Invalid", "spec.endpoints and spec.selector: Required value")
+    if plural == "prometheusrules":
+        for group in spec.get("groups") or []:
+            for rule in group.get("rules") or []:
+                if not rule.get("expr") or ("alert" in rule) == ("record" in rule):
+                    raise _invalid("spec.groups.rules", rule, "one of alert or record, and expr")
 
 
 def _selector(text: str) -> dict[str, str]:

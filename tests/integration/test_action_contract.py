@@ -13,6 +13,7 @@ an error naming the field and the value; the target is known from the params alo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -143,8 +144,9 @@ SCENARIOS: dict[str, Callable[[Env], Scenario]] = {
 }
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+@contextmanager
+def environment(files: Path) -> Iterator[Env]:
+    """A fresh cluster (checkout Deployment, db StatefulSet), Redis database and receiver."""
     cache = redis.Redis.from_url(REDIS_URL)
     try:
         cache.ping()
@@ -155,9 +157,15 @@ def env(tmp_path: Path) -> Iterator[Env]:
         cluster.add_deployment(NS, "checkout", replicas=2, image="shop/checkout:1.4")
         cluster.add_statefulset(NS, "db", replicas=3)
         kube = Kube(host=cluster.url, timeout_seconds=5)
-        yield Env(cluster, kube, cache, receiver, tmp_path)
+        yield Env(cluster, kube, cache, receiver, files)
         kube.close()
     cache.flushdb()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    with environment(tmp_path) as made:
+        yield made
 
 
 def versions(cluster: FakeKube) -> dict[Any, str]:
@@ -263,3 +271,43 @@ def test_the_target_is_known_from_the_params_alone(name, env):
     assert target.name
     assert "?" not in target.key
     assert "/ok" not in target.key, "a webhook URL is a secret: the target shows a digest"
+
+
+def _lifecycle(name: str, env: Env, *, hpa: bool = False) -> None:
+    """Everything an action can do: plan, dry run, execute, verify, roll back."""
+    if hpa:
+        env.cluster.add_hpa(NS, "checkout-hpa", "checkout", 2, 6)
+        env.cluster.add_hpa(NS, "db-hpa", "db", 3, 9, kind="StatefulSet")
+    action, _ = prepared(name, env)
+    plan = action.plan()
+    action.execute(plan, dry_run=True)
+    action.execute(plan, dry_run=False)
+    action.verify(plan, timeout_seconds=1)
+    action.rollback(plan)
+
+
+def used_permissions(files: Path) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of every request the registered actions send, run through
+    their whole lifecycle (scaling also with an HorizontalPodAutoscaler in charge)."""
+    used = set()
+    for name in ACTIONS:
+        for hpa in (False, True):
+            with environment(files) as env:
+                _lifecycle(name, env, hpa=hpa)
+                used |= {permission(r.method, r.path) for r in env.cluster.requests}
+    return used
+
+
+def permission(method: str, path: str) -> tuple[str, str, str]:
+    """What RBAC calls a request: its group, resource (with subresource) and verb."""
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    rest = parts[(2 if parts[0] == "api" else 3) :]
+    if rest and rest[0] == "namespaces":
+        rest = rest[2:]
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    named = len(rest) > 1
+    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update"}.get(
+        method, method.lower()
+    )
+    return group, resource, verb
