@@ -7,7 +7,13 @@ Prints notifications/s, latency percentiles, the server's peak memory, and lost 
 posts, as fast as it can, a notification no store can keep (NUL in a label): its answers
 are counted apart, and the good senders' figures show what it costs them.
 
+The same client first loads a bare FastAPI echo of the payload (`webhook_echo.py`, plain
+uvicorn with as many processes as `--workers`), so the figure that matters is the ratio to
+that echo, measured in the same run on the same machine. `--workers N` runs `aiops serve
+--workers N` (API processes sharing the port).
+
     .venv/bin/python bench/webhook_load.py --backend sqlite --senders 16 --seconds 20
+    .venv/bin/python bench/webhook_load.py --backend postgresql --workers 2 --seconds 20
     .venv/bin/python bench/webhook_load.py --backend postgresql --senders 12 --seconds 20 --poison
 """
 
@@ -177,6 +183,42 @@ async def load(
     return latencies, acked, failures, elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the API processes of `serve --workers N`)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def measure_echo(senders: int, seconds: float, warmup: float, workers: int) -> tuple[float, float]:
+    """(notifications/s, p99 seconds) of the bare echo, loaded exactly like the API."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent)]
+    command += ["webhook_echo:app", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen([*command, "--log-level", "warning", "--no-access-log"])
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", what="echo")
+        endpoint = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
+        asyncio.run(load(endpoint, "echo", senders, warmup, "echo-w"))
+        latencies, _, failures, elapsed = asyncio.run(load(endpoint, "echo", senders, seconds, "e"))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return (len(latencies) - sum(failures.values())) / elapsed, percentile(latencies, 99)
+
+
 def count_stored(db: Database, episodes: list[tuple[str, datetime]]) -> int:
     found = 0
     with db.read() as session:
@@ -199,7 +241,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--poison", action="store_true", help="one more sender, unstorable")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (aiops serve)")
+    parser.add_argument("--no-echo", action="store_true", help="skip the echo baseline")
     args = parser.parse_args()
+    echo = (
+        None
+        if args.no_echo
+        else measure_echo(args.senders, args.seconds, args.warmup, args.workers)
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         url, schema = database_url(args.backend, Path(tmp))
@@ -209,9 +258,8 @@ def main() -> None:
             _, token = auth.create_token(session, "bench", Role.WEBHOOK, actor="bench")
         port = free_port()
         env = {**os.environ, "AIOPS_DATABASE__URL": url, "AIOPS_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "controlplane.cli", "serve", "--port", str(port)], env=env
-        )
+        command = ["serve", "--port", str(port), "--workers", str(args.workers)]
+        server = subprocess.Popen([sys.executable, "-m", "controlplane.cli", *command], env=env)
         try:
             wait_until_ready(f"http://127.0.0.1:{port}/readyz", what="API")
             endpoint = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
@@ -221,7 +269,8 @@ def main() -> None:
             latencies, acked, failures, elapsed = asyncio.run(
                 load(endpoint, token, args.senders, args.seconds, run, poison)
             )
-            rss = peak_rss_mib(server.pid)
+            rss = sum(peak_rss_mib(pid) for pid in [server.pid, *children(server.pid)])
+            cpu = sum(cpu_seconds(pid) for pid in [server.pid, *children(server.pid)])
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -233,17 +282,24 @@ def main() -> None:
 
     ok = len(latencies) - sum(failures.values())
     print(
-        f"backend={args.backend} senders={args.senders} seconds={args.seconds:.0f} "
-        f"cpus={os.cpu_count()}"
+        f"backend={args.backend} workers={args.workers} senders={args.senders} "
+        f"seconds={args.seconds:.0f} cpus={os.cpu_count()}"
     )
     print(f"notifications: {len(latencies)} sent, {ok} acknowledged (2xx), failures={failures}")
     print(f"throughput: {ok / elapsed:.0f} notifications/s ({len(acked) / elapsed:.0f} alerts/s)")
+    if echo is not None:
+        rate, p99 = echo
+        print(
+            f"echo baseline (same client, {args.workers} uvicorn process(es)): {rate:.0f}/s, "
+            f"p99 {p99 * 1000:.1f} ms; aiops serve = {ok / elapsed / rate:.1%} of the echo"
+        )
     print(
         "latency ms: p50={:.1f} p95={:.1f} p99={:.1f} max={:.1f}".format(
             *(percentile(latencies, q) * 1000 for q in (50, 95, 99, 100))
         )
     )
-    print(f"server peak RSS: {rss:.0f} MiB")
+    per = cpu / len(latencies) * 1000
+    print(f"server peak RSS: {rss:.0f} MiB; CPU {cpu:.1f} s ({per:.2f} ms a notification)")
     if poison is not None:
         print(f"poison sender's answers: {poison} (good senders' failures: {failures})")
     print(f"lost: {len(acked) - stored} of {len(acked)} acknowledged alerts missing from the store")

@@ -150,30 +150,49 @@ def serve(
             help="Override api.run_loops: --no-loops serves the API only (run `aiops worker`).",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port (each with its own store connections; "
+            "use PostgreSQL for more than one).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API server (migrates the store first unless database.migrate_on_start=false)."""
     import uvicorn
 
     from controlplane.api import create_app
-    from controlplane.api.server import uvicorn_config
+    from controlplane.api.server import serve_forked, uvicorn_config
+    from controlplane.storage import upgrade
 
     config = settings()
     if loops is not None:
         config = config.model_copy(
             update={"api": config.api.model_copy(update={"run_loops": loops})}
         )
-    try:
-        application = create_app(config)
-    except ControlPlaneError as exc:
-        fail(str(exc))
-    bounds = uvicorn_config(
-        application,
-        config.api,
-        host=host or config.api.host,
-        port=port or config.api.port,
-        log_level=config.log_level.lower(),
-    )
-    uvicorn.Server(bounds).run()
+    address, number = host or config.api.host, port or config.api.port
+
+    def build() -> uvicorn.Config:
+        try:
+            application = create_app(config)
+        except ControlPlaneError as exc:
+            fail(str(exc))
+        return uvicorn_config(
+            application, config.api, host=address, port=number, log_level=config.log_level.lower()
+        )
+
+    if workers == 1:
+        uvicorn.Server(build()).run()
+        return
+    if config.database.migrate_on_start:  # once, before the processes start
+        try:
+            upgrade(config.database.url)
+        except ControlPlaneError as exc:
+            fail(str(exc))
+        database = config.database.model_copy(update={"migrate_on_start": False})
+        config = config.model_copy(update={"database": database})
+    sys.exit(serve_forked(build, address, number, workers))
 
 
 @app.command()

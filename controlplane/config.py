@@ -9,6 +9,7 @@ Sources, highest priority first: keyword arguments, environment variables (`AIOP
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -150,11 +151,63 @@ class SignalSettings(_Section):
     @field_validator("detector")
     @classmethod
     def _known_detector(cls, value: str) -> str:
-        import detectors
+        return _registered_detector(value)
 
-        if value not in detectors.REGISTRY:
-            raise ValueError(f"must be one of {sorted(detectors.REGISTRY)}, got {value!r}")
+
+def _registered_detector(value: str) -> str:
+    import detectors
+
+    if value not in detectors.REGISTRY:
+        raise ValueError(f"must be one of {sorted(detectors.REGISTRY)}, got {value!r}")
+    return value
+
+
+class SignalFamilySettings(_Section):
+    """Many signals from one PromQL query: every series it returns is a signal, named from its
+    labels. One range query a cycle fetches them all (a query per signal does not scale to a
+    fleet); the workers share the series like any signals."""
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description="Signal name template over the series' labels, e.g. '{service}-latency'.",
+    )
+    service: str = Field("{service}", min_length=1, description="Service template, likewise.")
+    query: str = Field(..., min_length=1, description="PromQL returning one series per signal.")
+    detector: str = Field("ensemble", description="Detector name (detectors.REGISTRY).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Detector parameters.")
+    step_seconds: int = Field(60, ge=1, le=86_400, description="Resolution of the series.")
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        return _registered_detector(value)
+
+    @field_validator("name", "service")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            raise ValueError(
+                f"must be a template like '{{service}}-load', got {value!r}: {exc}"
+            ) from None
+        if any(not f.isidentifier() for f in fields):
+            raise ValueError(f"placeholders must be label names, got {value!r}")
         return value
+
+    def member(self, labels: dict[str, str]) -> SignalSettings:
+        """The signal of the series with these labels; KeyError names a missing label."""
+        selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+        return SignalSettings(
+            name=self.name.format(**labels)[:200],
+            service=self.service.format(**labels),
+            query=f"{self.query} # {{{selector}}}",  # a PromQL comment: which series it is
+            detector=self.detector,
+            params=self.params,
+            step_seconds=self.step_seconds,
+        )
 
 
 class DetectionSettings(_Section):
@@ -179,6 +232,9 @@ class DetectionSettings(_Section):
         120, ge=10, le=5000, description="Values and scores kept as an incident's evidence."
     )
     signals: list[SignalSettings] = Field(default_factory=list, description="Watched signals.")
+    families: list[SignalFamilySettings] = Field(
+        default_factory=list, description="Queries whose every series is a watched signal."
+    )
     state_dir: Path | None = Field(
         Path("aiops-detector-state"),
         description="Where the ensemble signals' detector state is saved, so that a restart "

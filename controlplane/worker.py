@@ -24,7 +24,7 @@ from controlplane.domain.errors import ControlPlaneError
 from controlplane.loops import every
 from controlplane.policy.runner import PolicyRunner
 from controlplane.storage import Database, masked, upgrade
-from controlplane.storage.coordination import PROCESS_ID, Membership, SignalOwners
+from controlplane.storage.coordination import Membership, SignalOwners, process_id
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ log = logging.getLogger(__name__)
 def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     """Start every loop the settings ask for; each ends once `stop` is set."""
     loops = []
-    if settings.detection.signals:
+    if settings.detection.signals or settings.detection.families:
         coordination = settings.coordination
-        membership = Membership(db, PROCESS_ID, coordination.member_ttl_seconds, datetime_now)
+        membership = Membership(db, process_id(), coordination.member_ttl_seconds, datetime_now)
         with contextlib.suppress(ControlPlaneError):  # the store is down: the loop beats later
             membership.beat()  # live before the first cycle shares the signals out
-        owners = SignalOwners(db, PROCESS_ID, datetime_now)
+        owners = SignalOwners(db, process_id(), datetime_now)
         scheduler = DetectionScheduler(settings, db, owners=owners)
         detection = asyncio.create_task(scheduler.run_forever(stop), name="detection")
         beats = _heartbeat(membership, coordination.heartbeat_seconds, detection, stop)

@@ -7,11 +7,23 @@ every wait bounded.
   answered 408).
 - At most `api.max_connections` connections are served at once; beyond that uvicorn answers
   503, and idle keep-alive connections close after 5 s.
+
+`serve_forked` runs several API processes on one listening socket (`aiops serve --workers
+N`): the kernel spreads connections over them, each has its own event loop, store pool and
+intake writer, so the API uses every core. If one dies, the others are stopped too and the
+command fails, so that a supervisor (Kubernetes, systemd) restarts the whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -97,3 +109,49 @@ def uvicorn_config(app: Any, api: ApiSettings, **overrides: Any) -> uvicorn.Conf
         **overrides,
     }
     return uvicorn.Config(app, **options)
+
+
+def serve_forked(build: Callable[[], uvicorn.Config], host: str, port: int, workers: int) -> int:
+    """Serve with `workers` processes sharing one socket; each calls `build` after the fork
+    (its own app and store connections). Returns the exit code: 0 after SIGTERM/SIGINT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_serve_child, args=(build, listener), name=f"api-{i}")
+        for i in range(workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                child.terminate()  # SIGTERM: uvicorn drains and stops
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()
+        wait([child.sentinel for child in children])  # the first to end ends all
+        stop(signal.SIGTERM, None)
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        listener.close()
+    codes = [child.exitcode or 0 for child in children]
+    return 0 if stopping and all(code in (0, -signal.SIGTERM) for code in codes) else 1
+
+
+def _serve_child(build: Callable[[], uvicorn.Config], listener: socket.socket) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, until uvicorn's
+    server = uvicorn.Server(build())
+    server.run(sockets=[listener])
+    sys.exit(0 if server.started else 1)

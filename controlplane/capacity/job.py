@@ -37,7 +37,7 @@ from controlplane.domain.models import AlertStatus, Severity
 from controlplane.domain.series import utc
 from controlplane.incidents.intake import ingest_alert
 from controlplane.storage import Database
-from controlplane.storage.coordination import PROCESS_ID, Lease
+from controlplane.storage.coordination import Lease, process_id
 from controlplane.storage.models import AlertRow, EvidenceRow, ReportRow
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class CapacityJob:
         self.workers = workers
         self.fetch = fetch or _prometheus_fetch(settings)
         seconds = settings.coordination.lease_seconds
-        self.lease = Lease(db, LEASE, PROCESS_ID, seconds, clock)
+        self.lease = Lease(db, LEASE, process_id(), seconds, clock)
 
     # -- the schedule -------------------------------------------------------------------------
     def next_run(self, after: datetime) -> datetime:

@@ -65,17 +65,21 @@ class SignalFleets:
     def handles(signal: SignalSettings) -> bool:
         return signal.detector == EnsembleDetector.name
 
-    def place(self, signal: SignalSettings, params: dict[str, Any]) -> Placed:
-        """The signal's row, added (fresh state) on first use."""
-        placed = self.placed.get(signal.name)
-        if placed is None:
-            key = digest(EnsembleDetector(**params).get_params())
+    def place(self, signals: list[tuple[SignalSettings, dict[str, Any]]]) -> list[Placed]:
+        """Each signal's row, added (fresh state) on first use: the new rows of a fleet are
+        added at once (adding them one by one copies the whole fleet each time)."""
+        new: dict[str, list[tuple[SignalSettings, dict[str, Any]]]] = defaultdict(list)
+        for signal, params in signals:
+            if signal.name not in self.placed:
+                new[digest(EnsembleDetector(**params).get_params())].append((signal, params))
+        for key, group in new.items():
             if key not in self.fleets:
-                self.fleets[key] = EnsembleFleet(**params)
-            placed = Placed(key, int(self.fleets[key].add(1)[0]))
-            self.placed[signal.name] = placed
-            self.identities[signal.name] = identity(signal, params)
-        return placed
+                self.fleets[key] = EnsembleFleet(**group[0][1])
+            rows = self.fleets[key].add(len(group))
+            for (signal, params), row in zip(group, rows, strict=True):
+                self.placed[signal.name] = Placed(key, int(row))
+                self.identities[signal.name] = identity(signal, params)
+        return [self.placed[signal.name] for signal, _ in signals]
 
     def score(self, work: list[tuple[Placed, np.ndarray]]) -> list[np.ndarray]:
         """Each (row, new values) scored and learnt: one call per fleet and chunk length."""

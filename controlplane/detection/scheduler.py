@@ -16,6 +16,11 @@ with the signal's state) and the points that owner already judged only train the
 (re-warmed from history, or its own older row): an episode is neither opened twice nor lost.
 Alerts and state are written only for the signals the store still says it owns.
 
+A signal family (`detection.families`) is one PromQL query whose every series is a signal:
+one range query a cycle fetches them all, from the oldest new point any of this worker's
+members needs (the whole history when it just took one over). New series become signals as
+they appear; every worker sees the same series, so they share them like any others.
+
 Signals on the default ensemble are rows of detector fleets (`fleets.py`: columnar state, one
 compiled call a cycle, saved to `detection.state_dir` so a restart resumes where it stopped).
 Other detectors score in-process, or on a Dask cluster (`dask.address`) in batches of
@@ -39,7 +44,12 @@ from sqlalchemy import select
 import detectors
 from controlplane.collectors import PrometheusSource, SignalSource, TraceSource
 from controlplane.collectors.prometheus import PrometheusCollector
-from controlplane.config import DetectionSettings, Settings, SignalSettings
+from controlplane.config import (
+    DetectionSettings,
+    Settings,
+    SignalFamilySettings,
+    SignalSettings,
+)
 from controlplane.detection.compute import Scorer, make_scorer
 from controlplane.detection.fleets import Placed, SignalFleets, identity
 from controlplane.domain.errors import ControlPlaneError, QueryError, SourceUnavailableError
@@ -49,6 +59,7 @@ from controlplane.incidents.intake import ingest_alert
 from controlplane.loops import every
 from controlplane.storage import Database
 from controlplane.storage.coordination import SignalOwners
+from controlplane.storage.db import upsert
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 
 log = logging.getLogger(__name__)
@@ -149,19 +160,16 @@ class DetectionScheduler:
         self.db = db
         self.clock = clock
         self.scorer = scorer or make_scorer(settings.dask)
-        prometheus = (
-            PrometheusSource(PrometheusCollector(settings.prometheus))
-            if settings.prometheus.url
-            else None
+        self.collector = (
+            PrometheusCollector(settings.prometheus) if settings.prometheus.url else None
         )
+        prometheus = PrometheusSource(self.collector) if self.collector else None
         self.sources: dict[str, SignalSource | None] = {
             "prometheus": prometheus,
             "traces": TraceSource(db),
         }
-        self.runs = {
-            s.name: SignalRun(s, recent=deque(maxlen=self.config.evidence_points))
-            for s in self.config.signals
-        }
+        self.runs = {s.name: self._new_run(s) for s in self.config.signals}
+        self.members: dict[str, set[str]] = {f.name: set() for f in self.config.families}
         # Alerts whose write failed (store down); the intake is idempotent, so resending is safe.
         self.pending: list[tuple[SignalRun, dict[str, Any]]] = []
         self.fleets = SignalFleets(self.config.state_dir)
@@ -198,8 +206,12 @@ class DetectionScheduler:
     async def run_cycle(self) -> CycleReport:
         now = self.clock()
         report = CycleReport()
-        runs = await asyncio.to_thread(self._share)
-        fetched = await asyncio.gather(*(self._fetch(run, now) for run in runs))
+        runs = await asyncio.to_thread(self._share)  # first: the families fetch for its owners
+        families = await asyncio.gather(*(self._fetch_family(f, now) for f in self.config.families))
+        prefetched = {name: series for found in families for name, series in found.items()}
+        if self.owners is None:  # one process scores everything: the new series too
+            runs = list(self.runs.values())
+        fetched = await asyncio.gather(*(self._fetch(run, now, prefetched) for run in runs))
         work = [
             (run, series) for run, series in zip(runs, fetched, strict=True) if series is not None
         ]
@@ -249,7 +261,11 @@ class DetectionScheduler:
         """The ensemble signals through their fleets, the others through the scorer."""
         in_fleets = [(run, s) for run, s in work if SignalFleets.handles(run.signal)]
         others = [(run, s) for run, s in work if not SignalFleets.handles(run.signal)]
-        places = [self._place(run) for run, _ in in_fleets]
+        places = self.fleets.place(
+            [(run.signal, signal_params(run.signal)) for run, _ in in_fleets]
+        )
+        for (run, _), placed in zip(in_fleets, places, strict=True):
+            run.placed = placed
         fleet_scores = self.fleets.score(
             [(p, s.values) for p, (_, s) in zip(places, in_fleets, strict=True)]
         )
@@ -262,28 +278,82 @@ class DetectionScheduler:
             by_run[run.signal.name] = scores
         return [by_run[run.signal.name] for run, _ in work]
 
-    def _place(self, run: SignalRun) -> Placed:
-        if run.placed is None:
-            run.placed = self.fleets.place(run.signal, signal_params(run.signal))
-        return run.placed
-
     # -- fetching --------------------------------------------------------------------------
-    async def _fetch(self, run: SignalRun, now: datetime) -> MetricSeries | None:
+    def _new_run(self, signal: SignalSettings) -> SignalRun:
+        return SignalRun(signal, recent=deque(maxlen=self.config.evidence_points))
+
+    def _start(self, run: SignalRun, now: datetime) -> datetime:
+        """The first point to fetch: after the last one seen, at most the history back."""
+        earliest = now - timedelta(seconds=self.config.history_seconds)
+        if run.last_ts is None:  # a long stop resumes on at most the history's length
+            return earliest
+        return max(earliest, utc(run.last_ts) + timedelta(seconds=run.signal.step_seconds))
+
+    async def _fetch_family(
+        self, family: SignalFamilySettings, now: datetime
+    ) -> dict[str, MetricSeries | None]:
+        """Every series of the family's query since the oldest point this worker's members
+        need, by signal name (None for all when the query failed); a new signal for each
+        series not seen before. Every worker reads every series, members or not, so that all
+        of them know the same signals to share out."""
+        if self.collector is None:
+            return {}  # its members say "no data" when owned (prometheus.url unset)
+        known = self.members[family.name]
+        starts = [self._start(self.runs[n], now) for n in known if self._scores(n)]
+        if starts:
+            start = min(starts)
+        elif known:  # none of them is this worker's: a short look for new series only
+            start = now - timedelta(seconds=5 * family.step_seconds)
+        else:
+            start = now - timedelta(seconds=self.config.history_seconds)
+        try:
+            found = await self.collector.collect(family.query, start, now, family.step_seconds)
+        except (SourceUnavailableError, QueryError) as exc:
+            log.warning("signal family %s: no data: %s", family.name, exc)
+            return dict.fromkeys(known)
+        series: dict[str, MetricSeries | None] = {}
+        for one in found:
+            try:
+                signal = family.member(one.labels)
+            except (KeyError, ValueError) as exc:  # a series without a templated label
+                log.warning("signal family %s: series %s skipped: %s", family.name, one.labels, exc)
+                continue
+            if signal.name not in self.runs:
+                self.runs[signal.name] = self._new_run(signal)
+                known.add(signal.name)
+            series[signal.name] = one
+        return series
+
+    def _in_family(self, name: str) -> bool:
+        return any(name in known for known in self.members.values())
+
+    def _scores(self, name: str) -> bool:
+        return self.owners is None or name in self.owners.owned
+
+    async def _fetch(
+        self, run: SignalRun, now: datetime, prefetched: dict[str, MetricSeries | None]
+    ) -> MetricSeries | None:
         signal = run.signal
         source = self.sources["traces" if signal.query.startswith("traces:") else "prometheus"]
         if source is None:
             run.status, run.error = "no_data", "prometheus.url is not configured"
             return None
-        earliest = now - timedelta(seconds=self.config.history_seconds)
-        start = (
-            earliest
-            if run.last_ts is None  # a long stop resumes on at most the history's length
-            else max(earliest, utc(run.last_ts) + timedelta(seconds=signal.step_seconds))
-        )
+        start = self._start(run, now)
         if start > now:  # the next point is not due yet: nothing new, and nothing wrong
             return None
         try:
-            series = await source.fetch(signal, start, now)
+            if self._in_family(signal.name):  # fetched with its family, or nothing new
+                if signal.name not in prefetched:
+                    return None
+                series = prefetched[signal.name]
+                if series is None:
+                    raise SourceUnavailableError("its family's query failed")
+                keep = series.timestamps >= np.datetime64(start.replace(tzinfo=None))
+                series = MetricSeries(
+                    series.name, series.timestamps[keep], series.values[keep], series.labels
+                )
+            else:
+                series = await source.fetch(signal, start, now)
         except (SourceUnavailableError, QueryError) as exc:
             run.status, run.error = "no_data", str(exc)
             log.warning("signal %s: no data: %s", signal.name, exc)
@@ -439,8 +509,9 @@ class DetectionScheduler:
                 opening = alert["status"] == "firing" and "escalation" not in alert["annotations"]
                 if opening and run.episode and incident_ids:
                     session.add(_evidence(incident_ids[0], run.episode))
-            for run in runs:
-                session.merge(_state(run, now))
+            upsert(
+                session, SignalStateRow.__table__, [_state(run, now) for run in runs], ["signal"]
+            )
 
 
 def _evidence(incident_id: int, episode: Episode) -> EvidenceRow:
@@ -454,8 +525,8 @@ def _evidence(incident_id: int, episode: Episode) -> EvidenceRow:
     )
 
 
-def _state(run: SignalRun, now: datetime) -> SignalStateRow:
-    return SignalStateRow(
+def _state(run: SignalRun, now: datetime) -> dict[str, Any]:
+    return dict(
         signal=run.signal.name,
         service=run.signal.service,
         query=run.signal.query,

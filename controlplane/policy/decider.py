@@ -30,7 +30,7 @@ from controlplane.policy.schema import Policy
 from controlplane.policy.state import is_paused
 from controlplane.storage import Database, audit
 from controlplane.storage import decisions as store
-from controlplane.storage.coordination import PROCESS_ID, Lease
+from controlplane.storage.coordination import Lease, process_id
 from controlplane.storage.models import DecisionRow, IncidentRow
 from remediations import ActionParams, Plan
 
@@ -58,7 +58,7 @@ class Decider:
         lease_seconds: float,
     ) -> None:
         self.db, self.policies, self.build = db, policies, build
-        self.lease = Lease(db, LEASE, PROCESS_ID, lease_seconds, clock)
+        self.lease = Lease(db, LEASE, process_id(), lease_seconds, clock)
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
         self.drift_checked = clock() - DRIFT_CHECK

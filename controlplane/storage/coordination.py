@@ -55,8 +55,16 @@ def member_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-#: This process's name, the holder of its leases and the owner of its signals.
-PROCESS_ID = member_id()
+_PROCESS: tuple[int, str] | None = None
+
+
+def process_id() -> str:
+    """This process's name, the holder of its leases and the owner of its signals (a forked
+    child, e.g. one of `aiops serve --workers N`, gets a name of its own)."""
+    global _PROCESS
+    if _PROCESS is None or _PROCESS[0] != os.getpid():
+        _PROCESS = (os.getpid(), member_id())
+    return _PROCESS[1]
 
 
 def rendezvous(key: str, members: Sequence[str]) -> str:
@@ -152,19 +160,19 @@ class SignalOwners:
             wanted = self.wanted(names, members) if self.me in members else frozenset()
             before = _owned(session, self.me)
             release = before - wanted
-            if release:
+            for chunk in _chunks(release):
                 session.execute(
                     update(SignalOwnerRow)
-                    .where(SignalOwnerRow.owner == self.me, SignalOwnerRow.signal.in_(release))
+                    .where(SignalOwnerRow.owner == self.me, SignalOwnerRow.signal.in_(chunk))
                     .values(owner=None)
                 )
             take = wanted - before
-            if take:
-                _ensure_rows(session, self.db, take, now)
+            _ensure_rows(session, self.db, take, now)
+            for chunk in _chunks(take):
                 session.execute(
                     update(SignalOwnerRow)
                     .where(
-                        SignalOwnerRow.signal.in_(take),
+                        SignalOwnerRow.signal.in_(chunk),
                         or_(SignalOwnerRow.owner.is_(None), SignalOwnerRow.owner.not_in(members)),
                     )
                     .values(owner=self.me, token=SignalOwnerRow.token + 1, claimed_at=now)
@@ -187,12 +195,19 @@ def _owned(session: Session, me: str) -> set[str]:
     return set(session.scalars(select(SignalOwnerRow.signal).where(SignalOwnerRow.owner == me)))
 
 
+def _chunks(names: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
+    """Sorted, in lists a statement's parameter limit takes (SQLite: 32,766; libpq: 65,535)."""
+    ordered = sorted(names)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
 def _ensure_rows(session: Session, db: Database, names: Iterable[str], now: datetime) -> None:
     """An owner row (free) for each signal that has none yet; concurrent inserts are fine."""
-    rows = [{"signal": n, "owner": None, "token": 0, "claimed_at": now} for n in sorted(names)]
     insert = sqlite_insert if db.is_sqlite else pg_insert
-    for start in range(0, len(rows), 5000):
-        statement = insert(SignalOwnerRow).values(rows[start : start + 5000])
+    for chunk in _chunks(names, 2000):  # four parameters a row
+        rows = [{"signal": n, "owner": None, "token": 0, "claimed_at": now} for n in chunk]
+        statement = insert(SignalOwnerRow).values(rows)
         session.execute(statement.on_conflict_do_nothing(index_elements=["signal"]))
 
 

@@ -122,3 +122,45 @@ def test_injected_fault_becomes_an_incident_with_evidence(prometheus, settings, 
     assert states["payments-latency"]["status"] == "ok"
     assert states["broken-query"]["status"] == "no_data"
     assert "refused query" in states["broken-query"]["last_error"]
+
+
+def test_a_signal_family_watches_every_series_of_one_query(prometheus, settings, client, tokens):
+    """One query, every series a signal: the same fault is found as with one signal per
+    series, in one range query a cycle."""
+    family = {"name": "{service}-latency", "query": "demo_latency_seconds"}
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        prometheus={"url": prometheus.url},
+        detection={"families": [family], "sustain_points": 2},
+    )
+    db = Database(config.database.url)
+    try:
+        scheduler = DetectionScheduler(config, db, clock=lambda: END)
+        report = asyncio.run(scheduler.run_cycle())
+    finally:
+        db.dispose()
+    assert sorted(scheduler.runs) == ["checkout-latency", "payments-latency"]
+    assert report.fetched == 2
+    assert len(report.opened) == 1
+    headers = bearer(tokens["viewer"])
+    states = {s["signal"]: s for s in client.get("/api/v1/signals", headers=headers).json()}
+    assert states["checkout-latency"]["status"] == "anomalous"
+    assert states["payments-latency"]["status"] == "ok"
+    assert states["checkout-latency"]["query"] == 'demo_latency_seconds # {service="checkout"}'
+
+
+def test_a_family_member_without_its_templated_label_is_skipped(prometheus, settings):
+    family = {"name": "{team}-latency", "query": "demo_latency_seconds"}
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        prometheus={"url": prometheus.url},
+        detection={"families": [family]},
+    )
+    db = Database(config.database.url)
+    try:
+        scheduler = DetectionScheduler(config, db, clock=lambda: END)
+        report = asyncio.run(scheduler.run_cycle())
+    finally:
+        db.dispose()
+    assert scheduler.runs == {}
+    assert report.fetched == 0

@@ -117,7 +117,18 @@ def _history(end: datetime) -> str:
     return openmetrics({("fleet_load", s): 1.0 + rng.normal(0, 0.01, n) for s in SERVICES}, stamps)
 
 
-def _worker_config(path: Path, prometheus_url: str) -> Path:
+def _worker_config(path: Path, prometheus_url: str, *, family: bool) -> Path:
+    """Twelve signals: one query each, or one family query whose series they are."""
+    signals = [
+        {
+            "name": _signal(s),
+            "service": s,
+            "query": f'fleet_load{{service="{s}"}}',
+            "step_seconds": STEP,
+        }
+        for s in SERVICES
+    ]
+    families = [{"name": "{service}-load", "query": "fleet_load", "step_seconds": STEP}]
     config = {
         "prometheus": {"url": prometheus_url},
         "detection": {
@@ -125,15 +136,7 @@ def _worker_config(path: Path, prometheus_url: str) -> Path:
             "history_seconds": 1800,
             "sustain_points": 2,
             "quiet_seconds": 30,
-            "signals": [
-                {
-                    "name": _signal(s),
-                    "service": s,
-                    "query": f'fleet_load{{service="{s}"}}',
-                    "step_seconds": STEP,
-                }
-                for s in SERVICES
-            ],
+            **({"families": families} if family else {"signals": signals}),
         },
         "coordination": COORDINATION,
     }
@@ -168,7 +171,8 @@ def _stop(processes: list[Popen[bytes]]) -> None:
         process.wait(timeout=30)
 
 
-def test_three_workers_share_the_signals_and_survive_a_kill(postgres, tmp_path):
+@pytest.mark.parametrize("family", [False, True], ids=["signals", "family"])
+def test_three_workers_share_the_signals_and_survive_a_kill(postgres, tmp_path, family):
     url = postgres.database.url
     db = Database(url)
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=STEP)
@@ -176,7 +180,7 @@ def test_three_workers_share_the_signals_and_survive_a_kill(postgres, tmp_path):
         _exporter() as (exporter, target),
         Prometheus(tmp_path / "prometheus", history=_history(end), scrape=[target]) as prom,
     ):
-        config = _worker_config(tmp_path / "worker.yaml", prom.url)
+        config = _worker_config(tmp_path / "worker.yaml", prom.url, family=family)
         env = _environment(url)
         workers = [
             start_aiops(["--config", str(config), "worker"], env, tmp_path / f"worker-{i}.log")
