@@ -7,7 +7,8 @@ signal, all fetched by one family query a cycle (or, with `--one-query-per-signa
 its own query). The workers share them (rendezvous hashing over live members). The benchmark reads
 the store while they run and prints:
 
-- cycle time per worker (the time between two state writes of the same worker),
+- cycle period per worker (the time between two state writes of the same worker: the
+  cycle's work plus the `detection.interval_seconds` wait after it),
 - resident memory per worker,
 - after SIGKILL of one worker: seconds until the survivors own its signals, and until every
   one of them was scored again.
@@ -31,7 +32,6 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import SignalOwnerRow, SignalStateRow
-from controlplane.testing.kube import serve_in_thread, stop_serving
-from controlplane.testing.servers import Prometheus
+from controlplane.testing.servers import Prometheus, metrics_target
 
 POSTGRES_URL = os.environ.get(
     "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -68,43 +67,25 @@ class Exporter:
         return ("# TYPE fleet_value gauge\n" + "\n".join(lines) + "\n").encode()
 
 
-def serve(exporter: Exporter) -> tuple[Any, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return
-
-        def do_GET(self) -> None:
-            body = exporter.exposition()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server, url = serve_in_thread(Handler)
-    return server, url.removeprefix("http://")
-
-
 def worker_config(path: Path, names: list[str], prometheus: str, args: argparse.Namespace) -> None:
-    config = {
-        "log_level": "WARNING",
+    config: dict[str, Any] = {
+        "log_level": os.environ.get("FLEET_LOG_LEVEL", "WARNING"),
         "prometheus": {"url": prometheus, "timeout_seconds": 30},
         "detection": {
             "interval_seconds": args.interval,
             "history_seconds": 300,
             "snapshot_seconds": 3600,
-            "signals": [
-                {
-                    "name": n,
-                    "service": n,
-                    "query": f'fleet_value{{service="{n}"}}',
-                    "step_seconds": 5,
-                }
-                for n in names
-            ],
         },
         "coordination": {"heartbeat_seconds": 2, "member_ttl_seconds": 10},
     }
+    detection: dict[str, Any] = config["detection"]
+    if args.family:
+        detection["families"] = [{"name": "{service}", "query": "fleet_value", "step_seconds": 5}]
+    else:
+        detection["signals"] = [
+            {"name": n, "service": n, "query": f'fleet_value{{service="{n}"}}', "step_seconds": 5}
+            for n in names
+        ]
     path.write_text(yaml.safe_dump(config, width=200))
 
 
@@ -150,9 +131,9 @@ def main() -> None:
     upgrade(url)
     db = Database(url)
     exporter = Exporter(args.series)
-    server, target = serve(exporter)
     with (
         tempfile.TemporaryDirectory() as tmp,
+        metrics_target(exporter.exposition) as target,
         Prometheus(Path(tmp) / "prom", scrape=[target]) as prom,
     ):
         config = Path(tmp) / "worker.yaml"
@@ -220,7 +201,6 @@ def main() -> None:
                     w.send_signal(signal.SIGTERM)
             for w in workers:
                 w.wait(timeout=120)
-            stop_serving(server)
     db.dispose()
     with create_engine(POSTGRES_URL).begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -235,7 +215,8 @@ def main() -> None:
         median = statistics.median(steady) if steady else float("nan")
         print(
             f"worker {owner}: {share} signals, {len(ordered)} cycles written, "
-            f"cycle time median {median:.1f} s, max {max(steady, default=float('nan')):.1f} s"
+            f"period median {median:.1f} s (work {median - args.interval:.1f} s + the "
+            f"{args.interval:g} s wait), max {max(steady, default=float('nan')):.1f} s"
         )
     for pid, mib in peak.items():
         print(f"worker pid {pid}: peak RSS {mib:.0f} MiB")

@@ -39,7 +39,7 @@ from controlplane import auth
 from controlplane.domain.models import Role
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import AlertRow
-from controlplane.testing.servers import free_port, wait_until_ready
+from controlplane.testing.servers import child_pids, free_port, wait_until_ready
 
 POSTGRES_URL = os.environ.get(
     "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -189,19 +189,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (the API processes of `serve --workers N`)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def measure_echo(senders: int, seconds: float, warmup: float, workers: int) -> tuple[float, float]:
     """(notifications/s, p99 seconds) of the bare echo, loaded exactly like the API."""
     port = free_port()
@@ -269,8 +256,8 @@ def main() -> None:
             latencies, acked, failures, elapsed = asyncio.run(
                 load(endpoint, token, args.senders, args.seconds, run, poison)
             )
-            rss = sum(peak_rss_mib(pid) for pid in [server.pid, *children(server.pid)])
-            cpu = sum(cpu_seconds(pid) for pid in [server.pid, *children(server.pid)])
+            rss = sum(peak_rss_mib(pid) for pid in [server.pid, *child_pids(server.pid)])
+            cpu = sum(cpu_seconds(pid) for pid in [server.pid, *child_pids(server.pid)])
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import string
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -133,7 +134,24 @@ class PrometheusSettings(_Section):
     )
 
 
-class SignalSettings(_Section):
+class _Watched(_Section):
+    """How a signal's series is judged: the detector, its parameters, the resolution."""
+
+    detector: str = Field("ensemble", description="Detector name (detectors.REGISTRY).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Detector parameters.")
+    step_seconds: int = Field(60, ge=1, le=86_400, description="Resolution of the series.")
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        import detectors
+
+        if value not in detectors.REGISTRY:
+            raise ValueError(f"must be one of {sorted(detectors.REGISTRY)}, got {value!r}")
+        return value
+
+
+class SignalSettings(_Watched):
     """One signal: a PromQL query (or a trace RED series) watched by a detector."""
 
     name: str = Field(..., min_length=1, max_length=200, description="Unique signal name.")
@@ -144,25 +162,9 @@ class SignalSettings(_Section):
         description="PromQL returning one series, or 'traces:<service>:<metric>' for a RED "
         "series from spans (metric: rate, error_ratio, p50, p95, p99).",
     )
-    detector: str = Field("ensemble", description="Detector name (detectors.REGISTRY).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Detector parameters.")
-    step_seconds: int = Field(60, ge=1, le=86_400, description="Resolution of the series.")
-
-    @field_validator("detector")
-    @classmethod
-    def _known_detector(cls, value: str) -> str:
-        return _registered_detector(value)
 
 
-def _registered_detector(value: str) -> str:
-    import detectors
-
-    if value not in detectors.REGISTRY:
-        raise ValueError(f"must be one of {sorted(detectors.REGISTRY)}, got {value!r}")
-    return value
-
-
-class SignalFamilySettings(_Section):
+class SignalFamilySettings(_Watched):
     """Many signals from one PromQL query: every series it returns is a signal, named from its
     labels. One range query a cycle fetches them all (a query per signal does not scale to a
     fleet); the workers share the series like any signals."""
@@ -175,14 +177,6 @@ class SignalFamilySettings(_Section):
     )
     service: str = Field("{service}", min_length=1, description="Service template, likewise.")
     query: str = Field(..., min_length=1, description="PromQL returning one series per signal.")
-    detector: str = Field("ensemble", description="Detector name (detectors.REGISTRY).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Detector parameters.")
-    step_seconds: int = Field(60, ge=1, le=86_400, description="Resolution of the series.")
-
-    @field_validator("detector")
-    @classmethod
-    def _known_detector(cls, value: str) -> str:
-        return _registered_detector(value)
 
     @field_validator("name", "service")
     @classmethod
@@ -254,8 +248,8 @@ _Named = TypeVar("_Named", SignalSettings, "CapacitySignalSettings")
 
 
 def _unique(signals: list[_Named]) -> list[_Named]:
-    names = [s.name for s in signals]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(s.name for s in signals)
+    duplicates = sorted(n for n, count in counts.items() if count > 1)
     if duplicates:
         raise ValueError(f"signal names must be unique, got {duplicates[0]!r} twice")
     return signals

@@ -299,12 +299,11 @@ class DetectionScheduler:
         if self.collector is None:
             return {}  # its members say "no data" when owned (prometheus.url unset)
         known = self.members[family.name]
+        # From the oldest point a member of this worker needs; at least a short look back,
+        # in which every live series shows (new ones included).
         starts = [self._start(self.runs[n], now) for n in known if self._scores(n)]
-        if starts:
-            start = min(starts)
-        elif known:  # none of them is this worker's: a short look for new series only
-            start = now - timedelta(seconds=5 * family.step_seconds)
-        else:
+        start = min([*starts, now - timedelta(seconds=5 * family.step_seconds)])
+        if not known:  # the first look: the whole history
             start = now - timedelta(seconds=self.config.history_seconds)
         try:
             found = await self.collector.collect(family.query, start, now, family.step_seconds)

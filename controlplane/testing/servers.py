@@ -11,7 +11,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,6 +30,45 @@ from controlplane.domain.errors import ConfigError, TemporaryError
 LOOPBACK = "127.0.0.1"
 SCRAPE_SECONDS = 5
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (e.g. the API processes of `serve --workers N`)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@contextmanager
+def metrics_target(exposition: Callable[[], bytes]) -> Iterator[str]:
+    """A loopback `/metrics` endpoint serving `exposition()` (Prometheus text) on every
+    scrape, for as long as the block lasts; yields its host:port, as a scrape config names
+    it."""
+    from controlplane.testing.kube import serve_in_thread, stop_serving
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            body = exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server, url = serve_in_thread(Handler)
+    try:
+        yield url.removeprefix("http://")
+    finally:
+        stop_serving(server)
 
 
 def ensure_port_free(port: int, what: str) -> None:

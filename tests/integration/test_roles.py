@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import NotificationRow
-from controlplane.testing.servers import LOOPBACK, free_port, wait_until_ready
+from controlplane.testing.servers import LOOPBACK, child_pids, free_port, wait_until_ready
 from tests.factories import (
     WEBHOOK_TOKEN,
     WEBHOOK_URL,
@@ -85,18 +85,6 @@ def test_the_worker_acts_and_the_api_only_serves(settings, tokens, tmp_path):
             api.wait(timeout=30)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def test_serve_with_several_processes_shares_one_port_and_stops_cleanly(settings, tmp_path):
     if settings.database.url.startswith("sqlite"):
         pytest.skip("PostgreSQL only: several API processes share the store")
@@ -107,7 +95,7 @@ def test_serve_with_several_processes_shares_one_port_and_stops_cleanly(settings
     api = start_aiops(["serve", "--no-loops", "--workers", "2"], env, tmp_path / "serve.log")
     try:
         wait_until_ready(f"{base}/readyz", what="aiops serve --workers 2")
-        assert len(_children(api.pid)) == 2
+        assert len(child_pids(api.pid)) == 2
         for i in range(20):  # connections spread over both; every delivery is stored
             body = notification([alert(f"A{i}", service="checkout")], f"g-{i}")
             sent = httpx.post(f"{base}{WEBHOOK_URL}", json=body, headers=bearer(WEBHOOK_TOKEN))

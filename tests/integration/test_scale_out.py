@@ -16,10 +16,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from subprocess import Popen
 
@@ -31,11 +28,11 @@ from sqlalchemy import select
 
 from controlplane.storage import Database, upgrade
 from controlplane.storage.models import AlertRow, LeaseRow, SignalOwnerRow, SignalStateRow
-from controlplane.testing.kube import serve_in_thread, stop_serving
 from controlplane.testing.servers import (
     LOOPBACK,
     Prometheus,
     free_port,
+    metrics_target,
     openmetrics,
     wait_until_ready,
 )
@@ -77,37 +74,14 @@ class Exporter:
         self.fault = False
         self.rng = np.random.default_rng(11)
 
-    def exposition(self) -> str:
+    def exposition(self) -> bytes:
         lines = ["# TYPE fleet_load gauge"]
         for service in SERVICES:
             value = (
                 1.0 + self.rng.normal(0, 0.01) + (2.0 if self.fault and service == "svc-0" else 0)
             )
             lines.append(f'fleet_load{{service="{service}"}} {value:.6f}')
-        return "\n".join(lines) + "\n"
-
-
-@contextmanager
-def _exporter() -> Iterator[tuple[Exporter, str]]:
-    exporter = Exporter()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return
-
-        def do_GET(self) -> None:
-            body = exporter.exposition().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server, url = serve_in_thread(Handler)
-    try:
-        yield exporter, url.removeprefix("http://")
-    finally:
-        stop_serving(server)
+        return ("\n".join(lines) + "\n").encode()
 
 
 def _history(end: datetime) -> str:
@@ -176,8 +150,9 @@ def test_three_workers_share_the_signals_and_survive_a_kill(postgres, tmp_path, 
     url = postgres.database.url
     db = Database(url)
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=STEP)
+    exporter = Exporter()
     with (
-        _exporter() as (exporter, target),
+        metrics_target(exporter.exposition) as target,
         Prometheus(tmp_path / "prometheus", history=_history(end), scrape=[target]) as prom,
     ):
         config = _worker_config(tmp_path / "worker.yaml", prom.url, family=family)
