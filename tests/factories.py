@@ -7,6 +7,7 @@ a webhook endpoint (Slack-compatible) or an HTTP cache would receive."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
@@ -223,3 +225,21 @@ def start_aiops(command: list[str], env: dict[str, str], log: Path) -> subproces
     return subprocess.Popen(
         [str(aiops), *command], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
     )
+
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def render_manifests(overlay: str) -> list[dict[str, Any]]:
+    """deploy/overlays/<overlay> rendered by `kubectl kustomize` (kustomize ships in kubectl)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is needed to render deploy/ (it ships kustomize)")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

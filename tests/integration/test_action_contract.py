@@ -25,7 +25,7 @@ import remediations
 from controlplane.domain.errors import InvalidInputError
 from controlplane.testing.kube import FakeKube
 from remediations import REGISTRY, Action, Kube, TargetRef
-from tests.factories import Receiver
+from tests.factories import Receiver, render_manifests
 
 pytestmark = pytest.mark.integration
 NS = "shop"
@@ -311,3 +311,22 @@ def permission(method: str, path: str) -> tuple[str, str, str]:
         method, method.lower()
     )
     return group, resource, verb
+
+
+def granted(rendered: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """The (group, resource, verb) triples the workers' ClusterRole grants."""
+    (role,) = [o for o in rendered if o["kind"] == "ClusterRole"]
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_the_workers_role_grants_exactly_what_the_actions_use(overlay, tmp_path):
+    """RBAC derived, not guessed: every request each registered action sends over its whole
+    lifecycle, and nothing else, is what deploy/'s ClusterRole grants."""
+    assert granted(render_manifests(overlay)) == used_permissions(tmp_path)

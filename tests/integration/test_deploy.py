@@ -6,7 +6,8 @@
   or misplaced field (which the models would drop) fails.
 - Every object passes a server-side dry run (`dryRun=All`) against the fake API server
   through the official client, and nothing is persisted.
-- The workers' ClusterRole grants exactly what the registered actions send, no more.
+- (The workers' ClusterRole is checked against what the registered actions send in
+  test_action_contract.py, beside the actions' scenarios.)
 - The settings and policies the manifests mount load; the container args are commands the
   CLI knows; the PrometheusRule passes `promtool check rules`.
 - In-cluster authentication: with no kubeconfig, the worker's cluster connection uses the
@@ -30,31 +31,16 @@ from controlplane.config import KubernetesSettings, load_settings
 from controlplane.policy.cluster import connect
 from controlplane.policy.schema import load_policies
 from controlplane.testing.kube import FakeKube
-from tests.integration.test_action_contract import used_permissions
+from tests.factories import render_manifests
 
 pytestmark = pytest.mark.integration
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OVERLAYS = ["staging", "production"]
 CUSTOM = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl is needed to render deploy/ (it ships kustomize)")
-    done = subprocess.run(
-        [kubectl, "kustomize", str(DEPLOY / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
 @pytest.fixture(scope="module", params=OVERLAYS)
 def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    return render(request.param)
+    return render_manifests(request.param)
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -126,21 +112,6 @@ def test_the_fake_refuses_what_the_real_server_would():
         }
         with pytest.raises(utils.FailToCreateError, match="exactly one"):
             utils.create_from_dict(api, pdb, namespace="aiops", dry_run="All")
-
-
-def granted(rendered: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    (role,) = by_kind(rendered, "ClusterRole")
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-
-
-def test_the_workers_role_grants_exactly_what_the_actions_use(rendered, tmp_path):
-    assert granted(rendered) == used_permissions(tmp_path)
 
 
 def test_the_api_has_no_cluster_access(rendered):
