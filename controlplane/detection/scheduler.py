@@ -261,11 +261,11 @@ class DetectionScheduler:
         """The ensemble signals through their fleets, the others through the scorer."""
         in_fleets = [(run, s) for run, s in work if SignalFleets.handles(run.signal)]
         others = [(run, s) for run, s in work if not SignalFleets.handles(run.signal)]
-        places = self.fleets.place(
-            [(run.signal, signal_params(run.signal)) for run, _ in in_fleets]
-        )
-        for (run, _), placed in zip(in_fleets, places, strict=True):
-            run.placed = placed
+        unplaced = [run for run, _ in in_fleets if run.placed is None]
+        placed = self.fleets.place([(run.signal, signal_params(run.signal)) for run in unplaced])
+        for run, where in zip(unplaced, placed, strict=True):
+            run.placed = where  # once: the row stays the signal's
+        places = [run.placed for run, _ in in_fleets if run.placed is not None]
         fleet_scores = self.fleets.score(
             [(p, s.values) for p, (_, s) in zip(places, in_fleets, strict=True)]
         )

@@ -122,3 +122,16 @@ def test_rendezvous_moves_only_the_signals_of_the_member_that_left(members):
     assert {s for s in SIGNALS if before[s] != after[s]} == {
         s for s in SIGNALS if before[s] == gone
     }
+
+
+def test_the_api_reports_workers_signals_and_leases_on_metrics(db, client):
+    """Workers serve no HTTP: the API reports them from the store for the PrometheusRule."""
+    now = datetime.now(UTC)
+    Membership(db, "w1", 20, lambda: now).beat()
+    SignalOwners(db, "w1", lambda: now).sync(["a", "b"], 20)
+    Lease(db, "policy-decide", "w1", 30, lambda: now).hold()
+    text = client.get("/metrics").text
+    assert "aiops_workers_live 1.0" in text
+    assert "aiops_signals_unowned 0.0" in text
+    assert 'aiops_lease_token{lease="policy-decide"} 1.0' in text
+    assert 'aiops_lease_expires_in_seconds{lease="policy-decide"}' in text
