@@ -88,9 +88,18 @@ class CapacityJob:
     def run_scheduled(self, due: datetime) -> int | None:
         """Produce the report of the slot `due` when this process holds the schedule's lease;
         None when another process does."""
-        if not self.lease.hold():
-            return None
-        with self.db.write() as session:  # earlier slots left running: their producer died
+        with self.lease.running() as mine:
+            if not mine:
+                return None
+            self._fail_orphans(due)
+            report_id = self.claim("schedule", "scheduler", due)
+            if report_id is not None:
+                self.produce(report_id, fenced=True)
+            return report_id
+
+    def _fail_orphans(self, due: datetime) -> None:
+        """Earlier slots still `running`: their producer died or lost the lease."""
+        with self.db.write() as session:
             session.execute(
                 update(ReportRow)
                 .where(
@@ -104,10 +113,6 @@ class CapacityJob:
                     error="the process producing it stopped or lost the schedule's lease",
                 )
             )
-        report_id = self.claim("schedule", "scheduler", due)
-        if report_id is not None:
-            self.produce(report_id, fenced=True)
-        return report_id
 
     # -- one run ---------------------------------------------------------------------------------
     def run(

@@ -70,15 +70,16 @@ class Decider:
         """Decide on what changed since the last pass; the ids of the stored decisions."""
         if not self.policies:
             return []
-        if not self.lease.hold():
-            return []  # another process decides
-        try:
-            self.expire_resolved()
-            self.expire_drifted()
-            return self.replan() + self._run()
-        except LeaseLostError as exc:  # paused or cut off past the lease: the other decides
-            log.warning("policy decisions stopped: %s", exc)
-            return []
+        with self.lease.running() as mine:
+            if not mine:
+                return []  # another process (or loop of this one) decides now
+            try:
+                self.expire_resolved()
+                self.expire_drifted()
+                return self.replan() + self._run()
+            except LeaseLostError as exc:  # paused or cut off past the lease: another decides
+                log.warning("policy decisions stopped: %s", exc)
+                return []
 
     def expire_resolved(self) -> list[int]:
         """Decisions waiting for approval whose incident resolved become `stale`: what they

@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 #: A member silent this many times its time-to-live is removed from the table.
 FORGET_AFTER_TTLS = 10
+#: Per lease name: taken while a caller of this process runs the leased work.
+_RUNNING: dict[str, threading.Lock] = {}
 
 
 def member_id() -> str:
@@ -222,6 +225,20 @@ class Lease:
     clock: Clock
     token: int | None = None
     until: datetime | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[bool]:
+        """Whether this caller may run the leased work now: it holds the lease, and no other
+        caller in this process runs it (the lease's holder is the process, so two loops of
+        one process, e.g. the API's and a CLI's, also take turns)."""
+        local = _RUNNING.setdefault(self.name, threading.Lock())
+        if not local.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield self.hold()
+        finally:
+            local.release()
 
     def hold(self) -> bool:
         """Hold the lease: renew it when half of it is spent, take it when it expired; False

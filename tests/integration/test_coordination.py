@@ -135,3 +135,16 @@ def test_the_api_reports_workers_signals_and_leases_on_metrics(db, client):
     assert "aiops_signals_unowned 0.0" in text
     assert 'aiops_lease_token{lease="policy-decide"} 1.0' in text
     assert 'aiops_lease_expires_in_seconds{lease="policy-decide"}' in text
+
+
+def test_two_loops_of_one_process_take_turns_on_leased_work(db):
+    """The lease's holder is the process: the API's policy loop and a CLI's cycle in the same
+    process must still not decide at once (rates and cooldowns count every decision)."""
+    clock = Clock()
+    api_loop, cli_cycle = (Lease(db, "policy-decide", "this-process", 30, clock) for _ in "ab")
+    with api_loop.running() as first:
+        assert first
+        with cli_cycle.running() as second:
+            assert not second
+    with cli_cycle.running() as after:
+        assert after
