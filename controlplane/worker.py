@@ -34,10 +34,10 @@ def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[a
     loops = []
     if settings.detection.signals or settings.detection.families:
         coordination = settings.coordination
-        membership = Membership(db, process_id(), coordination.member_ttl_seconds, datetime_now)
+        membership = Membership(db, process_id(), coordination.member_ttl_seconds, _utcnow)
         with contextlib.suppress(ControlPlaneError):  # the store is down: the loop beats later
             membership.beat()  # live before the first cycle shares the signals out
-        owners = SignalOwners(db, process_id(), datetime_now)
+        owners = SignalOwners(db, process_id(), _utcnow)
         scheduler = DetectionScheduler(settings, db, owners=owners)
         detection = asyncio.create_task(scheduler.run_forever(stop), name="detection")
         beats = _heartbeat(membership, coordination.heartbeat_seconds, detection, stop)
@@ -64,7 +64,7 @@ async def _heartbeat(
         log.warning("could not leave the members (its signals move after its TTL): %s", exc)
 
 
-def datetime_now() -> datetime:
+def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
