@@ -58,7 +58,7 @@ from controlplane.domain.series import MetricSeries, utc
 from controlplane.incidents.intake import ingest_alert
 from controlplane.loops import every
 from controlplane.storage import Database
-from controlplane.storage.coordination import SignalOwners
+from controlplane.storage.coordination import SignalOwners, chunks
 from controlplane.storage.db import upsert
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 
@@ -248,9 +248,14 @@ class DetectionScheduler:
         return [run for name, run in self.runs.items() if name in handover.owned]
 
     def _take_over(self, names: set[str]) -> None:
-        with self.db.read() as session:
-            rows = session.scalars(select(SignalStateRow).where(SignalStateRow.signal.in_(names)))
-            states = {row.signal: row for row in rows}
+        with self.db.read() as session:  # in chunks: a worker alone may take 100,000 at once
+            states = {
+                row.signal: row
+                for chunk in chunks(names)
+                for row in session.scalars(
+                    select(SignalStateRow).where(SignalStateRow.signal.in_(chunk))
+                )
+            }
         for name in names:
             run, state = self.runs[name], states.get(name)
             run.streak.clear()

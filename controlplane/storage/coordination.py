@@ -163,7 +163,7 @@ class SignalOwners:
             wanted = self.wanted(names, members) if self.me in members else frozenset()
             before = _owned(session, self.me)
             release = before - wanted
-            for chunk in _chunks(release):
+            for chunk in chunks(release):
                 session.execute(
                     update(SignalOwnerRow)
                     .where(SignalOwnerRow.owner == self.me, SignalOwnerRow.signal.in_(chunk))
@@ -171,7 +171,7 @@ class SignalOwners:
                 )
             take = wanted - before
             _ensure_rows(session, self.db, take, now)
-            for chunk in _chunks(take):
+            for chunk in chunks(take):
                 session.execute(
                     update(SignalOwnerRow)
                     .where(
@@ -198,7 +198,7 @@ def _owned(session: Session, me: str) -> set[str]:
     return set(session.scalars(select(SignalOwnerRow.signal).where(SignalOwnerRow.owner == me)))
 
 
-def _chunks(names: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
+def chunks(names: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
     """Sorted, in lists a statement's parameter limit takes (SQLite: 32,766; libpq: 65,535)."""
     ordered = sorted(names)
     for start in range(0, len(ordered), size):
@@ -208,7 +208,7 @@ def _chunks(names: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
 def _ensure_rows(session: Session, db: Database, names: Iterable[str], now: datetime) -> None:
     """An owner row (free) for each signal that has none yet; concurrent inserts are fine."""
     insert = sqlite_insert if db.is_sqlite else pg_insert
-    for chunk in _chunks(names, 2000):  # four parameters a row
+    for chunk in chunks(names, 2000):  # four parameters a row
         rows = [{"signal": n, "owner": None, "token": 0, "claimed_at": now} for n in chunk]
         statement = insert(SignalOwnerRow).values(rows)
         session.execute(statement.on_conflict_do_nothing(index_elements=["signal"]))

@@ -148,3 +148,11 @@ def test_two_loops_of_one_process_take_turns_on_leased_work(db):
             assert not second
     with cli_cycle.running() as after:
         assert after
+
+
+def test_a_worker_alone_takes_more_signals_than_one_statement_can_name(db):
+    """40,000 names: beyond SQLite's 32,766 parameters a statement (claims go in chunks)."""
+    clock = Clock()
+    names = [f"s{i:05d}" for i in range(40_000)]
+    Membership(db, "alone", 10, clock).beat()
+    assert SignalOwners(db, "alone", clock).sync(names, 10).owned == set(names)
