@@ -404,6 +404,55 @@ class AutomationSettings(_Section):
     kubernetes: KubernetesSettings = KubernetesSettings()
 
 
+class NotificationSettings(_Section):
+    """Who is told what (see README 'Notifications' and controlplane/notifications)."""
+
+    file: Path | None = Field(
+        None, description="Notifications file (channels and routes); none: nobody is told."
+    )
+    interval_seconds: float = Field(
+        2.0, gt=0, le=300, description="How often new events are routed and messages sent."
+    )
+    max_attempts: int = Field(
+        8, ge=1, le=50, description="Sends of one message (backoff 5 s doubling, at most 15 min)."
+    )
+    link_secret: SecretStr | None = Field(
+        None,
+        description="Signs one-click approval links (at least 32 characters); none: messages "
+        "link to the approval page without a signed link.",
+    )
+    link_ttl_minutes: float = Field(
+        60, gt=0, le=7 * 24 * 60, description="How long an approval link stays valid."
+    )
+
+    @field_validator("link_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+
+class LinkSettings(_Section):
+    """Where links in messages, incidents and decisions point (addresses people can open)."""
+
+    console_url: str = Field(
+        "", description="The console as people reach it; empty: http://{console.host}:{port}."
+    )
+    prometheus_url: str = Field("", description="Prometheus for people; empty: prometheus.url.")
+    grafana_url: str = Field("", description="Grafana base URL; empty: no Explore links.")
+    grafana_datasource: str = Field(
+        "prometheus", description="UID of the Prometheus data source in Grafana."
+    )
+
+
+class AlertmanagerSettings(_Section):
+    url: str = Field(
+        "", description="Alertmanager for silences, e.g. http://127.0.0.1:9093; empty: off."
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Per-request timeout.")
+
+
 class CoordinationSettings(_Section):
     """How processes running loops share work through the store (see docs/operations.md)."""
 
@@ -462,10 +511,19 @@ class Settings(BaseSettings):
     capacity: CapacitySettings = CapacitySettings()
     automation: AutomationSettings = AutomationSettings()
     coordination: CoordinationSettings = CoordinationSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    links: LinkSettings = LinkSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
 
     @property
     def console_api_url(self) -> str:
         return self.console.api_url or f"http://{self.api.host}:{self.api.port}"
+
+    @property
+    def console_url(self) -> str:
+        """The console's address as people open it (links in messages)."""
+        url = self.links.console_url or f"http://{self.console.host}:{self.console.port}"
+        return url.rstrip("/")
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -22,6 +22,7 @@ from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.domain.errors import ControlPlaneError
 from controlplane.loops import every
+from controlplane.notifications.notifier import Notifier
 from controlplane.policy.runner import PolicyRunner
 from controlplane.storage import Database, masked, upgrade
 from controlplane.storage.coordination import Membership, SignalOwners, process_id
@@ -45,6 +46,9 @@ def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[a
     if settings.automation.enabled and settings.automation.policies_dir is not None:
         runner = PolicyRunner(settings, db)
         loops.append(asyncio.create_task(runner.run_forever(stop), name="policies"))
+    if settings.notifications.file is not None:
+        notifier = Notifier(settings, db)
+        loops.append(asyncio.create_task(notifier.run_forever(stop), name="notifications"))
     if settings.capacity.schedule and settings.capacity.signals:
         capacity = CapacityJob(settings, db)
         loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))

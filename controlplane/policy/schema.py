@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -23,11 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controlplane.domain.errors import ConfigError
 from controlplane.domain.models import Severity
+from controlplane.domain.windows import Window
 from remediations import REGISTRY, ActionParams
 
 Mode = Literal["dry_run", "approval", "auto"]
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -60,22 +58,6 @@ class BlastRadius(_Strict):
     max_replica_change_percent: float | None = Field(None, ge=0, description="Of the current.")
     min_replicas: int = Field(0, ge=0)
     max_replicas: int | None = Field(None, ge=0)
-
-
-class Window(_Strict):
-    """A weekly change window in UTC: actions that change something run only inside one."""
-
-    days: list[Day] = Field(default_factory=lambda: list(DAYS))
-    start: time
-    end: time
-
-    def contains(self, at: datetime) -> bool:
-        if DAYS[at.weekday()] not in self.days:
-            return False
-        now = at.time().replace(tzinfo=None)
-        if self.start <= self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end  # across midnight
 
 
 class Guardrails(_Strict):

@@ -385,3 +385,53 @@ class AutomationStateRow(Base):
     changed_by: Mapped[str] = mapped_column(String(255))
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageRow(Base):
+    """One message for one notification channel: the outbox the notifier delivers from.
+
+    Routed from the audit log in the transaction that advances the notifier's cursor, so an
+    event is routed exactly once; delivered at least once (retried with backoff until sent,
+    or `failed` when the channel refuses it for good). `dedup_key` is unique: one event gives
+    a channel one message. A grouped message (`group_key`) collects the events of its window.
+    """
+
+    __tablename__ = "message"
+    __table_args__ = (Index("ix_message_status_next", "status", "next_attempt_at"),)
+
+    message_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    group_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    channel: Mapped[str] = mapped_column(String(64), index=True)
+    route: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    incident_id: Mapped[int | None] = mapped_column(Id, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    events: Mapped[list[Any]] = mapped_column(JsonDoc)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[str | None] = mapped_column(Text)
+
+
+class CursorRow(Base):
+    """How far a consumer of the audit log has read (the notifier's routing position)."""
+
+    __tablename__ = "cursor"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Id)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApprovalLinkUseRow(Base):
+    """A signed approval link that was used: links are single-use, so its nonce is kept."""
+
+    __tablename__ = "approval_link_use"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    decision_id: Mapped[int] = mapped_column(Id, index=True)
+    used_by: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,74 @@
+"""Notifications: the message outbox, the audit cursor and used approval links
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-04 18:25:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('approval_link_use',
+    sa.Column('nonce', sa.String(length=64), nullable=False),
+    sa.Column('decision_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('used_by', sa.String(length=255), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('nonce')
+    )
+    with op.batch_alter_table('approval_link_use', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_approval_link_use_decision_id'), ['decision_id'], unique=False)
+
+    op.create_table('cursor',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('position', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+    op.create_table('message',
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('dedup_key', sa.String(length=255), nullable=False),
+    sa.Column('group_key', sa.String(length=255), nullable=True),
+    sa.Column('channel', sa.String(length=64), nullable=False),
+    sa.Column('route', sa.String(length=64), nullable=False),
+    sa.Column('event_type', sa.String(length=32), nullable=False),
+    sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('events', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('receipt', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('message_id'),
+    sa.UniqueConstraint('dedup_key')
+    )
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_message_channel'), ['channel'], unique=False)
+        batch_op.create_index(batch_op.f('ix_message_group_key'), ['group_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_message_incident_id'), ['incident_id'], unique=False)
+        batch_op.create_index('ix_message_status_next', ['status', 'next_attempt_at'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_status_next')
+        batch_op.drop_index(batch_op.f('ix_message_incident_id'))
+        batch_op.drop_index(batch_op.f('ix_message_group_key'))
+        batch_op.drop_index(batch_op.f('ix_message_channel'))
+
+    op.drop_table('message')
+    op.drop_table('cursor')
+    with op.batch_alter_table('approval_link_use', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_approval_link_use_decision_id'))
+
+    op.drop_table('approval_link_use')
