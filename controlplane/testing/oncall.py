@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             status, body = _route(request)
-        except _Refused as exc:
+        except _RefusedError as exc:
             self.services.refused.append((self.path, exc.reason))
             status, body = exc.status, exc.body
         self._answer(status, body)
@@ -104,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     def __init__(self, status: int, reason: str, body: Any) -> None:
         super().__init__(reason)
         self.status, self.reason, self.body = status, reason, body
@@ -113,7 +113,7 @@ class _Refused(Exception):
 def _route(request: Request) -> tuple[int, Any]:
     path = request.path
     if path.startswith("/slack/webhook/"):
-        _slack_message(request.json, lambda why: _Refused(400, why, "invalid_blocks"))
+        _slack_message(request.json, lambda why: _RefusedError(400, why, "invalid_blocks"))
         return 200, "ok"
     if path == "/slack/api/chat.postMessage":
         return 200, _slack_api(request)
@@ -131,7 +131,7 @@ def _route(request: Request) -> tuple[int, Any]:
 
 def _require(ok: bool, status: int, why: str, body: Any = None) -> None:
     if not ok:
-        raise _Refused(status, why, body if body is not None else {"message": why})
+        raise _RefusedError(status, why, body if body is not None else {"message": why})
 
 
 def _slack_message(body: dict[str, Any], refuse: Any) -> None:
@@ -175,8 +175,8 @@ def _slack_api(request: Request) -> dict[str, Any]:
     if not body.get("channel"):
         return {"ok": False, "error": "channel_not_found"}
     try:
-        _slack_message(body, lambda why: _Refused(200, why, {"ok": False, "error": why}))
-    except _Refused as exc:
+        _slack_message(body, lambda why: _RefusedError(200, why, {"ok": False, "error": why}))
+    except _RefusedError as exc:
         return {"ok": False, "error": "invalid_blocks", "errors": [exc.reason]}
     return {"ok": True, "channel": "C0LOOPBACK", "ts": "1733330000.000100", "message": body}
 
@@ -197,9 +197,9 @@ def _teams(body: dict[str, Any]) -> None:
         _require(action.get("type") == "Action.OpenUrl" and bool(action.get("url")), 400, "action")
 
 
-def _pd_invalid(errors: list[str]) -> _Refused:
+def _pd_invalid(errors: list[str]) -> _RefusedError:
     body = {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
-    return _Refused(400, "; ".join(errors), body)
+    return _RefusedError(400, "; ".join(errors), body)
 
 
 def _pagerduty_alert(body: dict[str, Any]) -> dict[str, Any]:

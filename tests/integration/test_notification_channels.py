@@ -255,9 +255,8 @@ def test_pagerduty_pages_per_incident_and_posts_what_automation_did_as_change_ev
     assert {a["dedup_key"] for a in alerts} == {"aiops/incident/1"}
     assert alerts[0]["payload"]["severity"] == "critical"
     assert alerts[0]["payload"]["component"] == "checkout"
-    assert {"href": "http://127.0.0.1:8501/incidents?incident=1", "text": "Open in the console"} in (
-        alerts[0]["links"]
-    )
+    console = {"href": "http://127.0.0.1:8501/incidents?incident=1", "text": "Open in the console"}
+    assert console in alerts[0]["links"]
     (change,) = [r.json for r in env.services.under("/pagerduty/v2/change/enqueue")]
     assert change["payload"]["summary"].startswith("Executed: scale-checkout")
     assert "event_action" not in change  # a change event pages nobody
@@ -314,7 +313,8 @@ def test_slack_api_posts_block_kit_with_the_approval_as_primary_button(env):
     (request,) = env.services.under("/slack/api")
     body = request.json
     assert body["channel"] == "#oncall"
-    buttons = [b for block in body["blocks"] if block["type"] == "actions" for b in block["elements"]]
+    actions = [block for block in body["blocks"] if block["type"] == "actions"]
+    buttons = [button for block in actions for button in block["elements"]]
     (approve,) = [b for b in buttons if b.get("style") == "primary"]
     assert approve["url"].endswith("link=abc.def")
 
