@@ -21,6 +21,7 @@ from controlplane.api.routes import (
     automation,
     health,
     incidents,
+    notifications,
     otlp,
     overview,
     policies,
@@ -85,7 +86,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (webhooks, incidents, signals, reports, automation, policies, overview, tokens):
+    routers = (webhooks, incidents, signals, reports, automation, policies, overview, tokens)
+    for module in (*routers, notifications):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

@@ -12,6 +12,9 @@
   `aiops_detection_lag_seconds` (since the least recently scored signal was scored),
   `aiops_lease_expires_in_seconds{lease}` and `aiops_lease_token{lease}` (grows with every
   takeover). deploy/base/prometheusrule.yaml alerts on them.
+- from the notifier's outbox: `aiops_notification_messages{channel,status}` (pending, sent,
+  failed, muted) and `aiops_notification_channel_failing{channel}` (1 when the channel's
+  latest finished message failed for good: a revoked token, a deleted webhook)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from controlplane.storage import Database
 from controlplane.storage.models import (
     IncidentRow,
     LeaseRow,
+    MessageRow,
     SignalOwnerRow,
     SignalStateRow,
     WorkerRow,
@@ -79,6 +83,7 @@ class Metrics:
         )
         self.registry.register(_IncidentsByStatus(db))
         self.registry.register(_Coordination(db, member_ttl_seconds))
+        self.registry.register(_Notifications(db))
 
 
 class _IncidentsByStatus(Collector):
@@ -145,6 +150,48 @@ class _Coordination(Collector):
             tokens.add_metric([lease.name], lease.token)
         yield expires
         yield tokens
+
+
+class _Notifications(Collector):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            with self.db.read() as session:
+                counts = session.execute(
+                    select(MessageRow.channel, MessageRow.status, func.count()).group_by(
+                        MessageRow.channel, MessageRow.status
+                    )
+                ).all()
+                latest = (
+                    select(func.max(MessageRow.message_id))
+                    .where(MessageRow.status.in_(["sent", "failed"]))
+                    .group_by(MessageRow.channel)
+                )
+                last = session.execute(
+                    select(MessageRow.channel, MessageRow.status).where(
+                        MessageRow.message_id.in_(latest)
+                    )
+                ).all()
+        except StoreUnavailableError:
+            return
+        messages = GaugeMetricFamily(
+            "aiops_notification_messages",
+            "Messages in the notification outbox, by channel and status.",
+            labels=["channel", "status"],
+        )
+        for channel, status, count in counts:
+            messages.add_metric([channel, status], count)
+        yield messages
+        failing = GaugeMetricFamily(
+            "aiops_notification_channel_failing",
+            "1 when the channel's latest finished message failed for good (see its last_error).",
+            labels=["channel"],
+        )
+        for channel, status in last:
+            failing.add_metric([channel], 1.0 if status == "failed" else 0.0)
+        yield failing
 
 
 class LatencyMiddleware:

@@ -473,3 +473,54 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 IncidentDetailPublic.model_rebuild()
+
+
+class MessagePublic(_FromRow):
+    """One message of the notification outbox."""
+
+    message_id: int
+    channel: str
+    route: str
+    event_type: str
+    incident_id: int | None
+    status: str = Field(description="pending, sent, failed (for good) or muted (quiet hours).")
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    receipt: str | None
+    events: list[dict[str, Any]] = Field(description="The events it carries (a group: several).")
+
+
+class MessagesPublic(BaseModel):
+    data: list[MessagePublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class ChannelHealthPublic(BaseModel):
+    channel: str
+    type: str | None = Field(description="From the notifications file; null: no longer in it.")
+    counts: dict[str, int] = Field(description="Messages by status.")
+    failing: bool = Field(description="Its latest finished message failed for good.")
+    last_error: str | None
+
+
+class ApprovalLinkPublic(BaseModel):
+    """What a signed approval link shows before anyone signs in."""
+
+    decision: DecisionPublic
+    link_plan_digest: str = Field(description="The plan the message showed; approving approves it.")
+    plan_changed: bool = Field(description="The decision was planned again since the message.")
+    expires_at: datetime
+    used: bool
+
+
+class LinkReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approve: bool = Field(True, description="false rejects.")
+    comment: StoredText = Field(
+        ..., min_length=1, max_length=2000, description="Why (required).", json_schema_extra=_WORDS
+    )
