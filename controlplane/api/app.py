@@ -27,6 +27,7 @@ from controlplane.api.routes import (
     policies,
     reports,
     signals,
+    silences,
     tokens,
     webhooks,
 )
@@ -87,7 +88,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     routers = (webhooks, incidents, signals, reports, automation, policies, overview, tokens)
-    for module in (*routers, notifications):
+    for module in (*routers, notifications, silences):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

@@ -524,3 +524,38 @@ class LinkReviewRequest(BaseModel):
     comment: StoredText = Field(
         ..., min_length=1, max_length=2000, description="Why (required).", json_schema_extra=_WORDS
     )
+
+
+class MatcherModel(BaseModel):
+    """An Alertmanager matcher: `name` = `value` (regex with is_regex; negated with is_equal
+    false)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=255, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    value: str = Field(..., max_length=1000)
+    is_regex: bool = False
+    is_equal: bool = True
+
+
+class SilenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    minutes: float = Field(60, gt=0, le=7 * 24 * 60, description="How long, from now.")
+    comment: StoredText = Field(
+        ..., min_length=1, max_length=1000, description="Why (required).", json_schema_extra=_WORDS
+    )
+    matchers: list[MatcherModel] | None = Field(
+        None,
+        min_length=1,
+        description="None: the incident's labels, each matched exactly (what its alerts share).",
+    )
+
+
+class SilencePublic(BaseModel):
+    silence_id: str
+    state: str = Field(description="active, pending or expired (Alertmanager's).")
+    matchers: list[MatcherModel]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    incident_id: int | None = Field(description="The incident it was made for, if made here.")

@@ -119,6 +119,7 @@ class TimelineKind(StrEnum):
     RESOLVED = "resolved"
     DECISION = "decision"  # a policy decided (dry run, approval needed, approved, refused)
     ACTION = "action"  # an approval, execution, verification or rollback
+    SILENCED = "silenced"  # an Alertmanager silence made for it, or expired
 
 
 class Role(StrEnum):
