@@ -102,6 +102,11 @@ class IncidentDetailPublic(IncidentPublic):
     decisions: list[DecisionPublic] = Field(
         default_factory=list, description="What the policies decided for this incident."
     )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Its console page, and its evidence query in Prometheus' graph and Grafana "
+        "Explore over its time range (when those URLs are configured).",
+    )
     runbooks: list[str] = Field(
         default_factory=list,
         description="Runbooks linked by the matching policies and by the alerts' `runbook` "
@@ -235,6 +240,11 @@ class DecisionPublic(_FromRow):
     outcome: dict[str, Any] | None = Field(description="execute, verify and rollback outcomes.")
     plan_digest: str = Field(
         description="Fingerprint of what an approval approves; send it back when reviewing."
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="On a single decision: its approval page, and its incident's evidence in "
+        "Prometheus and Grafana Explore around it (when those URLs are configured).",
     )
 
 

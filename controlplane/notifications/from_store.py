@@ -31,8 +31,8 @@ from controlplane.storage.models import (
     IncidentRow,
 )
 
-#: How much time before an incident opened its graph shows.
-GRAPH_LEAD = timedelta(hours=1)
+#: How much time before an incident opened (or a decision was made) its graph shows, and after.
+GRAPH_LEAD, GRAPH_TAIL = timedelta(hours=1), timedelta(minutes=10)
 
 
 class Linker:
@@ -48,26 +48,37 @@ class Linker:
         self.ttl_minutes = notify.link_ttl_minutes
 
     def incident(self, session: Session, row: IncidentRow) -> dict[str, str]:
-        out = {"console": links.console_incident(self.console, row.incident_id)}
-        query = evidence_query(session, row.incident_id)
-        if query:
-            start = row.opened_at - GRAPH_LEAD
-            end = (row.resolved_at or datetime.now(UTC)) + timedelta(minutes=10)
-            if self.prometheus:
-                out["prometheus"] = links.prometheus_graph(self.prometheus, query, start, end)
-            if self.grafana:
-                out["grafana"] = links.grafana_explore(
-                    self.grafana, self.datasource, query, start, end
-                )
-        return out
+        """The console page, and graphs of its evidence from before it opened until after
+        it resolved."""
+        end = (row.resolved_at or datetime.now(UTC)) + GRAPH_TAIL
+        return {
+            "console": links.console_incident(self.console, row.incident_id),
+            **self.graphs(session, row.incident_id, row.opened_at - GRAPH_LEAD, end),
+        }
 
-    def decision(self, row: DecisionRow, *, signed: bool) -> dict[str, str]:
-        """The approval page; with `signed`, a signed link for the plan it has now."""
+    def decision(self, session: Session, row: DecisionRow, *, signed: bool) -> dict[str, str]:
+        """The approval page (with `signed`, a signed link for the plan it has now) and
+        graphs of its incident's evidence around the decision."""
         token = None
         if signed and self.secret and row.status == DecisionStatus.PENDING_APPROVAL:
             expires = links.expiry(datetime.now(UTC), self.ttl_minutes)
             token = links.sign(self.secret, row.decision_id, row.plan_digest, expires)
-        return {"approve": links.console_approval(self.console, row.decision_id, token)}
+        end = (row.finished_at or datetime.now(UTC)) + GRAPH_TAIL
+        return {
+            "approve": links.console_approval(self.console, row.decision_id, token),
+            **self.graphs(session, row.incident_id, row.created_at - GRAPH_LEAD, end),
+        }
+
+    def graphs(
+        self, session: Session, incident_id: int, start: datetime, end: datetime
+    ) -> dict[str, str]:
+        query = evidence_query(session, incident_id)
+        out = {}
+        if query and self.prometheus:
+            out["prometheus"] = links.prometheus_graph(self.prometheus, query, start, end)
+        if query and self.grafana:
+            out["grafana"] = links.grafana_explore(self.grafana, self.datasource, query, start, end)
+        return out
 
 
 def evidence_query(session: Session, incident_id: int) -> str | None:
@@ -153,7 +164,7 @@ def build(
         found.update(linker.incident(session, incident_row))
     if decision_row is not None:
         waiting = kind in (EventType.APPROVAL_WAITING, EventType.APPROVAL_ESCALATED)
-        found.update(linker.decision(decision_row, signed=waiting))
+        found.update(linker.decision(session, decision_row, signed=waiting))
     details: dict[str, Any] = {}
     if row is not None and row.target_type == "automation":
         details["reason"] = (row.details or {}).get("reason")

@@ -232,3 +232,36 @@ def test_urgent_order_and_a_service_filter_that_matches_partially(client, tokens
     refused = client.get("/api/v1/incidents", params={"order": "loudest"}, headers=viewer)
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "order"
+
+
+def test_incidents_link_out_to_their_graph_in_prometheus_and_grafana(settings, db, tokens):
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    from fastapi.testclient import TestClient
+
+    from controlplane.api.app import create_app
+    from controlplane.config import load_settings
+
+    linked = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        prometheus={"url": "http://127.0.0.1:9090"},
+        links={"grafana_url": "http://grafana.example:3000", "grafana_datasource": "prom-uid"},
+    )
+    fired = alert("gx", service="api", severity="critical")
+    expr = 'histogram_quantile(0.99, rate(http_seconds_bucket{service="api"}[5m])) > 2'
+    fired["generatorURL"] = f"http://prometheus:9090/graph?g0.expr={expr}&g0.tab=1"
+    with TestClient(create_app(linked, db)) as client:
+        opened = client.post(
+            URL, json=notification([fired], "g-links"), headers=bearer(tokens["webhook"])
+        ).json()["opened"][0]
+        detail = client.get(f"/api/v1/incidents/{opened}", headers=bearer(tokens["viewer"]))
+    links = detail.json()["links"]
+    assert links["console"] == f"http://127.0.0.1:8501/incidents?incident={opened}"
+    graph = urlparse(links["prometheus"])
+    assert graph.netloc == "127.0.0.1:9090"
+    assert parse_qs(graph.query)["g0.expr"] == [expr]  # the rule's own expression
+    assert graph.path == "/graph"
+    explore = unquote(links["grafana"])
+    assert explore.startswith("http://grafana.example:3000/explore?schemaVersion=1")
+    assert '"uid":"prom-uid"' in explore
+    assert 'rate(http_seconds_bucket{service=\\"api\\"}[5m])' in explore

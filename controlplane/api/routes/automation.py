@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from controlplane.api.deps import Admin, DbDep, Operator, Viewer
+from controlplane.api.deps import Admin, DbDep, Operator, SettingsDep, Viewer
 from controlplane.api.pagination import newest_page
 from controlplane.api.params import Id, IncidentFilter, Limit, Moment, Offset
 from controlplane.api.schemas import (
@@ -29,6 +29,7 @@ from controlplane.api.schemas import (
 )
 from controlplane.domain.errors import NotFoundError
 from controlplane.domain.models import DecisionStatus, Principal
+from controlplane.notifications.from_store import Linker
 from controlplane.policy import state
 from controlplane.storage import Database, audit, decisions
 from controlplane.storage.models import AuditEventRow, DecisionRow
@@ -66,13 +67,18 @@ async def list_decisions(
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionPublic, responses=_ERRORS)
-async def get_decision(decision_id: Id, db: DbDep, _: Viewer) -> DecisionPublic:
+async def get_decision(
+    decision_id: Id, db: DbDep, settings: SettingsDep, _: Viewer
+) -> DecisionPublic:
+    linker = Linker(settings)
+
     def query() -> DecisionPublic:
         with db.read() as session:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 raise NotFoundError(f"decision {decision_id} does not exist")
-            return DecisionPublic.model_validate(row)
+            found = linker.decision(session, row, signed=False)
+            return DecisionPublic.model_validate(row).model_copy(update={"links": found})
 
     return await run_in_threadpool(query)
 

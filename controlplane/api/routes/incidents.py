@@ -6,7 +6,6 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +26,8 @@ from controlplane.api.schemas import (
 from controlplane.detection import rootcause
 from controlplane.domain.models import IncidentStatus, Principal, Severity
 from controlplane.incidents import lifecycle
+from controlplane.notifications import links
+from controlplane.notifications.from_store import Linker
 from controlplane.storage import Database
 from controlplane.storage import decisions as store
 from controlplane.storage.models import DecisionRow, EvidenceRow, IncidentRow
@@ -84,18 +85,24 @@ async def list_incidents(
 async def get_incident(
     incident_id: Id, request: Request, db: DbDep, _: Viewer
 ) -> IncidentDetailPublic:
-    prometheus = request.app.state.settings.prometheus.url
+    linker = Linker(request.app.state.settings)
 
     def query() -> IncidentDetailPublic:
         with db.read() as session:
             row = lifecycle.get_incident(session, incident_id, details=True)
             detail = IncidentDetailPublic.model_validate(row)
-            detail.evidence = [_evidence(e, prometheus) for e in row.evidence]
+            detail.links = linker.incident(session, row)
+            detail.evidence = [_evidence(e, linker.prometheus) for e in row.evidence]
             detail.root_cause_hints = [
                 RootCauseHintPublic.model_validate(h) for h in rootcause.hints_for(session, row)
             ]
             decisions = store.for_incident(session, incident_id)
-            detail.decisions = [DecisionPublic.model_validate(d) for d in decisions]
+            detail.decisions = [
+                DecisionPublic.model_validate(d).model_copy(
+                    update={"links": linker.decision(session, d, signed=False)}
+                )
+                for d in decisions
+            ]
             detail.runbooks = _runbooks(row, decisions)
             return detail
 
@@ -163,7 +170,9 @@ def _evidence(row: EvidenceRow, prometheus_url: str) -> EvidencePublic:
     evidence = EvidencePublic.model_validate(row)
     query = evidence.data.get("query")
     if prometheus_url and isinstance(query, str):
-        end = (evidence.onset_at + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
-        params = {"g0.expr": query, "g0.tab": "0", "g0.range_input": "2h", "g0.end_input": end}
-        evidence.graph_url = f"{prometheus_url.rstrip('/')}/graph?{urlencode(params)}"
+        around = timedelta(hours=1)
+        onset = evidence.onset_at
+        evidence.graph_url = links.prometheus_graph(
+            prometheus_url, query, onset - around, onset + around
+        )
     return evidence
