@@ -12,6 +12,11 @@
   `aiops_detection_lag_seconds` (since the least recently scored signal was scored),
   `aiops_lease_expires_in_seconds{lease}` and `aiops_lease_token{lease}` (grows with every
   takeover). deploy/base/prometheusrule.yaml alerts on them.
+- per detection signal, in the names vmanomaly writes (so vmalert/Prometheus rules and Grafana
+  dashboards made for vmanomaly work unchanged), labelled `for` (vmanomaly's query alias: the
+  signal's name), `signal` and `service`: `anomaly_score` (the detector's score of the last
+  point; an anomaly at >= detection.threshold), `y` (its value), `yhat`, `yhat_lower` and
+  `yhat_upper` (the band the recent window expects; see detection.scheduler.expected)
 - from the notifier's outbox: `aiops_notification_messages{channel,status}` (pending, sent,
   failed, muted) and `aiops_notification_channel_failing{channel}` (1 when the channel's
   latest finished message failed for good: a revoked token, a deleted webhook)
@@ -84,6 +89,7 @@ class Metrics:
         self.registry.register(_IncidentsByStatus(db))
         self.registry.register(_Coordination(db, member_ttl_seconds))
         self.registry.register(_Notifications(db))
+        self.registry.register(_SignalSeries(db))
 
 
 class _IncidentsByStatus(Collector):
@@ -150,6 +156,40 @@ class _Coordination(Collector):
             tokens.add_metric([lease.name], lease.token)
         yield expires
         yield tokens
+
+
+class _SignalSeries(Collector):
+    """vmanomaly's output series, read from each signal's last state."""
+
+    NAMES = (
+        ("anomaly_score", "last_score", "Anomaly score of the signal's last point."),
+        ("y", "last_value", "The signal's last value."),
+        ("yhat", "yhat", "What the recent window expects (its median)."),
+        ("yhat_lower", "yhat_lower", "Lower edge of the expected band."),
+        ("yhat_upper", "yhat_upper", "Upper edge of the expected band."),
+    )
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        columns = [getattr(SignalStateRow, column) for _, column, _ in self.NAMES]
+        try:
+            with self.db.read() as session:
+                rows = session.execute(
+                    select(SignalStateRow.signal, SignalStateRow.service, *columns).where(
+                        SignalStateRow.last_score.is_not(None)
+                    )
+                ).all()
+        except StoreUnavailableError:
+            return
+        for index, (name, _, help_text) in enumerate(self.NAMES):
+            family = GaugeMetricFamily(name, help_text, labels=["for", "signal", "service"])
+            for row in rows:
+                value = row[2 + index]
+                if value is not None:
+                    family.add_metric([row.signal, row.signal, row.service], value)
+            yield family
 
 
 class _Notifications(Collector):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -529,6 +530,39 @@ def _evidence(incident_id: int, episode: Episode) -> EvidenceRow:
     )
 
 
+#: Points of the recent window the expected band is read from (about an hour at 1-minute steps).
+BAND_POINTS = 64
+#: Half-width of the band in robust standard deviations (1.4826 MAD): the conventional 3 sigma.
+BAND_SIGMAS = 3.0
+
+
+def expected(run: SignalRun) -> dict[str, float | None]:
+    """The last value, and what the recent window before it expects (median +- 3 robust
+    standard deviations): the `y`, `yhat`, `yhat_lower` and `yhat_upper` vmanomaly users chart.
+    The same band for every detector, so it does not depend on one detector's internals."""
+    if not run.recent:
+        return {"last_value": None, "yhat": None, "yhat_lower": None, "yhat_upper": None}
+    last = run.recent[-1][1]
+    before = itertools.islice(reversed(run.recent), 1, BAND_POINTS + 1)  # no copy of the deque
+    window = np.array([v for _, v, _ in before], dtype=float)
+    window = window[np.isfinite(window)]
+    if window.size < 2:
+        return {
+            "last_value": _json_float(last),
+            "yhat": None,
+            "yhat_lower": None,
+            "yhat_upper": None,
+        }
+    center = float(np.median(window))
+    spread = BAND_SIGMAS * 1.4826 * float(np.median(np.abs(window - center)))
+    return {
+        "last_value": _json_float(last),
+        "yhat": _json_float(center),
+        "yhat_lower": _json_float(center - spread),
+        "yhat_upper": _json_float(center + spread),
+    }
+
+
 def _state(run: SignalRun, now: datetime) -> dict[str, Any]:
     return dict(
         signal=run.signal.name,
@@ -539,6 +573,7 @@ def _state(run: SignalRun, now: datetime) -> dict[str, Any]:
         last_error=run.error,
         last_point_at=utc(run.last_ts) if run.last_ts is not None else None,
         last_score=run.last_score,
+        **expected(run),
         last_success_at=run.last_success_at,
         updated_at=now,
         episode=run.episode.as_dict() if run.episode else None,

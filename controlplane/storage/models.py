@@ -214,6 +214,12 @@ class SignalStateRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_point_at: Mapped[datetime | None]
     last_score: Mapped[float | None]
+    #: The last point's value and the band the recent window expects (`yhat` its median,
+    #: `yhat_lower`/`yhat_upper` +- 3 robust standard deviations), exported on /metrics.
+    last_value: Mapped[float | None]
+    yhat: Mapped[float | None]
+    yhat_lower: Mapped[float | None]
+    yhat_upper: Mapped[float | None]
     last_success_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: The open anomaly episode, so that the next worker to own the signal carries it on.

@@ -92,6 +92,42 @@ def test_anomaly_opens_then_quiet_period_resolves(db, settings, where, request):
     assert asyncio.run(scheduler.run_cycle()).points == 0  # nothing new: nothing re-scored
 
 
+def test_signals_are_exported_in_the_series_vmanomaly_writes(db, settings, client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _store_cart_traffic(db)
+    config = load_settings(
+        database={"url": settings.database.url},
+        detection={
+            "history_seconds": 6 * 3600,
+            "signals": [
+                {"name": "cart-errors", "service": "cart", "query": "traces:cart:error_ratio"}
+            ],
+        },
+    )
+    now = T0 + timedelta(minutes=FAULT.start + 5)  # the fault is on
+    assert asyncio.run(DetectionScheduler(config, db, clock=lambda: now).run_cycle()).opened
+    scraped = {
+        sample.name: sample
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+        if sample.labels.get("for") == "cart-errors"
+    }
+    assert set(scraped) == {"anomaly_score", "y", "yhat", "yhat_lower", "yhat_upper"}
+    assert scraped["anomaly_score"].labels == {
+        "for": "cart-errors",
+        "signal": "cart-errors",
+        "service": "cart",
+    }
+    with db.read() as session:
+        assert (
+            scraped["anomaly_score"].value == session.get(SignalStateRow, "cart-errors").last_score
+        )
+    assert scraped["y"].value == pytest.approx(0.4)  # the fault's error ratio
+    assert scraped["yhat_lower"].value <= scraped["yhat"].value <= scraped["yhat_upper"].value
+    assert scraped["yhat_upper"].value < scraped["y"].value  # outside what the window expects
+
+
 def test_an_anomaly_over_before_the_first_cycle_is_history_not_an_incident(db, settings):
     """The warm-up history trains the detector; only a still-current anomaly opens."""
     _store_cart_traffic(db)

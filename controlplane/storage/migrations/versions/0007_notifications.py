@@ -1,4 +1,5 @@
-"""Notifications: the message outbox, the audit cursor and used approval links
+"""Notifications: the message outbox, the audit cursor and used approval links; each
+signal's last value and expected band (exported as vmanomaly-style series)
 
 Revision ID: 0007
 Revises: 0006
@@ -51,6 +52,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('message_id'),
     sa.UniqueConstraint('dedup_key')
     )
+    with op.batch_alter_table('signal_state', schema=None) as batch_op:
+        for column in ('last_value', 'yhat', 'yhat_lower', 'yhat_upper'):
+            batch_op.add_column(sa.Column(column, sa.Float(), nullable=True))
+
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_message_channel'), ['channel'], unique=False)
         batch_op.create_index(batch_op.f('ix_message_group_key'), ['group_key'], unique=False)
@@ -60,6 +65,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('signal_state', schema=None) as batch_op:
+        for column in ('last_value', 'yhat', 'yhat_lower', 'yhat_upper'):
+            batch_op.drop_column(column)
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.drop_index('ix_message_status_next')
         batch_op.drop_index(batch_op.f('ix_message_incident_id'))
