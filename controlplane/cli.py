@@ -44,6 +44,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
 policy_app = typer.Typer(help="Remediation policies: validate, backtest.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+rules_app = typer.Typer(help="Prometheus rules for anomalies, capacity and health.")
+app.add_typer(rules_app, name="rules", no_args_is_help=True)
 
 DetectorOption = Annotated[
     str, typer.Option("--detector", "-d", help="Detector name (see detectors.REGISTRY).")
@@ -294,6 +296,38 @@ def forecast(
     except ControlPlaneError as exc:
         fail(str(exc))
     typer.echo(f"{describe(result)} -> {output}")
+
+
+@rules_app.command("export")
+def rules_export(
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--format", help="'prometheus' (a rule file) or 'kubernetes' (a PrometheusRule)."
+        ),
+    ] = "prometheus",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default: stdout.")
+    ] = None,
+) -> None:
+    """Recording and alerting rules from the settings: anomalies (anomaly_score, yhat),
+    capacity crossings (predict_linear per capacity signal) and the control plane's health."""
+    import yaml
+
+    from controlplane import rules
+
+    if kind not in ("prometheus", "kubernetes"):
+        fail(f"--format must be 'prometheus' or 'kubernetes', got {kind!r}")
+    config = settings()
+    document = rules.rule_file(config) if kind == "prometheus" else rules.prometheus_rule(config)
+    text = yaml.safe_dump(document, sort_keys=False, width=1000)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(
+            f"{sum(len(g['rules']) for g in rules.rule_file(config)['groups'])} rules -> {output}"
+        )
 
 
 @report_app.command("capacity")
