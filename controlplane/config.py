@@ -99,6 +99,15 @@ class IncidentSettings(_Section):
         "(Alertmanager's groupKey) or the name of a label such as 'service'.",
     )
 
+    flap_seconds: float = Field(
+        600,
+        ge=0,
+        le=86_400,
+        description="A group that fires again this soon after its incident resolved reopens that "
+        "incident as flapping (no new incident, no new page); its resolution is told only once "
+        "it held this long. 0: off.",
+    )
+
     @field_validator("group_by")
     @classmethod
     def _label_name(cls, value: str) -> str:

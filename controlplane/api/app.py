@@ -80,7 +80,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.metrics = Metrics(db, member_ttl_seconds=settings.coordination.member_ttl_seconds)
     app.state.token_cache = TokenCache()
     app.state.span_index = SpanIndex()
-    app.state.intake_writer = writer = IntakeWriter(db, group_by=settings.incidents.group_by)
+    app.state.intake_writer = writer = IntakeWriter(
+        db, group_by=settings.incidents.group_by, flap_seconds=settings.incidents.flap_seconds
+    )
     app.state.readiness = health.Readiness(db)
     errors.install(app)
     app.add_middleware(BodyDeadline, timeout=settings.api.body_timeout_seconds)

@@ -112,6 +112,7 @@ class TimelineKind(StrEnum):
     """What happened to an incident; one timeline entry per real change, never per delivery."""
 
     OPENED = "opened"
+    REOPENED = "reopened"  # fired again within the flap window: flapping
     ALERT_ADDED = "alert_added"
     ALERT_RESOLVED = "alert_resolved"
     SEVERITY_RAISED = "severity_raised"

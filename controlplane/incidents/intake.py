@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -79,10 +79,12 @@ def ingest(
     *,
     group_by: str = GROUP_BY_ALERTMANAGER,
     key_prefix: str = "",
+    flap_seconds: float = 0,
 ) -> list[IngestResult]:
     """Apply deliveries in order inside the caller's transaction; one result per delivery.
-    `key_prefix` keeps their incidents apart from those of alerts grouped the same way."""
-    return _Batch(session, group_by, key_prefix).run(deliveries)
+    `key_prefix` keeps their incidents apart from those of alerts grouped the same way; a
+    group firing again within `flap_seconds` of its incident's resolution reopens it."""
+    return _Batch(session, group_by, key_prefix, flap_seconds).run(deliveries)
 
 
 def ingest_alert(
@@ -135,10 +137,15 @@ class _Episode:
 
 
 class _Batch:
-    def __init__(self, session: Session, group_by: str, key_prefix: str = "") -> None:
+    def __init__(
+        self, session: Session, group_by: str, key_prefix: str = "", flap_seconds: float = 0
+    ) -> None:
         self.execute = session.connection().execute
         self.group_by, self.key_prefix = group_by, key_prefix
         self.now = datetime.now(UTC)
+        self.flap_since = self.now - timedelta(seconds=flap_seconds) if flap_seconds else None
+        #: Per group key, its incident resolved within the flap window (to reopen, not open).
+        self.recent_by_key: dict[str, int] = {}
         self.actor = ACTOR  # the source of the delivery being applied
         self.incidents: dict[int, _Incident] = {}
         self.open_by_key: dict[str, _Incident] = {}
@@ -279,6 +286,23 @@ class _Batch:
             self.episodes[(episode.fingerprint, episode.starts_at)] = _Episode(
                 self.incidents[episode.incident_id], episode.status, alert_id=episode.alert_id
             )
+        if self.flap_since is not None:
+            self._load_recently_resolved(keys - set(self.open_by_key))
+
+    def _load_recently_resolved(self, keys: set[str]) -> None:
+        """Incidents of these groups resolved by their alerts within the flap window."""
+        if not keys:
+            return
+        rows = self.execute(
+            select(_incident.incident_id, _incident.group_key)
+            .where(
+                _incident.group_key.in_(keys),
+                _incident.resolved_at >= self.flap_since,
+                _incident.resolved_by == _incident.source,  # not resolved by a person
+            )
+            .order_by(_incident.resolved_at)
+        ).all()
+        self.recent_by_key.update({r.group_key: r.incident_id for r in rows})  # the latest
 
     # -- applying one alert ---------------------------------------------------------------
     def _apply(self, result: IngestResult, delivery: Delivery, alert: Alert) -> None:
@@ -297,7 +321,9 @@ class _Batch:
         if incident is None and alert.status == "resolved":
             return  # resolved before we ever saw it fire, and nothing open to attach it to
         severity = Severity.from_label(alert.labels.get("severity"))
-        if incident is None:
+        if incident is None and key in self.recent_by_key and alert.status == "firing":
+            incident = self._reopen(result, alert, key, self.recent_by_key.pop(key))
+        elif incident is None:
             incident = self._open_incident(result, delivery, alert, key, severity)
         else:
             self._entry(
@@ -413,6 +439,29 @@ class _Batch:
             incident,
             {"group_key": key, "notification_id": result.notification_id},
         )
+        return incident
+
+    def _reopen(self, result: IngestResult, alert: Alert, key: str, incident_id: int) -> _Incident:
+        """The group fired again soon after its incident resolved: the same incident opens
+        again, marked flapping, instead of a new incident and a new page."""
+        severity = self.execute(
+            update(INCIDENT)
+            .where(_incident.incident_id == incident_id, _incident.resolved_at.is_not(None))
+            .values(status=IncidentStatus.OPEN, resolved_at=None, resolved_by=None)
+            .returning(_incident.severity)
+        ).scalar_one()
+        incident = _Incident(
+            incident_id, key, Severity(severity), open=True, firing=0, changed=True
+        )
+        self.incidents[incident_id] = self.open_by_key[key] = incident
+        result.updated.append(incident_id)
+        self._entry(
+            incident,
+            TimelineKind.REOPENED,
+            f"Reopened: alert {alert.name} fired again soon after it resolved (flapping)",
+            {"fingerprint": alert.fingerprint, "flapping": True},
+        )
+        self._audit("incident.reopened", incident, {"flapping": True, "alert": alert.name})
         return incident
 
     # -- writing --------------------------------------------------------------------------

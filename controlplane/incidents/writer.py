@@ -33,9 +33,12 @@ _Item = tuple[Delivery, "Future[IngestResult]"]
 
 
 class IntakeWriter:
-    def __init__(self, db: Database, *, group_by: str, max_batch: int = 256) -> None:
+    def __init__(
+        self, db: Database, *, group_by: str, flap_seconds: float = 0, max_batch: int = 256
+    ) -> None:
         self.db = db
         self.group_by = group_by
+        self.flap_seconds = flap_seconds
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
@@ -115,7 +118,9 @@ class IntakeWriter:
 
     def _ingest(self, deliveries: list[Delivery]) -> list[IngestResult]:
         with self.db.write() as session:
-            return ingest(session, deliveries, group_by=self.group_by)
+            return ingest(
+                session, deliveries, group_by=self.group_by, flap_seconds=self.flap_seconds
+            )
 
 
 def _refused(exc: Exception) -> bool:

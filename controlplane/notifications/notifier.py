@@ -29,7 +29,13 @@ from controlplane.notifications.base import Channel
 from controlplane.notifications.events import Event, EventType
 from controlplane.storage import Database, audit
 from controlplane.storage.coordination import Lease, process_id
-from controlplane.storage.models import AuditEventRow, CursorRow, DecisionRow, MessageRow
+from controlplane.storage.models import (
+    AuditEventRow,
+    CursorRow,
+    DecisionRow,
+    IncidentRow,
+    MessageRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,7 @@ class Notifier:
         self.db, self.clock = db, clock
         self.interval = config.interval_seconds
         self.max_attempts = config.max_attempts
+        self.flap_seconds = settings.incidents.flap_seconds
         self.linker = from_store.Linker(settings)
         self.lease = Lease(db, LEASE, process_id(), settings.coordination.lease_seconds, clock)
         self._gaps: dict[int, float] = {}
@@ -138,6 +145,9 @@ class Notifier:
         """Add the event to the channel's outbox (or to the open group); 1 when a message
         was added or grown."""
         muted = route.quiet_hours is not None and route.quiet_hours.mutes(event, now)
+        hold = route.group_seconds
+        if event.type == EventType.INCIDENT_RESOLVED:  # told once it held (flap damping)
+            hold = max(hold, self.flap_seconds)
         group_key = f"{route.name}/{channel}/{event.type.value}" if route.group_seconds else None
         if group_key and not muted:
             open_group = session.scalars(
@@ -166,7 +176,7 @@ class Notifier:
                 events=[event.as_dict()],
                 attempts=0,
                 created_at=now,
-                next_attempt_at=now + timedelta(seconds=route.group_seconds),
+                next_attempt_at=now + timedelta(seconds=hold),
                 last_error="quiet hours" if muted else None,
             )
         )
@@ -238,12 +248,15 @@ class Notifier:
                     if row is not None and row.status == Status.PENDING:
                         row.next_attempt_at = wait
                 return
+        events = self._still_true([Event.from_dict(e) for e in message.events])
+        if not events:
+            self._mute(message, "its incidents reopened before the flap window ended (flapping)")
+            return
         attempts = message.attempts + 1
         status, receipt, error = Status.SENT, None, None
         try:
             if channel is None:
                 raise PermanentError(f"channel {message.channel!r} is no longer configured")
-            events = [Event.from_dict(e) for e in message.events]
             receipt = channel.send(events, key=message.dedup_key)
         except TemporaryError as exc:
             status, error = Status.PENDING, str(exc)
@@ -288,6 +301,37 @@ class Notifier:
             log.warning(
                 "notification %d to %s failed: %s", message.message_id, message.channel, error
             )
+
+    def _still_true(self, events: list[Event]) -> list[Event]:
+        """Without the resolutions that did not hold: their incident reopened since (flapping),
+        whether or not it resolved again later (that later resolution is its own event)."""
+        resolved = {
+            e.incident.id for e in events if e.type == EventType.INCIDENT_RESOLVED and e.incident
+        }
+        if not resolved:
+            return events
+        with self.db.read() as session:
+            now_resolved_at = dict(
+                session.execute(
+                    select(IncidentRow.incident_id, IncidentRow.resolved_at).where(
+                        IncidentRow.incident_id.in_(resolved)
+                    )
+                ).all()
+            )
+
+        def held(event: Event) -> bool:
+            if event.type != EventType.INCIDENT_RESOLVED or event.incident is None:
+                return True
+            at = now_resolved_at.get(event.incident.id)
+            return at == event.time  # the intake stamps both with the same instant
+
+        return [e for e in events if held(e)]
+
+    def _mute(self, message: MessageRow, why: str) -> None:
+        with self.lease.write() as session:
+            row = session.get(MessageRow, message.message_id)
+            if row is not None and row.status == Status.PENDING:
+                row.status, row.last_error = Status.MUTED, why
 
     def _rate_limited(self, channel: Channel, name: str, now: datetime) -> datetime | None:  # type: ignore[type-arg]
         """When the channel's rate limit is spent: the time the next message may go."""

@@ -91,7 +91,8 @@ def test_each_event_goes_once_to_every_route_that_matches(client, db, settings, 
             "channels": ["pager"],
         },
     ]
-    notifier = Notifier(configured(settings, tmp_path, oncall, routes=routes), db)
+    clock = Clock()
+    notifier = Notifier(configured(settings, tmp_path, oncall, routes=routes), db, clock)
     post_alert(client, "a1", severity="critical")
     post_alert(client, "b2", severity="warning")
     first = notifier.cycle()
@@ -99,6 +100,9 @@ def test_each_event_goes_once_to_every_route_that_matches(client, db, settings, 
     assert notifier.cycle().routed == 0  # routed once, sent once
     assert len(oncall.under("/slack")) == 2
     post_alert(client, "a1", severity="critical", status="resolved")
+    notifier.cycle()
+    assert len(oncall.under("/pagerduty")) == 1  # a resolution is told once it held
+    clock.advance(601)
     notifier.cycle()
     pages = [r.json for r in oncall.under("/pagerduty")]
     assert [p["event_action"] for p in pages] == ["trigger", "resolve"]
@@ -322,3 +326,40 @@ def test_bad_routes_are_refused_naming_the_file_key_and_value(settings, tmp_path
     with pytest.raises(ConfigError, match="no channel named 'nowhere'") as caught:
         Notifier(configured(settings, tmp_path, oncall, routes=routes), db)
     assert "notifications.yaml" in str(caught.value)
+
+
+def test_a_flapping_alert_keeps_its_incident_and_pages_once(client, db, settings, tmp_path, oncall):
+    routes = [{"name": "page", "events": ALL_INCIDENT_EVENTS, "channels": ["pager"]}]
+    clock = Clock()
+    notifier = Notifier(configured(settings, tmp_path, oncall, routes=routes), db, clock)
+    starts = ["2026-11-21T01:00:00Z", "2026-11-21T01:05:00Z", "2026-11-21T01:10:00Z"]
+    for n, start in enumerate(starts):  # fires, resolves, fires again: three times
+        for status in ("firing", "resolved"):
+            body = notification(
+                [
+                    alert(
+                        "flap", service="checkout", severity="critical", status=status, starts=start
+                    )
+                ],
+                f"flap-{n}-{status}",
+            )
+            body["groupKey"] = "flapping-group"
+            assert (
+                client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).status_code
+                == 200
+            )
+        notifier.cycle()
+        clock.advance(60)
+    with db.read() as session:
+        (incident,) = session.scalars(select(IncidentRow)).all()  # one incident, not three
+        reopened = session.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "incident.reopened")
+        ).all()
+    assert len(reopened) == 2
+    assert incident.status == "resolved"
+    clock.advance(601)
+    notifier.cycle()
+    pages = [r.json["event_action"] for r in oncall.under("/pagerduty")]
+    assert pages == ["trigger", "resolve"]  # one page, and one resolution once it held
+    statuses = sorted(m.status for m in messages(db))
+    assert statuses == ["muted", "muted", "sent", "sent"]  # the resolutions that did not hold
