@@ -145,6 +145,46 @@ class ApiClient:
         body = {k: v for k, v in {"since": since, "until": until}.items() if v}
         return self._call("POST", "/api/v1/policies/backtest", json=body)
 
+    def silences(self, incident_id: int) -> list[dict[str, Any]]:
+        """Alertmanager silences covering the incident (active or pending)."""
+        return self._list(f"/api/v1/incidents/{incident_id}/silences")
+
+    def silence(self, incident_id: int, minutes: float, comment: str) -> dict[str, Any]:
+        body = {"minutes": minutes, "comment": comment}
+        return self._call("POST", f"/api/v1/incidents/{incident_id}/silences", json=body)
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/silences/{silence_id}")
+
+    def approval_link(self, link: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/approval-links/{link}")
+
+    def review_link(self, link: str, *, approve: bool, comment: str) -> dict[str, Any]:
+        """Approve or reject through a signed link: the plan the message showed, once."""
+        body = {"approve": approve, "comment": comment}
+        return self._call("POST", f"/api/v1/approval-links/{link}", json=body)
+
+    def channels(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/notifications/channels")
+
+    def messages(self, *, status: str | None = None, limit: int = 50) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+        return self._call("GET", "/api/v1/notifications", params=params)
+
+    def retry_message(self, message_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/notifications/{message_id}/retry")
+
+    def windows(self, *, active: bool = False) -> list[dict[str, Any]]:
+        return self._list("/api/v1/maintenance-windows", params={"active": active})
+
+    def open_window(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/maintenance-windows", json=body)
+
+    def cancel_window(self, window_id: int, reason: str) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/api/v1/maintenance-windows/{window_id}/cancel", json={"reason": reason}
+        )
+
     def _list(self, path: str, **kwargs: Any) -> list[dict[str, Any]]:
         body: Any = self._call("GET", path, **kwargs)
         return list(body)

@@ -41,9 +41,18 @@ def describe(decision: dict[str, Any]) -> None:
         st.code(decision["plan"]["diff"] or "(no change)", language="diff")
 
 
-def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused: bool) -> None:
+def review_box(
+    client: ApiClient,
+    decision: dict[str, Any],
+    *,
+    role: str,
+    paused: bool,
+    link: str | None = None,
+) -> None:
     """One pending decision with its own comment and buttons: a click can only act on the
-    decision shown around it, and its comment belongs to it alone."""
+    decision shown around it, and its comment belongs to it alone. With `link` (a signed
+    approval link from a message) the review goes through the link: it approves the plan the
+    message showed, and only once."""
     number = decision["decision_id"]
     what = summary(decision)
     describe(decision)
@@ -81,9 +90,15 @@ def review_box(client: ApiClient, decision: dict[str, Any], *, role: str, paused
         st.error(f"A comment is required to {'approve' if approve else 'reject'} #{number}.")
         return
     try:
-        reviewed = client.review(
-            number, approve=approve, comment=comment.strip(), plan_digest=decision["plan_digest"]
-        )
+        if link is not None:
+            reviewed = client.review_link(link, approve=approve, comment=comment.strip())
+        else:
+            reviewed = client.review(
+                number,
+                approve=approve,
+                comment=comment.strip(),
+                plan_digest=decision["plan_digest"],
+            )
     except ApiError as exc:
         st.error(f"#{number} refused: {exc}")
         return

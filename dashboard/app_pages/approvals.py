@@ -55,6 +55,33 @@ with st.expander("Kill switch", expanded=switch["paused"]):
             st.rerun()
 
 
+def signed_link(decision_id: int) -> str | None:
+    """The signed approval link the page was opened with (`&link=...`, from a message), when
+    it is valid for this decision and its plan; otherwise why not, and None."""
+    link = st.query_params.get("link")
+    if not link:
+        return None
+    try:
+        opened = client.approval_link(link)
+    except ApiError as exc:
+        st.warning(f"The approval link from the message cannot be used: {exc}")
+        return None
+    if opened["decision"]["decision_id"] != decision_id:
+        st.warning("The approval link is for another decision; review this one below.")
+        return None
+    if opened["used"]:
+        st.info("The approval link was already used; this decision's record is below.")
+        return None
+    if opened["plan_changed"]:
+        st.warning(
+            "The plan changed since the message was sent: the link cannot approve it. "
+            "Read the new plan below and review it here."
+        )
+        return None
+    st.info(f"Opened from a signed approval link, valid until {opened['expires_at'][:19]} UTC.")
+    return str(link)
+
+
 def linked_decision() -> int | None:
     """The decision the URL names (`?decision=N`, a link that can be pasted into chat); its
     number when shown (the list below leaves it out: one set of buttons per decision)."""
@@ -70,9 +97,10 @@ def linked_decision() -> int | None:
         st.error(f"Could not load decision #{value}: {exc}")
         return None
     st.subheader(f"Decision #{value}: {decision['status']}")
+    link = signed_link(int(value))
     with st.container(border=True):
         if decision["status"] == DecisionStatus.PENDING_APPROVAL:
-            review_box(client, decision, role=role, paused=switch["paused"])
+            review_box(client, decision, role=role, paused=switch["paused"], link=link)
         elif decision["status"] == DecisionStatus.STALE:
             replan_box(client, decision, role=role)
         else:

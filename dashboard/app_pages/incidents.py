@@ -206,6 +206,14 @@ def live() -> None:
             st.session_state.pop(comment_key, None)
             st.rerun()  # the same incident stays open: the next click cannot act on another
 
+    outside = [
+        f"[{label}]({detail['links'][key]})"
+        for key, label in (("prometheus", "Prometheus graph"), ("grafana", "Grafana Explore"))
+        if key in detail["links"]
+    ]
+    if outside:
+        st.markdown("Evidence over the incident's time range: " + " · ".join(outside))
+
     st.markdown("#### Evidence")
     if not detail["evidence"]:
         st.caption("No evidence: this incident came from alerts, not from detection or forecasts.")
@@ -318,6 +326,8 @@ def live() -> None:
         },
     )
 
+    silences_section(detail, allowed)
+
     st.markdown("#### Timeline")
     kinds = sorted({e["kind"] for e in detail["timeline"]})
     shown = st.multiselect("Show", kinds, default=kinds, key=f"timeline-kinds-{number}")
@@ -337,6 +347,61 @@ def live() -> None:
                     st.markdown(client.runbook(name)["markdown"])
                 except ApiError as exc:
                     st.error(f"Could not load runbook {name}: {exc}")
+
+
+def silences_section(detail: dict[str, Any], allowed: bool) -> None:
+    """The Alertmanager silences covering this incident, each with its own Expire button,
+    and silencing it (its labels, for a chosen time, with a required comment)."""
+    number = detail["incident_id"]
+    st.markdown("#### Silences")
+    try:
+        covering = client.silences(number)
+    except ApiError as exc:
+        st.caption(f"Silences are not available: {exc}")
+        return
+    if not covering:
+        st.caption("No Alertmanager silence covers this incident.")
+    for silence in covering:
+        sid = silence["silence_id"]
+        matchers = ", ".join(f"{m['name']}={m['value']}" for m in silence["matchers"])
+        left, right = st.columns([4, 1])
+        left.markdown(
+            f"`{sid[:8]}` {silence['state']} until {utc(silence['ends_at'])} · by "
+            f"{plain(silence['created_by'])} · {plain(matchers)}  \n{plain(silence['comment'])}"
+        )
+        if right.button(f"Expire {sid[:8]}", key=f"expire-{sid}", disabled=not allowed):
+            try:
+                client.expire_silence(sid)
+            except ApiError as exc:
+                st.error(f"Refused: {exc}")
+            else:
+                st.session_state["incident_done"] = f"Silence {sid[:8]} expired"
+                st.rerun()
+    if detail["status"] == "resolved":
+        return
+    minutes = st.number_input(
+        "Silence for (minutes)", 5, 7 * 24 * 60, 60, step=15, key=f"silence-minutes-{number}"
+    )
+    comment_key = f"silence-comment-{number}"
+    why = st.text_input(
+        "Why silence it? (required, kept in Alertmanager with your name)",
+        key=comment_key,
+        disabled=not allowed,
+    )
+    if st.button(f"Silence #{number}", key=f"silence-{number}", disabled=not allowed):
+        if not why.strip():
+            st.error(f"A comment is required to silence #{number}.")
+            return
+        try:
+            made = client.silence(number, float(minutes), why.strip())
+        except ApiError as exc:
+            st.error(f"Refused: {exc}")
+            return
+        st.session_state["incident_done"] = (
+            f"#{number} silenced until {utc(made['ends_at'])} (silence {made['silence_id'][:8]})"
+        )
+        st.session_state.pop(comment_key, None)
+        st.rerun()
 
 
 live()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from controlplane.domain.alertmanager import Notification
 from controlplane.incidents.intake import Delivery, ingest, ingest_alert
 from controlplane.storage.models import (
+    IncidentRow,
     NotificationRow,
 )
 from tests.factories import WEBHOOK_URL as URL
@@ -124,8 +125,7 @@ def test_alerts_of_one_group_share_an_open_incident_and_raise_its_severity(clien
     )
 
 
-def test_a_new_episode_after_resolution_opens_a_new_incident(client, tokens):
-    hdr = bearer(tokens["webhook"])
+def _fire_resolve_fire(client, hdr):
     first = client.post(URL, json=notification([alert("f1", service="api")], "g"), headers=hdr)
     client.post(
         URL, json=notification([alert("f1", service="api", status="resolved")], "g"), headers=hdr
@@ -135,8 +135,33 @@ def test_a_new_episode_after_resolution_opens_a_new_incident(client, tokens):
         json=notification([alert("f1", service="api", starts="2026-11-21T03:00:00Z")], "g"),
         headers=hdr,
     )
-    assert again.json()["opened"]
-    assert again.json()["opened"] != first.json()["opened"]
+    return first.json(), again.json()
+
+
+def test_a_new_episode_after_the_flap_window_opens_a_new_incident(settings, db, tokens):
+    from fastapi.testclient import TestClient
+
+    from controlplane.api import create_app
+
+    no_damping = settings.model_copy(
+        update={"incidents": settings.incidents.model_copy(update={"flap_seconds": 0})}
+    )
+    with TestClient(create_app(no_damping, db)) as client:
+        first, again = _fire_resolve_fire(client, bearer(tokens["webhook"]))
+    assert again["opened"]
+    assert again["opened"] != first["opened"]
+
+
+def test_a_new_episode_within_the_flap_window_reopens_its_incident(client, tokens, db):
+    first, again = _fire_resolve_fire(client, bearer(tokens["webhook"]))
+    assert again["opened"] == []
+    assert again["updated"] == first["opened"]
+    with db.read() as session:
+        incident = session.get(IncidentRow, first["opened"][0])
+        kinds = [e.kind for e in incident.timeline]
+    assert incident.status == "open"
+    assert incident.resolved_at is None
+    assert kinds[-1] == "reopened"
 
 
 def test_grouping_by_a_label_merges_alertmanager_groups(settings, db, tokens):

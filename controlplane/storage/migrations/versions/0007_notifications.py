@@ -54,7 +54,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('signal_state', schema=None) as batch_op:
         for column in ('last_value', 'yhat', 'yhat_lower', 'yhat_upper'):
-            batch_op.add_column(sa.Column(column, sa.Float(), nullable=True))
+            batch_op.add_column(sa.Column(column, sa.Double(), nullable=True))
 
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_message_channel'), ['channel'], unique=False)
