@@ -21,6 +21,7 @@ from controlplane.api.routes import (
     automation,
     health,
     incidents,
+    maintenance,
     notifications,
     otlp,
     overview,
@@ -90,7 +91,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     routers = (webhooks, incidents, signals, reports, automation, policies, overview, tokens)
-    for module in (*routers, notifications, silences):
+    for module in (*routers, notifications, silences, maintenance):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

@@ -569,3 +569,64 @@ class SilencePublic(BaseModel):
     created_by: str
     comment: str
     incident_id: int | None = Field(description="The incident it was made for, if made here.")
+
+
+class MaintenanceRequest(BaseModel):
+    """A one-off window (`ends_at` or `duration_minutes` from `starts_at`) or a recurring one
+    (`recurrence`, a cron expression in UTC for each opening, each `duration_minutes` long)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: StoredText = Field(..., min_length=1, max_length=200, json_schema_extra=_WORDS)
+    service: str | None = Field(None, max_length=255, description="None: every service.")
+    namespace: str | None = Field(None, max_length=255, description="None: every namespace.")
+    starts_at: datetime | None = Field(None, description="None: now.")
+    ends_at: datetime | None = None
+    duration_minutes: float | None = Field(None, gt=0, le=30 * 24 * 60)
+    recurrence: str | None = Field(None, max_length=100, description="Cron (UTC), e.g. 0 2 * * sun")
+    mute_paging: bool = Field(True, description="Its incidents page nobody (they are recorded).")
+    automation: Literal["off", "dry_run", "approval"] | None = Field(
+        "approval", description="Policies for its incidents run at most in this mode; null: as is."
+    )
+    reason: StoredText = Field(
+        ..., min_length=1, max_length=2000, description="Why (required).", json_schema_extra=_WORDS
+    )
+
+
+class MaintenancePublic(_FromRow):
+    window_id: int
+    name: str
+    service: str | None
+    namespace: str | None
+    starts_at: datetime
+    ends_at: datetime | None
+    recurrence: str | None
+    duration_minutes: float | None
+    mute_paging: bool
+    automation: str | None
+    reason: str
+    source: str = Field(description="api, or deploy (opened by a CI deploy event).")
+    created_by: str
+    created_at: datetime
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    open_now: bool = False
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: StoredText = Field(
+        ..., min_length=1, max_length=2000, description="Why (required).", json_schema_extra=_WORDS
+    )
+
+
+class DeployEvent(BaseModel):
+    """What a CI pipeline posts when it deploys: a window opens for the service."""
+
+    model_config = ConfigDict(extra="forbid")
+    service: str = Field(..., min_length=1, max_length=255)
+    namespace: str | None = Field(None, max_length=255)
+    version: str = Field("", max_length=200)
+    minutes: float = Field(30, gt=0, le=24 * 60, description="How long the window stays open.")
+    automation: Literal["off", "dry_run", "approval"] | None = "approval"
+    mute_paging: bool = True
+    url: str | None = Field(None, max_length=2000, description="The pipeline run, for the record.")

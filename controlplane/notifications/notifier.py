@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from controlplane.config import Settings
 from controlplane.domain.errors import ControlPlaneError, PermanentError, TemporaryError
+from controlplane.domain.maintenance import MaintenanceWindow, covering
 from controlplane.domain.models import DecisionStatus
 from controlplane.loops import every
 from controlplane.notifications import REGISTRY, from_store, routing
 from controlplane.notifications.base import Channel
 from controlplane.notifications.events import Event, EventType
-from controlplane.storage import Database, audit
+from controlplane.storage import Database, audit, maintenance
 from controlplane.storage.coordination import Lease, process_id
 from controlplane.storage.models import (
     AuditEventRow,
@@ -118,11 +119,15 @@ class Notifier:
                 .limit(BATCH)
             ).all()
             accepted = self._contiguous(cursor.position, rows)
+            windows = maintenance.open_now(session, now) if accepted else []
             for event in from_store.events(session, self.linker, accepted):
+                muted_by = _muting_window(windows, event, now)
                 for route in self.file.routes:
                     if route.matches(event):
                         for channel in route.channels:
-                            result.routed += self._enqueue(session, route, channel, event, now)
+                            result.routed += self._enqueue(
+                                session, route, channel, event, now, muted_by
+                            )
             if accepted:
                 cursor.position, cursor.updated_at = accepted[-1].audit_event_id, now
 
@@ -140,11 +145,19 @@ class Notifier:
         return accepted
 
     def _enqueue(
-        self, session: Session, route: routing.Route, channel: str, event: Event, now: datetime
+        self,
+        session: Session,
+        route: routing.Route,
+        channel: str,
+        event: Event,
+        now: datetime,
+        muted_by: str | None = None,
     ) -> int:
         """Add the event to the channel's outbox (or to the open group); 1 when a message
-        was added or grown."""
-        muted = route.quiet_hours is not None and route.quiet_hours.mutes(event, now)
+        was added or grown. A muted one (quiet hours, a maintenance window) is kept, marked."""
+        quiet = route.quiet_hours is not None and route.quiet_hours.mutes(event, now)
+        muted_by = muted_by or ("quiet hours" if quiet else None)
+        muted = muted_by is not None
         hold = route.group_seconds
         if event.type == EventType.INCIDENT_RESOLVED:  # told once it held (flap damping)
             hold = max(hold, self.flap_seconds)
@@ -177,7 +190,7 @@ class Notifier:
                 attempts=0,
                 created_at=now,
                 next_attempt_at=now + timedelta(seconds=hold),
-                last_error="quiet hours" if muted else None,
+                last_error=muted_by,
             )
         )
         return 1
@@ -349,6 +362,18 @@ class Notifier:
             return None
         oldest: datetime = sent[len(sent) - limit.messages]
         return oldest + timedelta(seconds=limit.per_seconds)
+
+
+def _muting_window(windows: list[MaintenanceWindow], event: Event, now: datetime) -> str | None:
+    """Why an incident's page is muted: the maintenance window covering it, if one mutes.
+    Only incident events are muted; approvals and actions still reach people."""
+    if event.incident is None or not event.type.value.startswith("incident."):
+        return None
+    namespace = event.incident.labels.get("namespace")
+    for window in covering(windows, event.incident.service, namespace, now):
+        if window.mute_paging:
+            return f"{window.label} mutes paging"
+    return None
 
 
 def _first_position(session: Session, now: datetime) -> int:

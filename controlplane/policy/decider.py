@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session
 
 import remediations
 from controlplane.domain.errors import ControlPlaneError, LeaseLostError
+from controlplane.domain.maintenance import MODE_ORDER, MaintenanceWindow, covering
 from controlplane.domain.models import AlertStatus, DecisionStatus, Severity, TimelineKind
 from controlplane.policy.engine import Builder, Decision, decide
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy
 from controlplane.policy.state import is_paused
-from controlplane.storage import Database, audit
+from controlplane.storage import Database, audit, maintenance
 from controlplane.storage import decisions as store
 from controlplane.storage.coordination import Lease, process_id
 from controlplane.storage.models import DecisionRow, IncidentRow
@@ -62,6 +63,8 @@ class Decider:
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
         self.drift_checked = clock() - DRIFT_CHECK
+        #: The maintenance windows open now, read at the start of each pass.
+        self.windows: list[MaintenanceWindow] = []
 
     def planner(self, params: ActionParams) -> Plan:
         return self.build(params).plan()
@@ -142,6 +145,7 @@ class Decider:
             incidents = {i.incident_id: _views(i) for i in still_open}
             history = self._history(session, now)
             paused = is_paused(session)
+            self.windows = maintenance.open_now(session, now)
         done = []
         policies = {p.name: p for p in self.policies if p.enabled}
         for decision_id, name, incident_id in asked:
@@ -169,6 +173,13 @@ class Decider:
         now: datetime,
         paused: bool,
     ) -> Decision:
+        """Decide, in the mode the maintenance window covering the incident allows, if any."""
+        capping = [
+            w
+            for w in covering(self.windows, view.service, view.namespace, now)
+            if w.automation is not None
+        ]
+        window = min(capping, key=lambda w: MODE_ORDER.index(w.cap("auto")), default=None)
         return decide(
             policy,
             view,
@@ -177,6 +188,7 @@ class Decider:
             paused=paused,
             global_max_per_hour=self.global_max_per_hour,
             planner=self.planner,
+            window=window,
         )
 
     def _history(self, session: Session, now: datetime) -> list[PastAction]:
@@ -197,6 +209,7 @@ class Decider:
             decided = store.decided(session, [i.incident_id for i in incidents])
             history = self._history(session, now)
             paused = is_paused(session)
+            self.windows = maintenance.open_now(session, now)
             views = [(i.incident_id, _views(i)) for i in incidents]
         stored = []
         for incident_id, alert_views in views:
@@ -335,7 +348,7 @@ def _fields(decision: Decision) -> dict[str, Any]:
         "incident_id": decision.incident_id,
         "policy": policy.name,
         "policy_version": policy.version,
-        "mode": policy.mode,
+        "mode": decision.mode,
         "action": policy.action.type,
         "target": decision.target.key,
         "params": decision.params,

@@ -23,6 +23,7 @@ from typing import Any
 
 import remediations
 from controlplane.domain.errors import ControlPlaneError
+from controlplane.domain.maintenance import MaintenanceWindow
 from controlplane.domain.models import DecisionStatus
 from controlplane.policy.guardrails import (
     IncidentView,
@@ -51,6 +52,11 @@ class Decision:
     reason: str
     checks: list[dict[str, Any]] = field(default_factory=list)
     plan: Plan | None = None
+    #: The mode it was decided in: the policy's, or less inside a maintenance window.
+    mode: str = ""
+
+    def __post_init__(self) -> None:
+        self.mode = self.mode or self.policy.mode
 
     @property
     def changes_something(self) -> bool:
@@ -80,7 +86,10 @@ def decide(
     paused: bool,
     global_max_per_hour: int,
     planner: Planner,
+    window: MaintenanceWindow | None = None,
 ) -> Decision:
+    """`window`: the maintenance window covering the incident, which caps the policy's mode
+    (`off`: refused before anything is planned)."""
     try:
         params = render(policy.action, incident)
     except ValueError as exc:
@@ -88,6 +97,13 @@ def decide(
         return Decision(policy, incident.incident_id, UNRESOLVED, {}, refused, str(exc))
     action = remediations.action_class(params)
     target = action.target(params)
+    mode = window.cap(policy.mode) if window else policy.mode
+    if mode == "off":
+        assert window is not None
+        reason = f"{window.label} turns automation off for this service; nothing was planned"
+        refused = DecisionStatus.REFUSED
+        dumped = params.model_dump(mode="json")
+        return Decision(policy, incident.incident_id, target, dumped, refused, reason, mode=mode)
     verdict = check_before_plan(
         policy,
         incident,
@@ -106,8 +122,9 @@ def decide(
         DecisionStatus.REFUSED,
         "",
         verdict.checks,
+        mode=mode,
     )
-    if not verdict.allowed and policy.mode != "dry_run":
+    if not verdict.allowed and mode != "dry_run":
         decision.reason = verdict.reason
         return decision
     try:
@@ -117,16 +134,18 @@ def decide(
         return decision
     check_impact(policy.guardrails, action.impact(params, decision.plan), verdict)
     decision.checks = verdict.checks
-    decision.status, decision.reason = _settle(policy, verdict)
+    decision.status, decision.reason = _settle(mode, verdict)
+    if window is not None and mode != policy.mode:
+        decision.reason += f" ({window.label} runs {policy.mode} policies as {mode})"
     return decision
 
 
-def _settle(policy: Policy, verdict: Verdict) -> tuple[DecisionStatus, str]:
-    if policy.mode == "dry_run":
+def _settle(mode: str, verdict: Verdict) -> tuple[DecisionStatus, str]:
+    if mode == "dry_run":
         return DecisionStatus.DRY_RUN, "dry-run policy: planned only (" + verdict.reason + ")"
     if not verdict.allowed:
         return DecisionStatus.REFUSED, verdict.reason
-    if policy.mode == "approval":
+    if mode == "approval":
         return DecisionStatus.PENDING_APPROVAL, "waiting for an operator's approval"
     return DecisionStatus.APPROVED, verdict.reason
 

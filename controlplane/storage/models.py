@@ -441,3 +441,26 @@ class ApprovalLinkUseRow(Base):
     decision_id: Mapped[int] = mapped_column(Id, index=True)
     used_by: Mapped[str] = mapped_column(String(255))
     used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MaintenanceWindowRow(Base):
+    """A maintenance window (see controlplane/domain/maintenance.py); cancelled, never deleted."""
+
+    __tablename__ = "maintenance_window"
+
+    window_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str | None] = mapped_column(String(255))
+    namespace: Mapped[str | None] = mapped_column(String(255))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None] = mapped_column(index=True)
+    recurrence: Mapped[str | None] = mapped_column(String(100))
+    duration_minutes: Mapped[float | None]
+    mute_paging: Mapped[bool]
+    automation: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(255))

@@ -285,3 +285,61 @@ def test_each_action_names_the_object_it_changes():
     assert cache.target.kind == "RedisCache"
     deployment = run(policy())
     assert deployment.target.key == "deployment/shop/checkout"
+
+
+# -- maintenance windows --------------------------------------------------------------------
+def window(automation, *, service="checkout", recurrence=None, minutes=None):
+    from controlplane.domain.maintenance import MaintenanceWindow
+
+    return MaintenanceWindow(
+        window_id=7,
+        name="db migration",
+        service=service,
+        namespace=None,
+        starts_at=NOW - timedelta(days=30),
+        ends_at=None if recurrence else NOW + timedelta(hours=1),
+        recurrence=recurrence,
+        duration_minutes=minutes,
+        mute_paging=True,
+        automation=automation,
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "automation", "status"),
+    [
+        ("auto", "approval", "pending_approval"),
+        ("auto", "dry_run", "dry_run"),
+        ("approval", "off", "refused"),
+        ("dry_run", "approval", "dry_run"),  # a window never raises a policy's mode
+        ("auto", None, "approved"),
+    ],
+)
+def test_a_maintenance_window_caps_the_policy_mode(mode, automation, status):
+    decided = decide(
+        policy(mode=mode),
+        incident(),
+        [],
+        NOW,
+        paused=False,
+        global_max_per_hour=20,
+        planner=planner(),
+        window=window(automation),
+    )
+    assert decided.status == status
+    if automation == "off":
+        assert "maintenance window #7 'db migration' turns automation off" in decided.reason
+        assert decided.plan is None  # nothing was planned
+    elif mode == "auto" and automation:
+        assert f"runs auto policies as {automation}" in decided.reason
+
+
+def test_recurring_windows_open_on_their_schedule_and_cover_their_scope():
+    weekly = window("approval", recurrence="0 11 * * wed", minutes=90)  # NOW: Wednesday 12:00
+    assert weekly.open_at(NOW)
+    assert not weekly.open_at(NOW + timedelta(minutes=31))
+    assert not weekly.open_at(NOW + timedelta(days=1))
+    assert weekly.open_at(NOW + timedelta(days=7))
+    assert weekly.covers("checkout", "shop")
+    assert not weekly.covers("payments", "shop")
+    assert window("off", service=None).covers("anything", None)

@@ -1,5 +1,6 @@
 """Notifications: the message outbox, the audit cursor and used approval links; each
-signal's last value and expected band (exported as vmanomaly-style series)
+signal's last value and expected band (exported as vmanomaly-style series); maintenance
+windows
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +18,28 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('maintenance_window',
+    sa.Column('window_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('service', sa.String(length=255), nullable=True),
+    sa.Column('namespace', sa.String(length=255), nullable=True),
+    sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('recurrence', sa.String(length=100), nullable=True),
+    sa.Column('duration_minutes', sa.Double(), nullable=True),
+    sa.Column('mute_paging', sa.Boolean(), nullable=False),
+    sa.Column('automation', sa.String(length=16), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('created_by', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_by', sa.String(length=255), nullable=True),
+    sa.PrimaryKeyConstraint('window_id')
+    )
+    with op.batch_alter_table('maintenance_window', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_maintenance_window_ends_at'), ['ends_at'], unique=False)
+
     op.create_table('approval_link_use',
     sa.Column('nonce', sa.String(length=64), nullable=False),
     sa.Column('decision_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -65,6 +88,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('maintenance_window', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_maintenance_window_ends_at'))
+    op.drop_table('maintenance_window')
     with op.batch_alter_table('signal_state', schema=None) as batch_op:
         for column in ('last_value', 'yhat', 'yhat_lower', 'yhat_upper'):
             batch_op.drop_column(column)
