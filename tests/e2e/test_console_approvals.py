@@ -20,6 +20,7 @@ from remediations import Kube
 from tests.factories import WEBHOOK_TOKEN, alertmanager_fixture, bearer, signed_in
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+LINK_SECRET = "a-link-secret-of-at-least-32-characters"
 pytestmark = pytest.mark.integration
 POLICY = Policy.model_validate(
     {
@@ -62,6 +63,7 @@ def _pending(
             database={"url": settings.database.url, "migrate_on_start": False},
             auth={"webhook_token": WEBHOOK_TOKEN},
             automation={"kubernetes": {"host": cluster.url}},
+            notifications={"link_secret": LINK_SECRET},
         )
         with ApiServer(create_app(config, db)) as server:
             monkeypatch.setenv("AIOPS_CONSOLE__API_URL", server.url)
@@ -221,3 +223,48 @@ def test_a_stale_decision_is_planned_again_from_its_link(stale, tokens):
     assert f"replan-{number}" not in [b.key for b in app.button]  # nothing left to click
     after = httpx.get(f"{stale}/api/v1/decisions/{number}", headers=bearer(tokens["viewer"]))
     assert after.json()["status"] == "replanning"
+
+
+def test_a_signed_link_from_a_message_approves_the_plan_it_showed_once(pending, tokens):
+    from datetime import UTC, datetime, timedelta
+
+    from controlplane.notifications import links
+
+    (number,) = pending_ids(pending, tokens)
+    decision = httpx.get(
+        f"{pending}/api/v1/decisions/{number}", headers=bearer(tokens["viewer"])
+    ).json()
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    link = links.sign(LINK_SECRET, number, decision["plan_digest"], expires)
+    app = page(tokens["operator"], "operator", "test-operator")
+    app.query_params["decision"] = str(number)
+    app.query_params["link"] = link
+    app.run()
+    assert not app.exception
+    assert app.info[0].value.startswith("Opened from a signed approval link, valid until")
+    app.text_input(key=f"review-comment-{number}").input("approved from Slack").run()
+    app.button(key=f"approve-{number}").click().run()
+    assert "approved by test-operator" in app.success[0].value
+    used = httpx.post(
+        f"{pending}/api/v1/approval-links/{link}",
+        json={"approve": True, "comment": "again"},
+        headers=bearer(tokens["operator"]),
+    )
+    assert used.status_code == 409
+    app.run()
+    assert any("already used" in i.value for i in app.info)
+
+
+def test_a_link_to_a_plan_made_again_cannot_approve_the_new_one(pending, tokens):
+    from datetime import UTC, datetime, timedelta
+
+    from controlplane.notifications import links
+
+    (number,) = pending_ids(pending, tokens)
+    old = links.sign(LINK_SECRET, number, "an-older-plan", datetime.now(UTC) + timedelta(hours=1))
+    app = page(tokens["operator"], "operator", "test-operator")
+    app.query_params["decision"] = str(number)
+    app.query_params["link"] = old
+    app.run()
+    assert "The plan changed since the message was sent" in app.warning[0].value
+    assert app.button(key=f"approve-{number}")  # reviewed here, with the plan shown now
