@@ -7,6 +7,7 @@ stderr and exit with code 2; nothing is half-done.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -219,6 +220,44 @@ def worker() -> None:
         asyncio.run(main())
     except ControlPlaneError as exc:
         fail(str(exc))
+
+
+@app.command()
+def mcp(
+    transport: Annotated[
+        str, typer.Option(help="'stdio' (a local agent) or 'http' (streamable HTTP).")
+    ] = "stdio",
+    host: Annotated[str, typer.Option(help="HTTP: the address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP: the port.")] = 8765,
+) -> None:
+    """An MCP server for AI agents: read incidents, signals, forecasts, decisions and audit;
+    propose actions that a person approves. Over HTTP each request carries an API token (as
+    `Authorization: Bearer`); over stdio the token is read from AIOPS_MCP_TOKEN."""
+    import anyio
+    import uvicorn
+
+    from controlplane.api import mcp_server
+    from controlplane.storage import Database
+
+    config = settings()
+    db = Database(config.database.url, pool_size=config.database.pool_size)
+    try:
+        if transport == "stdio":
+            secret = os.environ.get("AIOPS_MCP_TOKEN", "")
+            if not secret:
+                fail("AIOPS_MCP_TOKEN: set it to an API token (viewer, operator or admin)")
+            anyio.run(mcp_server.run_stdio, config, db, secret)
+        elif transport == "http":
+            url = f"http://{host}:{port}/mcp"
+            app = mcp_server.http_app(config, db, url)
+            typer.echo(f"MCP server on {url} (bearer tokens of the API)", err=True)
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        else:
+            fail(f"--transport must be 'stdio' or 'http', got {transport!r}")
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
 
 
 @app.command()

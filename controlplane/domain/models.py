@@ -121,6 +121,7 @@ class TimelineKind(StrEnum):
     DECISION = "decision"  # a policy decided (dry run, approval needed, approved, refused)
     ACTION = "action"  # an approval, execution, verification or rollback
     SILENCED = "silenced"  # an Alertmanager silence made for it, or expired
+    NOTE = "note"  # a note someone (or an agent) added
 
 
 class Role(StrEnum):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,10 +33,11 @@ from controlplane.policy.state import is_paused
 from controlplane.storage import Database, audit, maintenance
 from controlplane.storage import decisions as store
 from controlplane.storage.coordination import Lease, process_id
-from controlplane.storage.models import DecisionRow, IncidentRow
+from controlplane.storage.models import DecisionRow, IncidentRow, ProposalRow
 from remediations import ActionParams, Plan
 
 ACTOR = "policy-engine"
+PROPOSAL_WAITING = "waiting"
 #: Outbox entries (incidents opened or changed by the intake) read per decide pass.
 OUTBOX_BATCH = 1000
 #: How often plans waiting for approval are compared with a fresh read of their target.
@@ -79,7 +81,7 @@ class Decider:
             try:
                 self.expire_resolved()
                 self.expire_drifted()
-                return self.replan() + self._run()
+                return self.replan() + self._run() + self.proposals()
             except LeaseLostError as exc:  # paused or cut off past the lease: another decides
                 log.warning("policy decisions stopped: %s", exc)
                 return []
@@ -172,6 +174,7 @@ class Decider:
         history: list[PastAction],
         now: datetime,
         paused: bool,
+        at_most: str | None = None,
     ) -> Decision:
         """Decide, in the mode the maintenance window covering the incident allows, if any."""
         capping = [
@@ -189,6 +192,7 @@ class Decider:
             global_max_per_hour=self.global_max_per_hour,
             planner=self.planner,
             window=window,
+            at_most=at_most,
         )
 
     def _history(self, session: Session, now: datetime) -> list[PastAction]:
@@ -214,7 +218,7 @@ class Decider:
         stored = []
         for incident_id, alert_views in views:
             for policy in self.policies:
-                if not policy.enabled or (incident_id, policy.name) in decided:
+                if policy.on_request or not policy.enabled or (incident_id, policy.name) in decided:
                     continue
                 view = next((v for v in alert_views if matches(policy, v)), None)
                 if view is None:
@@ -229,6 +233,75 @@ class Decider:
         with self.lease.write() as session:
             store.consume(session, [entry for entry, _ in waiting])
         return stored
+
+    def proposals(self) -> list[int]:
+        """Plan what agents proposed (the MCP server's `propose_action`): each with the policy
+        it names, for an incident that policy matches, with every guardrail, and at most in
+        approval mode, so a person decides. A proposal the loop cannot plan is refused, why
+        recorded. The ids of the stored decisions."""
+        now = self.clock()
+        with self.db.read() as session:
+            waiting = [
+                (p.proposal_id, p.incident_id, p.policy, p.proposed_by, p.reason)
+                for p in session.scalars(
+                    select(ProposalRow)
+                    .where(ProposalRow.status == PROPOSAL_WAITING)
+                    .order_by(ProposalRow.proposal_id)
+                )
+            ]
+            if not waiting:
+                return []
+            still_open = store.open_incidents(session, {w[1] for w in waiting})
+            views = {i.incident_id: _views(i) for i in still_open}
+            decided = store.decided(session, list(views))
+            history = self._history(session, now)
+            paused = is_paused(session)
+            self.windows = maintenance.open_now(session, now)
+        policies = {p.name: p for p in self.policies if p.enabled}
+        stored = []
+        for proposal_id, incident_id, name, agent, reason in waiting:
+            policy = policies.get(name)
+            view = next(
+                (v for v in views.get(incident_id, []) if policy and matches(policy, v)), None
+            )
+            why, decision_id = _unplannable(policy, name, incident_id, views, decided, view), None
+            if why is None:
+                assert policy is not None
+                assert view is not None
+                decision = self._decide(policy, view, history, now, paused, at_most="approval")
+                decision.reason = f"proposed by {agent}: {reason}; {decision.reason}"[:2000]
+                decision_id = self._store(decision, view, now)
+                if decision_id is None:
+                    why = f"policy {name!r} was decided for incident #{incident_id} meanwhile"
+                else:
+                    stored.append(decision_id)
+                    decided.add((incident_id, name))
+            self._settle_proposal(proposal_id, decision_id, why, now)
+        return stored
+
+    def _settle_proposal(
+        self, proposal_id: int, decision_id: int | None, why: str | None, now: datetime
+    ) -> None:
+        with self.lease.write() as session:
+            row = session.get(ProposalRow, proposal_id, with_for_update=True)
+            if row is None or row.status != PROPOSAL_WAITING:
+                return
+            row.status = "refused" if why else "planned"
+            row.decision_id, row.detail, row.updated_at = decision_id, why, now
+            audit.record(
+                session,
+                actor=ACTOR,
+                action=f"proposal.{row.status}",
+                target_type="proposal",
+                target_id=proposal_id,
+                details={
+                    "incident_id": row.incident_id,
+                    "policy": row.policy,
+                    "proposed_by": row.proposed_by,
+                    "decision_id": decision_id,
+                    "why": why,
+                },
+            )
 
     def _store(self, decision: Decision, view: IncidentView, now: datetime) -> int | None:
         row = DecisionRow(**_fields(decision), created_at=now, updated_at=now)
@@ -339,6 +412,26 @@ def _plan(decision: Decision) -> dict[str, Any] | None:
         "verify": policy.verify.model_dump(),
         "rollback_on_failure": policy.rollback_on_failure,
     }
+
+
+def _unplannable(
+    policy: Policy | None,
+    name: str,
+    incident_id: int,
+    views: dict[int, list[IncidentView]],
+    decided: set[tuple[int, str]],
+    view: IncidentView | None,
+) -> str | None:
+    """Why a proposal cannot be planned, or None."""
+    if policy is None:
+        return f"no enabled policy is named {name!r}"
+    if incident_id not in views:
+        return f"incident #{incident_id} is not open"
+    if (incident_id, name) in decided:
+        return f"policy {name!r} already decided for incident #{incident_id} (see its decisions)"
+    if view is None:
+        return f"policy {name!r} does not match incident #{incident_id} (its match rules)"
+    return None
 
 
 def _fields(decision: Decision) -> dict[str, Any]:

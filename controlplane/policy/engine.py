@@ -23,7 +23,7 @@ from typing import Any
 
 import remediations
 from controlplane.domain.errors import ControlPlaneError
-from controlplane.domain.maintenance import MaintenanceWindow
+from controlplane.domain.maintenance import MODE_ORDER, MaintenanceWindow
 from controlplane.domain.models import DecisionStatus
 from controlplane.policy.guardrails import (
     IncidentView,
@@ -87,9 +87,11 @@ def decide(
     global_max_per_hour: int,
     planner: Planner,
     window: MaintenanceWindow | None = None,
+    at_most: str | None = None,
 ) -> Decision:
     """`window`: the maintenance window covering the incident, which caps the policy's mode
-    (`off`: refused before anything is planned)."""
+    (`off`: refused before anything is planned); `at_most` caps it too (a proposal from an
+    agent runs at most in approval mode)."""
     try:
         params = render(policy.action, incident)
     except ValueError as exc:
@@ -98,6 +100,8 @@ def decide(
     action = remediations.action_class(params)
     target = action.target(params)
     mode = window.cap(policy.mode) if window else policy.mode
+    if at_most is not None:
+        mode = min(mode, at_most, key=MODE_ORDER.index)
     if mode == "off":
         assert window is not None
         reason = f"{window.label} turns automation off for this service; nothing was planned"
@@ -135,7 +139,7 @@ def decide(
     check_impact(policy.guardrails, action.impact(params, decision.plan), verdict)
     decision.checks = verdict.checks
     decision.status, decision.reason = _settle(mode, verdict)
-    if window is not None and mode != policy.mode:
+    if window is not None and window.cap(policy.mode) != policy.mode:
         decision.reason += f" ({window.label} runs {policy.mode} policies as {mode})"
     return decision
 

@@ -85,6 +85,11 @@ class Policy(_Strict):
     description: str = ""
     runbook: str | None = Field(None, description="Name of the runbook it belongs to.")
     enabled: bool = True
+    on_request: bool = Field(
+        False,
+        description="Decided only when proposed for an incident (by an agent through MCP), "
+        "never on every matching incident: a catalogue of actions to propose.",
+    )
     match: Match = Match()
     action: AnyActionParams
     mode: Mode = "dry_run"

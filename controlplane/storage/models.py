@@ -464,3 +464,21 @@ class MaintenanceWindowRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None]
     cancelled_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class ProposalRow(Base):
+    """An action an agent (the MCP server) proposed for an incident: the policy loop plans it
+    with the named policy, every guardrail, and at most in approval mode; a person decides."""
+
+    __tablename__ = "proposal"
+
+    proposal_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, index=True)
+    policy: Mapped[str] = mapped_column(String(64))
+    proposed_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    decision_id: Mapped[int | None] = mapped_column(Id)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

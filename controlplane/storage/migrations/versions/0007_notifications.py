@@ -1,6 +1,6 @@
 """Notifications: the message outbox, the audit cursor and used approval links; each
 signal's last value and expected band (exported as vmanomaly-style series); maintenance
-windows
+windows; actions proposed by agents
 
 Revision ID: 0007
 Revises: 0006
@@ -18,6 +18,23 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('proposal',
+    sa.Column('proposal_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('policy', sa.String(length=64), nullable=False),
+    sa.Column('proposed_by', sa.String(length=255), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('decision_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('proposal_id')
+    )
+    with op.batch_alter_table('proposal', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_proposal_incident_id'), ['incident_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_proposal_status'), ['status'], unique=False)
+
     op.create_table('maintenance_window',
     sa.Column('window_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -88,6 +105,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('proposal', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_proposal_status'))
+        batch_op.drop_index(batch_op.f('ix_proposal_incident_id'))
+    op.drop_table('proposal')
     with op.batch_alter_table('maintenance_window', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_maintenance_window_ends_at'))
     op.drop_table('maintenance_window')
