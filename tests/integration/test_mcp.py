@@ -128,7 +128,7 @@ def test_a_proposal_is_planned_with_guardrails_and_waits_for_approval(
 ):
     async def propose() -> int:
         async with over_http(mcp_url, tokens["operator"]) as client:
-            assert WRITE_TOOLS <= await _tools(client)
+            assert await _tools(client) >= WRITE_TOOLS
             bad = await client.call_tool(
                 "propose_action", {"incident_id": incident, "policy": "nope", "reason": "r"}
             )
