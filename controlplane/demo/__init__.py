@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import shutil
 import signal
 import threading
@@ -39,6 +40,7 @@ from controlplane.domain.models import Role
 from controlplane.policy.runner import shipped_policies
 from controlplane.storage import Database, upgrade
 from controlplane.testing.kube import FakeKube
+from controlplane.testing.oncall import GRAFANA_TOKEN, OnCallServices
 from controlplane.testing.servers import Alertmanager, ApiServer, Console, Prometheus
 
 SCENARIO = Path(__file__).with_name("scenario.yaml")
@@ -95,6 +97,7 @@ def run_demo(
             api={"port": api_port},
             console={"port": console_port},
             incidents={"group_by": "service"},
+            alertmanager={"url": f"http://127.0.0.1:{alertmanager_port}"},
             **running.sections,
         )
         ports = (api_port, console_port, alertmanager_port)
@@ -125,7 +128,10 @@ def _serve(
         am_url = sink.url if isinstance(sink, Alertmanager) else None
         k8s = settings.automation.kubernetes.host
         kube = f"{k8s} (stand-in)" if k8s else "KUBECONFIG, dry run only"
-        _print_banner(api.url, console.url, am_url, admin, webhook, settings.prometheus.url, kube)
+        _print_banner(
+            api.url, console.url, am_url, admin, webhook, settings.prometheus.url, kube,
+            oncall_url(settings),
+        )  # fmt: skip
         if settings.capacity.signals:  # the first report now; then hourly, on the schedule
             job = CapacityJob(settings, db)
             threading.Thread(target=job.run, args=("demo", "demo"), daemon=True).start()
@@ -188,6 +194,15 @@ class _DirectSink:
             )
 
 
+def oncall_url(settings: Settings) -> str:
+    """Where the demo's loopback Slack, PagerDuty and Grafana listen (from its notifications)."""
+    file = settings.notifications.file
+    if file is None:
+        return "nowhere"
+    grafana = yaml.safe_load(file.read_text())["channels"]["grafana"]["url"]
+    return str(grafana).removesuffix("/grafana")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -200,6 +215,7 @@ class Backends:
     cluster: FakeKube | None
     shop: LiveShop
     prometheus: Prometheus | None
+    oncall: OnCallServices
     sections: dict[str, Any]
 
 
@@ -223,11 +239,70 @@ def backends(stack: contextlib.ExitStack, workdir: Path) -> Backends:
     except ConfigError as exc:
         print(f"note: {exc}\n      the demo runs without detection, verification and forecasts.")
         prometheus = None
-    sections: dict[str, Any] = {"automation": automation}
+    oncall = stack.enter_context(OnCallServices())
+    sections: dict[str, Any] = {"automation": automation, **_notifications(oncall.url, workdir)}
     if prometheus is not None:
         sections.update(capacity.settings(prometheus.url))
         sections["detection"]["state_dir"] = str(workdir.resolve() / "detector-state")
-    return Backends(cluster, shop, prometheus, sections)
+    return Backends(cluster, shop, prometheus, oncall, sections)
+
+
+def _notifications(oncall_url: str, workdir: Path) -> dict[str, Any]:
+    """Who the demo tells what: the README's worked notifications file, pointed at loopback
+    stand-ins of Slack, PagerDuty and Grafana (see the console's On-call page)."""
+    channels = {
+        "oncall-slack": {
+            "type": "slack_webhook",
+            "url": f"{oncall_url}/slack/webhook/T0DEMO/B0DEMO/demo",
+        },
+        "pager": {
+            "type": "pagerduty",
+            "routing_key": "DEMO" * 8,
+            "url": f"{oncall_url}/pagerduty",
+        },
+        "grafana": {
+            "type": "grafana_annotation",
+            "url": f"{oncall_url}/grafana",
+            "token": GRAFANA_TOKEN,
+        },
+    }
+    actions = ["action.executed", "action.verified", "action.failed", "action.rolled_back"]
+    routes = [
+        {
+            "name": "incidents",
+            "events": ["incident.opened", "incident.resolved"],
+            "channels": ["oncall-slack"],
+            "group_seconds": 10,
+        },
+        {
+            "name": "page-critical",
+            "events": ["incident.opened", "incident.acknowledged", "incident.resolved"],
+            "severities": ["critical"],
+            "channels": ["pager"],
+        },
+        {
+            "name": "approvals",
+            "events": ["approval.waiting"],
+            "channels": ["oncall-slack"],
+            "escalate_after_minutes": 15,
+            "escalate_to": ["pager"],
+        },
+        {
+            "name": "automation",
+            "events": [*actions, "automation.paused", "automation.resumed"],
+            "channels": ["oncall-slack"],
+        },
+        {"name": "annotate", "events": ["action.executed"], "channels": ["grafana"]},
+    ]
+    path = workdir.resolve() / "notifications.yaml"
+    path.write_text(yaml.safe_dump({"channels": channels, "routes": routes}, sort_keys=False))
+    return {
+        "notifications": {
+            "file": str(path),
+            "link_secret": secrets.token_hex(32),
+            "interval_seconds": 1,
+        }
+    }
 
 
 def _automation(stack: contextlib.ExitStack) -> tuple[dict[str, Any], FakeKube | None]:
@@ -317,7 +392,14 @@ def _am_alert(alert: ScenarioAlert, cycle_start: datetime, ends: datetime | None
 
 
 def _print_banner(
-    api: str, console: str, am: str | None, admin: str, webhook: str, prometheus: str, kube: str
+    api: str,
+    console: str,
+    am: str | None,
+    admin: str,
+    webhook: str,
+    prometheus: str,
+    kube: str,
+    oncall: str,
 ) -> None:
     print(f"""
 AIOps control plane demo (Ctrl-C stops everything)
@@ -327,6 +409,7 @@ AIOps control plane demo (Ctrl-C stops everything)
   Alertmanager  {am or "not installed: alerts go straight to the webhook"}
   Prometheus    {prometheus or "not installed: no capacity forecasts"}
   Kubernetes    {kube}
+  on-call       {oncall} (loopback Slack, PagerDuty, Grafana; see On-call in the console)
   reports       {api}/api/v1/reports (capacity forecasts, first one within a minute)
   decisions     {api}/api/v1/decisions (policies in runbooks/policies; approve in the console)
 

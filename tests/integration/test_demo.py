@@ -18,6 +18,7 @@ from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
 from controlplane.demo import backends as demo_backends
 from controlplane.demo.traffic import ShopTraffic
 from controlplane.detection.scheduler import DetectionScheduler
+from controlplane.notifications.notifier import Notifier
 from controlplane.policy import preflight
 from controlplane.policy.runner import PolicyRunner, shipped_policies
 from controlplane.policy.schema import load_policies
@@ -183,6 +184,25 @@ def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, 
     assert done["status"] == "succeeded", done["reason"]
     assert "PromQL holds" in done["outcome"]["verify"]["message"]
     assert demo.cluster.get("deployments", "shop", "checkout")["spec"]["replicas"] == 5
+
+    # What the on-call people are told (the demo's notifications, loopback stand-ins).
+    Notifier(config, db).cycle()
+    slack = [r.json for r in demo.oncall.under("/slack")]
+    approvals = [m for m in slack if m["text"].startswith("Approval waiting: checkout-latency")]
+    assert approvals, [m["text"] for m in slack]
+    buttons = [
+        b
+        for block in approvals[0]["blocks"]
+        if block["type"] == "actions"
+        for b in block["elements"]
+    ]
+    assert any("approvals?decision=" in b["url"] and "&link=" in b["url"] for b in buttons)
+    assert any(m["text"].startswith("Rolled back: search-crashloop-restart") for m in slack)
+    pages = [r.json for r in demo.oncall.under("/pagerduty/v2/enqueue")]
+    assert "checkout" in {p["payload"]["component"] for p in pages}  # critical: paged
+    (annotation,) = [r.json for r in demo.oncall.under("/grafana") if "checkout" in r.body.decode()]
+    assert "action:scale_deployment" in annotation["tags"]
+    assert demo.oncall.refused == []
 
 
 def _decisions(api, tokens) -> list[dict]:
