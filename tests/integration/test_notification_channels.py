@@ -327,3 +327,29 @@ def test_bad_channel_parameters_name_the_key_and_never_show_secrets():
     message = str(caught.value)
     assert "channels.pd.colour = 'red'" in message
     assert "channels.pd.routing_key" in message
+
+
+def test_the_readme_worked_example_loads(monkeypatch):
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```yaml\nchannels:", 1)[1].split("```", 1)[0]
+    for name in (
+        "SLACK_WEBHOOK_URL",
+        "SLACK_BOT_TOKEN",
+        "PAGERDUTY_ROUTING_KEY",
+        "TEAMS_WORKFLOW_URL",
+        "SMTP_PASSWORD",
+        "GRAFANA_TOKEN",
+    ):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    loaded = routing.parse(yaml.safe_load("channels:" + block), "README.md")
+    assert set(loaded.channels) == {
+        "oncall-slack", "slack-bot", "pager", "teams", "mail", "bus", "grafana", "ticketing",
+    }  # fmt: skip
+    assert {p.type for p in loaded.channels.values()} == set(REGISTRY)  # every channel shown
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    with pytest.raises(ConfigError, match="environment variable SLACK_BOT_TOKEN is not set"):
+        routing.parse(yaml.safe_load("channels:" + block), "README.md")
