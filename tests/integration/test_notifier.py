@@ -79,6 +79,15 @@ def messages(db: Database) -> list[MessageRow]:
 
 
 ALL_INCIDENT_EVENTS = ["incident.opened", "incident.acknowledged", "incident.resolved"]
+APPROVAL_ROUTES = [
+    {
+        "name": "approvals",
+        "events": ["approval.waiting"],
+        "channels": ["slack"],
+        "escalate_after_minutes": 15,
+        "escalate_to": ["pager"],
+    }
+]
 
 
 def test_each_event_goes_once_to_every_route_that_matches(client, db, settings, tmp_path, oncall):
@@ -236,15 +245,7 @@ def waiting_decision(db: Database, incident_id: int) -> int:
 def test_an_approval_link_opens_the_plan_and_approves_it_once(
     client, db, settings, tmp_path, oncall, tokens
 ):
-    routes = [
-        {
-            "name": "approvals",
-            "events": ["approval.waiting"],
-            "channels": ["slack"],
-            "escalate_after_minutes": 15,
-            "escalate_to": ["pager"],
-        }
-    ]
+    routes = APPROVAL_ROUTES
     clock = Clock()
     settings = configured(settings, tmp_path, oncall, routes=routes)
     client.app.state.settings = settings
@@ -293,15 +294,7 @@ def test_an_approval_link_opens_the_plan_and_approves_it_once(
 
 
 def test_an_approval_left_waiting_is_escalated_once(client, db, settings, tmp_path, oncall):
-    routes = [
-        {
-            "name": "approvals",
-            "events": ["approval.waiting"],
-            "channels": ["slack"],
-            "escalate_after_minutes": 15,
-            "escalate_to": ["pager"],
-        }
-    ]
+    routes = APPROVAL_ROUTES
     clock = Clock()
     notifier = Notifier(configured(settings, tmp_path, oncall, routes=routes), db, clock)
     post_alert(client, "e1")

@@ -4,7 +4,7 @@ controlplane/incidents/silences.py."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from controlplane.api.params import Id, IncidentFilter
 from controlplane.api.schemas import MatcherModel, SilencePublic, SilenceRequest, error_responses
 from controlplane.config import Settings
 from controlplane.domain.errors import InvalidInputError, NotFoundError
-from controlplane.domain.models import TimelineKind
+from controlplane.domain.models import Principal, TimelineKind
 from controlplane.incidents import lifecycle
 from controlplane.incidents.silences import Matcher, Silence, Silences, incident_comment
 from controlplane.storage import Database, audit
@@ -119,29 +119,16 @@ async def silence(
         comment = incident_comment(incident_id, who.name, body.comment)
         silence_id = client.create(matchers, body.minutes, who.name, comment)
         made = client.get(silence_id)
-        with db.write() as session:
-            shown = ", ".join(f"{m.name}={m.value}" for m in matchers)
-            add_timeline(
-                session,
-                incident_id,
-                TimelineKind.SILENCED,
-                who.name,
-                f"Silenced for {body.minutes:g} min by {who.name} ({shown}): {body.comment}",
-                {"silence_id": silence_id},
-            )
-            audit.record(
-                session,
-                actor=who.name,
-                action="silence.created",
-                target_type="incident",
-                target_id=incident_id,
-                details={
-                    "silence_id": silence_id,
-                    "matchers": [m.as_api() for m in matchers],
-                    "ends_at": made.ends_at.isoformat(),
-                    "comment": body.comment,
-                },
-            )
+        shown = ", ".join(f"{m.name}={m.value}" for m in matchers)
+        _record(
+            db,
+            who,
+            "created",
+            made,
+            incident_id,
+            f"Silenced for {body.minutes:g} min by {who.name} ({shown}): {body.comment}",
+            {"matchers": [m.as_api() for m in matchers], "comment": body.comment},
+        )
         return _public(made)
 
     return await run_in_threadpool(create)
@@ -158,24 +145,43 @@ async def expire(silence_id: str, db: DbDep, settings: SettingsDep, who: Operato
         except InvalidInputError:  # Alertmanager answers 400 to an id that is not a UUID
             raise NotFoundError(f"silence {silence_id!r} does not exist") from None
         client.expire(silence_id)
-        with db.write() as session:
-            if current.incident_id is not None:
-                add_timeline(
-                    session,
-                    current.incident_id,
-                    TimelineKind.SILENCED,
-                    who.name,
-                    f"Silence {silence_id} expired by {who.name}",
-                    {"silence_id": silence_id},
-                )
-            audit.record(
-                session,
-                actor=who.name,
-                action="silence.expired",
-                target_type="silence",
-                target_id=silence_id,
-                details={"incident_id": current.incident_id},
-            )
-        return _public(client.get(silence_id))
+        expired = client.get(silence_id)
+        message = f"Silence {silence_id} expired by {who.name}"
+        _record(db, who, "expired", expired, current.incident_id, message, {})
+        return _public(expired)
 
     return await run_in_threadpool(run)
+
+
+def _record(
+    db: Database,
+    who: Principal,
+    verb: str,
+    silence: Silence,
+    incident_id: int | None,
+    message: str,
+    details: dict[str, Any],
+) -> None:
+    """A silence made or expired: on its incident's timeline, and in the audit log."""
+    with db.write() as session:
+        if incident_id is not None:
+            add_timeline(
+                session,
+                incident_id,
+                TimelineKind.SILENCED,
+                who.name,
+                message,
+                {"silence_id": silence.id},
+            )
+        audit.record(
+            session,
+            actor=who.name,
+            action=f"silence.{verb}",
+            target_type="silence",
+            target_id=silence.id,
+            details={
+                "incident_id": incident_id,
+                "ends_at": silence.ends_at.isoformat(),
+                **details,
+            },
+        )
