@@ -45,6 +45,7 @@ from controlplane.config import Settings
 from controlplane.detection import rootcause
 from controlplane.domain.errors import ControlPlaneError, InvalidInputError, NotFoundError
 from controlplane.domain.models import IncidentStatus, Principal, Role, TimelineKind
+from controlplane.domain.storable import StoredText
 from controlplane.incidents import lifecycle
 from controlplane.notifications.from_store import Linker
 from controlplane.policy.decider import PROPOSAL_WAITING
@@ -105,13 +106,17 @@ class NoArgs(_Args):
 
 class ProposeAction(_Args):
     incident_id: int = Field(..., ge=1)
-    policy: str = Field(..., description="A policy from list_policies that matches the incident.")
-    reason: str = Field(..., min_length=1, max_length=2000, description="Why, for the reviewer.")
+    policy: StoredText = Field(
+        ..., description="A policy from list_policies matching the incident."
+    )
+    reason: StoredText = Field(
+        ..., min_length=1, max_length=2000, description="Why, for the reviewer."
+    )
 
 
 class AddNote(_Args):
     incident_id: int = Field(..., ge=1)
-    text: str = Field(..., min_length=1, max_length=2000)
+    text: StoredText = Field(..., min_length=1, max_length=2000)
 
 
 @dataclass(frozen=True)
@@ -184,8 +189,8 @@ class Tools:
                 outlooks = [o for o in outlooks if o.get("signal") == args.signal]
                 if not outlooks:
                     raise NotFoundError(f"report #{row.report_id} has no signal {args.signal!r}")
-            return {"report_id": row.report_id, "created_at": row.created_at.isoformat(),
-                    "outlooks": outlooks}  # fmt: skip
+            created = row.created_at.isoformat()
+            return {"report_id": row.report_id, "created_at": created, "outlooks": outlooks}
 
     def list_decisions(self, _: Principal, args: ListDecisions) -> list[dict[str, Any]]:
         where = store.filters(args.status, None, args.incident_id)
@@ -258,9 +263,8 @@ class Tools:
                 action="proposal.created",
                 target_type="proposal",
                 target_id=row.proposal_id,
-                details={"incident_id": args.incident_id, "policy": args.policy,
-                         "reason": args.reason, "via": "mcp"},
-            )  # fmt: skip
+                details={**args.model_dump(), "via": "mcp"},
+            )
             store.add_timeline(
                 session,
                 args.incident_id,

@@ -542,7 +542,7 @@ class MatcherModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., min_length=1, max_length=255, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-    value: str = Field(..., max_length=1000)
+    value: StoredText = Field(..., max_length=1000)
     is_regex: bool = False
     is_equal: bool = True
 
@@ -577,12 +577,14 @@ class MaintenanceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: StoredText = Field(..., min_length=1, max_length=200, json_schema_extra=_WORDS)
-    service: str | None = Field(None, max_length=255, description="None: every service.")
-    namespace: str | None = Field(None, max_length=255, description="None: every namespace.")
-    starts_at: datetime | None = Field(None, description="None: now.")
-    ends_at: datetime | None = None
+    service: StoredText | None = Field(None, max_length=255, description="None: every service.")
+    namespace: StoredText | None = Field(None, max_length=255, description="None: every namespace.")
+    starts_at: StoredTime | None = Field(None, description="None: now.")
+    ends_at: StoredTime | None = None
     duration_minutes: float | None = Field(None, gt=0, le=30 * 24 * 60)
-    recurrence: str | None = Field(None, max_length=100, description="Cron (UTC), e.g. 0 2 * * sun")
+    recurrence: StoredText | None = Field(
+        None, max_length=100, description="Cron (UTC), e.g. 0 2 * * sun"
+    )
     mute_paging: bool = Field(True, description="Its incidents page nobody (they are recorded).")
     automation: Literal["off", "dry_run", "approval"] | None = Field(
         "approval", description="Policies for its incidents run at most in this mode; null: as is."
@@ -623,10 +625,12 @@ class DeployEvent(BaseModel):
     """What a CI pipeline posts when it deploys: a window opens for the service."""
 
     model_config = ConfigDict(extra="forbid")
-    service: str = Field(..., min_length=1, max_length=255)
-    namespace: str | None = Field(None, max_length=255)
-    version: str = Field("", max_length=200)
+    service: StoredText = Field(..., min_length=1, max_length=255)
+    namespace: StoredText | None = Field(None, max_length=255)
+    version: StoredText = Field("", max_length=200)
     minutes: float = Field(30, gt=0, le=24 * 60, description="How long the window stays open.")
     automation: Literal["off", "dry_run", "approval"] | None = "approval"
     mute_paging: bool = True
-    url: str | None = Field(None, max_length=2000, description="The pipeline run, for the record.")
+    url: StoredText | None = Field(
+        None, max_length=2000, description="The pipeline run, for the record."
+    )

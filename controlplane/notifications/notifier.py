@@ -130,6 +130,7 @@ class Notifier:
                             )
             if accepted:
                 cursor.position, cursor.updated_at = accepted[-1].audit_event_id, now
+                self._gaps = {k: v for k, v in self._gaps.items() if k > cursor.position}
 
     def _contiguous(self, position: int, rows: Sequence[AuditEventRow]) -> list[AuditEventRow]:
         """The rows up to the first gap in ids that may still be filled by a late commit."""

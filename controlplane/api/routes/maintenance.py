@@ -62,8 +62,6 @@ async def list_windows(db: DbDep, _: Viewer, active: bool = False) -> list[Maint
 
 def _span(body: MaintenanceRequest, now: datetime) -> tuple[datetime, datetime | None]:
     starts = body.starts_at or now
-    if starts.tzinfo is None:
-        raise InvalidInputError(f"starts_at: give a time zone (e.g. Z), got {starts.isoformat()!r}")
     if body.recurrence is not None:
         if not croniter.is_valid(body.recurrence):
             raise InvalidInputError(f"recurrence: not a cron expression, got {body.recurrence!r}")
@@ -72,7 +70,10 @@ def _span(body: MaintenanceRequest, now: datetime) -> tuple[datetime, datetime |
         return starts, body.ends_at
     if body.ends_at is None and body.duration_minutes is None:
         raise InvalidInputError("ends_at: a one-off window needs ends_at or duration_minutes")
-    ends = body.ends_at or starts + timedelta(minutes=body.duration_minutes or 0)
+    try:
+        ends = body.ends_at or starts + timedelta(minutes=body.duration_minutes or 0)
+    except OverflowError:
+        raise InvalidInputError("duration_minutes: ends after the year 9999") from None
     if ends <= starts:
         raise InvalidInputError(f"ends_at: must be after starts_at, got {ends.isoformat()!r}")
     return starts, ends
