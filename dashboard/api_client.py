@@ -145,6 +145,10 @@ class ApiClient:
         body = {k: v for k, v in {"since": since, "until": until}.items() if v}
         return self._call("POST", "/api/v1/policies/backtest", json=body)
 
+    def postmortem(self, incident_id: int, fmt: str = "markdown") -> str:
+        """The postmortem draft of a resolved incident (Markdown or HTML)."""
+        return self._text(f"/api/v1/incidents/{incident_id}/postmortem", params={"format": fmt})
+
     def silences(self, incident_id: int) -> list[dict[str, Any]]:
         """Alertmanager silences covering the incident (active or pending)."""
         return self._list(f"/api/v1/incidents/{incident_id}/silences")

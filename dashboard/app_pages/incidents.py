@@ -5,6 +5,7 @@ runbooks, Acknowledge / Resolve, and Approve / Reject of its pending decisions."
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -206,6 +207,9 @@ def live() -> None:
             st.session_state.pop(comment_key, None)
             st.rerun()  # the same incident stays open: the next click cannot act on another
 
+    if detail["status"] == "resolved":
+        postmortem_buttons(number)
+
     outside = [
         f"[{label}]({detail['links'][key]})"
         for key, label in (("prometheus", "Prometheus graph"), ("grafana", "Grafana Explore"))
@@ -347,6 +351,23 @@ def live() -> None:
                     st.markdown(client.runbook(name)["markdown"])
                 except ApiError as exc:
                     st.error(f"Could not load runbook {name}: {exc}")
+
+
+def postmortem_buttons(number: int) -> None:
+    """Download the postmortem draft (made when clicked: it draws the evidence charts)."""
+    left, right = st.columns(2)
+    for column, fmt, suffix, mime in (
+        (left, "markdown", "md", "text/markdown"),
+        (right, "html", "html", "text/html"),
+    ):
+        column.download_button(
+            f"Postmortem draft #{number} ({suffix})",
+            data=functools.partial(client.postmortem, number, fmt),
+            file_name=f"postmortem-incident-{number}.{suffix}",
+            mime=mime,
+            key=f"postmortem-{suffix}-{number}",
+            on_click="ignore",
+        )
 
 
 def silences_section(detail: dict[str, Any], allowed: bool) -> None:

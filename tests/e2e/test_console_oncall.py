@@ -115,3 +115,24 @@ def test_an_incident_is_silenced_and_unsilenced_from_its_page(env, tokens):
     assert app.success[0].value == f"Silence {silence['id'][:8]} expired"
     (after,) = httpx.get(f"{env.alertmanager}/api/v2/silences").json()
     assert after["status"]["state"] == "expired"
+
+
+def test_a_resolved_incident_offers_its_postmortem_draft(env, tokens):
+    incidents = httpx.get(f"{env.api}/api/v1/incidents", headers=bearer(tokens["viewer"]))
+    (incident,) = incidents.json()["data"]
+    number = incident["incident_id"]
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "incidents")
+    app.button(key=f"open-incident-{number}").click().run()
+    assert not app.get("download_button")  # open: nothing to write up yet
+    httpx.post(
+        f"{env.api}/api/v1/incidents/{number}/resolve",
+        json={"comment": "fixed"},
+        headers=bearer(tokens["operator"]),
+    ).raise_for_status()
+    app.multiselect(key="filter_status").set_value(["resolved"]).run()
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert labels == [f"Postmortem draft #{number} (md)", f"Postmortem draft #{number} (html)"]
+    draft = httpx.get(
+        f"{env.api}/api/v1/incidents/{number}/postmortem", headers=bearer(tokens["viewer"])
+    )
+    assert draft.text.startswith(f"# Postmortem: #{number}")

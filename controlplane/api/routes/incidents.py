@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
 
 import runbooks
 from controlplane.api.deps import DbDep, Operator, Viewer
@@ -25,7 +26,7 @@ from controlplane.api.schemas import (
 )
 from controlplane.detection import rootcause
 from controlplane.domain.models import IncidentStatus, Principal, Severity
-from controlplane.incidents import lifecycle
+from controlplane.incidents import lifecycle, postmortem
 from controlplane.notifications import links
 from controlplane.notifications.from_store import Linker
 from controlplane.storage import Database
@@ -107,6 +108,51 @@ async def get_incident(
             return detail
 
     return await run_in_threadpool(query)
+
+
+@router.get(
+    "/{incident_id}/postmortem",
+    response_class=Response,
+    responses={
+        **_ERRORS,
+        **error_responses(409),
+        200: {"content": {"text/markdown": {}, "text/html": {}}},
+    },
+)
+async def postmortem_draft(
+    incident_id: Id,
+    request: Request,
+    db: DbDep,
+    _: Viewer,
+    format: Annotated[Literal["markdown", "html"], Query(description="markdown or html.")] = (
+        "markdown"
+    ),
+) -> Response:
+    """A blameless postmortem draft of a resolved incident (409 while it is open): its
+    facts, timeline, evidence charts, root-cause hints and what automation did, with blank
+    sections for people (impact, what went well, action items)."""
+    linker = Linker(request.app.state.settings)
+
+    def build() -> Response:
+        with db.read() as session:
+            row = lifecycle.get_incident(session, incident_id, details=True)
+            hints = [
+                postmortem.Hint(h.service, h.signal, list(h.reasons))
+                for h in rootcause.hints_for(session, row)
+            ]
+            decisions = list(store.for_incident(session, incident_id))
+            text = postmortem.draft(row, decisions, hints, linker.incident(session, row))
+        name = f"postmortem-incident-{incident_id}"
+        if format == "html":
+            page = postmortem.as_html(text, f"Postmortem #{incident_id}")
+            return HTMLResponse(page, headers=_attachment(f"{name}.html"))
+        return Response(text, media_type="text/markdown", headers=_attachment(f"{name}.md"))
+
+    return await run_in_threadpool(build)
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 @router.post(
