@@ -145,6 +145,9 @@ class ApiClient:
         body = {k: v for k, v in {"since": since, "until": until}.items() if v}
         return self._call("POST", "/api/v1/policies/backtest", json=body)
 
+    def noise(self, *, since: str, until: str) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/reports/noise", params={"since": since, "until": until})
+
     def postmortem(self, incident_id: int, fmt: str = "markdown") -> str:
         """The postmortem draft of a resolved incident (Markdown or HTML)."""
         return self._text(f"/api/v1/incidents/{incident_id}/postmortem", params={"format": fmt})

@@ -136,3 +136,16 @@ def test_a_resolved_incident_offers_its_postmortem_draft(env, tokens):
         f"{env.api}/api/v1/incidents/{number}/postmortem", headers=bearer(tokens["viewer"])
     )
     assert draft.text.startswith(f"# Postmortem: #{number}")
+
+
+def test_the_noise_page_shows_the_week(env, tokens):
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "noise")
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Incidents"] == "1"
+    assert metrics["Fixed by automation"] == "-"  # nothing resolved yet
+    assert [s.value for s in app.subheader] == [
+        "Incidents per service per week",
+        "Alerts nobody acted on",
+        "Flapping incidents",
+    ]

@@ -7,7 +7,8 @@ status `running`), the forecasting runs in the background and the row turns `don
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, Operator, Viewer
 from controlplane.api.pagination import newest_page
-from controlplane.api.params import Id, Offset
+from controlplane.api.params import Id, Moment, Offset
 from controlplane.api.schemas import (
     ReportDocumentPublic,
     ReportPublic,
@@ -24,7 +25,8 @@ from controlplane.api.schemas import (
     error_responses,
 )
 from controlplane.capacity.job import CapacityJob
-from controlplane.domain.errors import ConflictError, NotFoundError
+from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from controlplane.incidents import noise
 from controlplane.storage.models import ReportRow
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -48,6 +50,30 @@ async def list_reports(
             return newest_page(
                 session, select(ReportRow), ReportRow.report_id, where, limit, offset, ReportsPublic
             )
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/noise", responses=error_responses(401, 403, 422))
+async def noise_report(
+    db: DbDep,
+    _: Viewer,
+    since: Moment | None = None,
+    until: Moment | None = None,
+) -> dict[str, Any]:
+    """Is alerting telling people things they act on? Over incidents opened from `since`
+    (default: 7 days before `until`) to `until` (default: now): alerts per incident,
+    incidents per service per week, flapping incidents, alerts never acknowledged or acted on
+    (candidates to delete), time to acknowledge and to resolve, automation's share of
+    resolutions."""
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=7)
+    if start >= end:
+        raise InvalidInputError(f"since: must be before until, got {start.isoformat()!r}")
+
+    def query() -> dict[str, Any]:
+        with db.read() as session:
+            return noise.report(session, start, end)
 
     return await run_in_threadpool(query)
 
