@@ -45,7 +45,9 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(report_app, name="report")
 policy_app = typer.Typer(help="Remediation policies: validate, backtest.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
-rules_app = typer.Typer(help="Prometheus rules for anomalies, capacity and health.")
+rules_app = typer.Typer(help="Prometheus rules for anomalies, SLOs, capacity and health.")
+slo_app = typer.Typer(help="Service level objectives.", no_args_is_help=True)
+app.add_typer(slo_app, name="slo")
 app.add_typer(rules_app, name="rules", no_args_is_help=True)
 
 DetectorOption = Annotated[
@@ -367,6 +369,24 @@ def rules_export(
         typer.echo(
             f"{sum(len(g['rules']) for g in rules.rule_file(config)['groups'])} rules -> {output}"
         )
+
+
+@slo_app.command("import")
+def slo_import(
+    files: Annotated[list[Path], typer.Argument(help="OpenSLO v1 YAML files.")],
+) -> None:
+    """Read OpenSLO v1 SLOs (openslo/v1 or openslo.com/v1; ratio or threshold indicators;
+    rolling or calendar windows) and print them as the `slos:` section of the settings."""
+    import yaml
+
+    from controlplane import slos
+
+    try:
+        found = [slo for path in files for slo in slos.load_openslo(path)]
+    except ControlPlaneError as exc:
+        fail(str(exc))
+    dumped = [s.model_dump(exclude_none=True) for s in found]
+    typer.echo(yaml.safe_dump({"slos": dumped}, sort_keys=False, width=1000), nl=False)
 
 
 @report_app.command("capacity")

@@ -413,6 +413,39 @@ class AutomationSettings(_Section):
     kubernetes: KubernetesSettings = KubernetesSettings()
 
 
+class SloSettings(_Section):
+    """A service level objective. A ratio SLI gives `good` and `total` (or `bad` and `total`)
+    event rates; a threshold SLI gives a `query` that is good while `op value` holds. Queries
+    carry `{{.window}}` where the window goes (Sloth's convention), e.g.
+    `sum(rate(http_requests_total{service="checkout",code!~"5.."}[{{.window}}]))`."""
+
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    service: str = Field(..., min_length=1)
+    description: str = ""
+    objective: float = Field(..., gt=0, lt=1, description="e.g. 0.999 (99.9%).")
+    window_days: int = Field(28, ge=1, le=90, description="The error budget's window.")
+    calendar: bool = Field(False, description="A calendar month, not a rolling window.")
+    good: str | None = None
+    bad: str | None = None
+    total: str | None = None
+    query: str | None = None
+    op: Literal["lt", "lte", "gt", "gte"] = "lt"
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _one_indicator(self) -> SloSettings:
+        ratio = self.total is not None and (self.good is None) != (self.bad is None)
+        threshold = self.query is not None and self.value is not None
+        if ratio == threshold:
+            raise ValueError(
+                "give a ratio (total with good or bad) or a threshold (query and value)"
+            )
+        for text in (self.good, self.bad, self.total):
+            if text is not None and "{{.window}}" not in text:
+                raise ValueError(f"a ratio query needs {{{{.window}}}} for its range, got {text!r}")
+        return self
+
+
 class NotificationSettings(_Section):
     """Who is told what (see README 'Notifications' and controlplane/notifications)."""
 
@@ -521,6 +554,7 @@ class Settings(BaseSettings):
     automation: AutomationSettings = AutomationSettings()
     coordination: CoordinationSettings = CoordinationSettings()
     notifications: NotificationSettings = NotificationSettings()
+    slos: list[SloSettings] = Field(default_factory=list, description="Service level objectives.")
     links: LinkSettings = LinkSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
 

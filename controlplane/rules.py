@@ -1,5 +1,6 @@
 """Prometheus recording and alerting rules for teams that keep alerting in Prometheus:
-anomalies (on the vmanomaly-style series /metrics exports), capacity crossings (a
+anomalies (on the vmanomaly-style series /metrics exports), SLO burn rates and error budgets
+(controlplane/slos.py), capacity crossings (a
 `predict_linear` over each capacity signal, the Prometheus-native echo of the forecasts), and
 the control plane's own health (the same group as deploy/base/monitoring.yaml; a test keeps
 them equal). `aiops rules export` writes them as a rule file or a `PrometheusRule`.
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from controlplane import slos
 from controlplane.config import CapacitySignalSettings, Settings
 
 _HEALTH = """
@@ -131,6 +133,7 @@ def rule_file(settings: Settings) -> dict[str, Any]:
     groups = [
         {"name": "aiops-anomalies", "rules": anomaly_rules(settings)},
         {"name": "aiops-capacity", "rules": capacity_rules(settings)},
+        {"name": "aiops-slos", "rules": slos.rules(settings.slos)},
         {"name": "aiops-control-plane", "rules": health_rules()},
     ]
     return {"groups": [g for g in groups if g["rules"]]}

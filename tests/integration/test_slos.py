@@ -1,0 +1,165 @@
+"""SLOs: OpenSLO v1 import (both apiVersions, ratio and threshold indicators, rolling and
+calendar windows, errors that name the file, the SLO and the key), and the exported burn-rate
+rules checked and unit-tested by promtool: a service burning 20x pages on every pair, one well
+inside its budget stays quiet, and the budget left is recorded."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from controlplane.cli import app
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+OPENSLO = (Path(__file__).resolve().parents[1] / "fixtures" / "openslo" / "shop.yaml").read_text()
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool (Debian package prometheus) is needed: make system-deps")
+    return found
+
+
+def imported(tmp_path: Path, text: str) -> tuple[int, str]:
+    path = tmp_path / "slos.yaml"
+    path.write_text(text)
+    done = runner.invoke(app, ["slo", "import", str(path)])
+    return done.exit_code, done.output
+
+
+def test_openslo_documents_import_as_settings(tmp_path):
+    code, output = imported(tmp_path, OPENSLO)
+    assert code == 0, output
+    slos = yaml.safe_load(output)["slos"]
+    assert [s["name"] for s in slos] == ["checkout-availability", "search-latency"]
+    checkout, search = slos
+    assert checkout["objective"] == 0.999
+    assert checkout["bad"] == 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))'
+    assert (checkout["window_days"], checkout["calendar"]) == (28, False)
+    assert (search["window_days"], search["calendar"]) == (30, True)
+    assert (search["op"], search["value"], search["objective"]) == ("lt", 0.5, 0.99)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("openslo/v1\nkind: SLO", "openslo/v2\nkind: SLO"), "apiVersion must be one of"),
+        (("type: Prometheus, spec: {query: 'sum(rate(http_errors", "type: Datadog, spec: {query: 'sum(rate(http_errors"),  # noqa: E501
+         "ratioMetric.bad.metricSource.type must be Prometheus, got 'Datadog'"),
+        (('{service="checkout"}[5m]))\'}}\n        total', '{service="checkout"}))\'}}\n        total'),  # noqa: E501
+         "ratioMetric.bad: the query has no [range]"),
+        (("duration: 28d", "duration: 28x"), "timeWindow[0].duration must be like 28d"),
+        (("target: 0.999", "target: 1.5"), "objective"),
+    ],
+)  # fmt: skip
+def test_bad_openslo_names_the_file_the_slo_and_the_key(tmp_path, change, message):
+    old, new = change
+    assert old in OPENSLO
+    code, output = imported(tmp_path, OPENSLO.replace(old, new, 1))
+    assert code != 0
+    assert "slos.yaml" in output
+    assert "SLO 'checkout-availability'" in output
+    assert message in output
+
+
+def test_burn_rate_rules_page_on_a_fast_burn_and_record_the_budget(tmp_path):
+    _code, output = imported(tmp_path, OPENSLO)
+    quiet = {
+        "name": "payments-availability",
+        "service": "payments",
+        "objective": 0.999,
+        "bad": 'sum(rate(http_errors_total{service="payments"}[{{.window}}]))',
+        "total": 'sum(rate(http_requests_total{service="payments"}[{{.window}}]))',
+    }
+    slos = [*yaml.safe_load(output)["slos"], quiet]
+    config = tmp_path / "aiops.yaml"
+    config.write_text(
+        yaml.safe_dump({"database": {"url": f"sqlite:///{tmp_path / 'x.db'}"}, "slos": slos})
+    )
+    done = runner.invoke(
+        app, ["--config", str(config), "rules", "export", "-o", str(tmp_path / "rules.yaml")]
+    )
+    assert done.exit_code == 0, done.output
+    checked = subprocess.run(
+        [promtool(), "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # checkout: 2% of requests fail (budget 0.1%: a 20x burn); payments: 0.05% (a 0.5x burn).
+    pairs = [("1h", "5m", "14.4", "critical"), ("6h", "30m", "6", "critical"),
+             ("1d", "2h", "3", "warning"), ("3d", "6h", "1", "warning")]  # fmt: skip
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'http_requests_total{service="checkout"}', "values": "0+1000x400"},
+                    {"series": 'http_errors_total{service="checkout"}', "values": "0+20x400"},
+                    {"series": 'http_requests_total{service="payments"}', "values": "0+2000x400"},
+                    {"series": 'http_errors_total{service="payments"}', "values": "0+1x400"},
+                    {"series": 'search_seconds_bucket{le="0.5"}', "values": "0+10x400"},
+                    {"series": 'search_seconds_bucket{le="+Inf"}', "values": "0+10x400"},
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "6h",
+                        "alertname": "AiopsSloBurnRate",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "slo": "checkout-availability",
+                                    "service": "checkout",
+                                    "severity": severity,
+                                    "burn_rate": factor,
+                                    "long_window": long,
+                                },
+                                "exp_annotations": {
+                                    "summary": f"checkout-availability (checkout) burns its "
+                                    f"error budget {factor}x too fast over {long} and {short}."
+                                },
+                            }
+                            for long, short, factor, severity in pairs
+                        ],
+                    }
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": 'aiops:slo_error_budget:remaining{slo="checkout-availability"}',
+                        "eval_time": "6h",
+                        "exp_samples": [
+                            {
+                                "labels": 'aiops:slo_error_budget:remaining{service="checkout",'
+                                'slo="checkout-availability"}',
+                                "value": -19,
+                            }
+                        ],
+                    },
+                    {
+                        "expr": 'aiops:slo_error_budget:remaining{slo="search-latency"}',
+                        "eval_time": "6h",
+                        "exp_samples": [
+                            {
+                                "labels": 'aiops:slo_error_budget:remaining{service="search",'
+                                'slo="search-latency"}',
+                                "value": 1,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    tested = subprocess.run(
+        [promtool(), "test", "rules", "tests.yaml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
