@@ -10,7 +10,9 @@ says it matters, the short one that it is still happening.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,52 @@ def _window(window: dict[str, Any]) -> tuple[int, bool]:
             raise ValueError(f"timeWindow[0].duration: one month at most, got {duration!r}")
         return 30, True
     return count * (7 if unit == "w" else 1), calendar
+
+
+# -- evaluation -----------------------------------------------------------------------------
+def live_ratio(slo: SloSettings, window: str) -> str:
+    """`error_ratio` for an instant query without the recorded threshold series (a threshold
+    SLI is sampled each minute over short windows, every 10 minutes over long ones)."""
+    if slo.query is None:
+        return error_ratio(slo, window)
+    step = "1m" if window in ("5m", "30m", "1h", "2h", "6h") else "10m"
+    return f"avg_over_time(({threshold_bad(slo)})[{window}:{step}])"
+
+
+def evaluate(
+    slo: SloSettings, instant: Callable[[str], float | None], now: datetime
+) -> dict[str, Any]:
+    """Burn rates over the alerting windows, the error budget left over the SLO's window
+    (a calendar SLO: since the month began), and the burn-rate alerts that hold now."""
+    allowed = 1 - slo.objective
+    ratios = {w: instant(live_ratio(slo, w)) for w in RECORDED}
+    if slo.calendar:
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        window = f"{max(60, int((now - start).total_seconds()))}s"
+    else:
+        window = budget_window(slo)
+    spent = instant(live_ratio(slo, window))
+    firing = [
+        {"severity": a.severity, "burn_rate": a.factor, "long": a.long, "short": a.short}
+        for a in BURN_RATE_ALERTS
+        if (ratios[a.long] or 0) > a.factor * allowed
+        and (ratios[a.short] or 0) > a.factor * allowed
+    ]
+    remaining = None if spent is None else 1 - spent / allowed
+    status = "no_data" if remaining is None else "ok"
+    if remaining is not None and remaining <= 0:
+        status = "exhausted"
+    elif firing:
+        status = "burning"
+    return {
+        "name": slo.name,
+        "service": slo.service,
+        "description": slo.description,
+        "objective": slo.objective,
+        "window": "calendar month" if slo.calendar else budget_window(slo),
+        "error_ratio": spent,
+        "budget_remaining": remaining,
+        "burn_rates": {w: None if r is None else r / allowed for w, r in ratios.items()},
+        "alerts": firing,
+        "status": status,
+    }

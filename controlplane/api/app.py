@@ -29,6 +29,7 @@ from controlplane.api.routes import (
     reports,
     signals,
     silences,
+    slos,
     tokens,
     webhooks,
 )
@@ -91,7 +92,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     routers = (webhooks, incidents, signals, reports, automation, policies, overview, tokens)
-    for module in (*routers, notifications, silences, maintenance):
+    for module in (*routers, notifications, silences, maintenance, slos):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

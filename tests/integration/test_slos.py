@@ -163,3 +163,68 @@ def test_burn_rate_rules_page_on_a_fast_burn_and_record_the_budget(tmp_path):
         [promtool(), "test", "rules", "tests.yaml"], capture_output=True, text=True, cwd=tmp_path
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.fixture
+def burning(tmp_path):
+    """A real Prometheus holding 4 days of checkout burning 20x its budget since 2 days ago
+    (before that 0.05% of requests failed), and search, whose p99 is always fast."""
+    from datetime import UTC, datetime, timedelta
+
+    from controlplane.domain.errors import ConfigError
+    from controlplane.testing.servers import Prometheus, openmetrics
+
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    minutes = 4 * 24 * 60
+    stamps = [(end - timedelta(minutes=minutes - 1 - i)).timestamp() for i in range(minutes)]
+    start_burn = minutes // 2
+    errors, total, requests = [], 0.0, []
+    for i in range(minutes):
+        total += 2.0 if i >= start_burn else 0.05
+        errors.append(total)
+        requests.append(100.0 * (i + 1))
+    series = {
+        ("http_requests_total", "checkout"): requests,
+        ("http_errors_total", "checkout"): errors,
+    }
+    try:
+        with Prometheus(tmp_path / "prometheus", history=openmetrics(series, stamps)) as server:
+            yield server.url
+    except ConfigError as exc:
+        pytest.fail(str(exc))
+
+
+def test_the_api_evaluates_burn_rates_and_the_budget_on_prometheus(burning, settings, db, tokens):
+    from fastapi.testclient import TestClient
+
+    from controlplane.api import create_app
+    from controlplane.config import load_settings
+    from tests.factories import bearer
+
+    slo = {
+        "name": "checkout-availability",
+        "service": "checkout",
+        "objective": 0.999,
+        "window_days": 3,
+        "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
+        "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
+    }
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        prometheus={"url": burning},
+        slos=[slo],
+    )
+    with TestClient(create_app(config, db)) as client:
+        (evaluated,) = client.get("/api/v1/slos", headers=bearer(tokens["viewer"])).json()
+        series = client.get(
+            "/api/v1/slos/checkout-availability/budget?days=3", headers=bearer(tokens["viewer"])
+        ).json()
+        missing = client.get("/api/v1/slos/nope/budget", headers=bearer(tokens["viewer"]))
+    assert evaluated["burn_rates"]["1h"] == pytest.approx(20, rel=0.05)  # 2% of requests fail
+    assert evaluated["status"] == "exhausted"
+    # Over 3 days: 2 at 20x and 1 at 0.5x, so 13.5x the budget is spent.
+    assert evaluated["budget_remaining"] == pytest.approx(1 - (2 * 20 + 0.5) / 3, rel=0.05)
+    assert {a["long"] for a in evaluated["alerts"]} == {"1h", "6h", "1d", "3d"}  # 3d: 13.5x
+    remaining = [p["remaining"] for p in series["points"]]
+    assert remaining[0] > remaining[-1]  # the budget went down as the burn went on
+    assert missing.status_code == 404
