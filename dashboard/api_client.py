@@ -145,6 +145,12 @@ class ApiClient:
         body = {k: v for k, v in {"since": since, "until": until}.items() if v}
         return self._call("POST", "/api/v1/policies/backtest", json=body)
 
+    def slos(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/slos")
+
+    def slo_budget(self, name: str, days: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/slos/{name}/budget", params={"days": days})
+
     def noise(self, *, since: str, until: str) -> dict[str, Any]:
         return self._call("GET", "/api/v1/reports/noise", params={"since": since, "until": until})
 

@@ -228,3 +228,33 @@ def test_the_api_evaluates_burn_rates_and_the_budget_on_prometheus(burning, sett
     remaining = [p["remaining"] for p in series["points"]]
     assert remaining[0] > remaining[-1]  # the budget went down as the burn went on
     assert missing.status_code == 404
+
+
+def test_the_slo_page_shows_the_budget_and_the_alerts(burning, settings, db, tokens, monkeypatch):
+    from controlplane.api import create_app
+    from controlplane.config import load_settings
+    from controlplane.testing.servers import ApiServer
+    from tests.factories import signed_in
+
+    slo = {
+        "name": "checkout-availability",
+        "service": "checkout",
+        "objective": 0.999,
+        "window_days": 3,
+        "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
+        "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
+    }
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        prometheus={"url": burning},
+        slos=[slo],
+    )
+    with ApiServer(create_app(config, db)) as api:
+        monkeypatch.setenv("AIOPS_CONSOLE__API_URL", api.url)
+        app = signed_in(tokens["viewer"], "viewer", "test-viewer", "slos")
+    assert not app.exception
+    assert ":red-badge[budget exhausted]" in app.markdown[0].value
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Burn rate 1h"] in ("19.9x", "20.0x", "20.1x")
+    assert len(app.error) == 4  # the four burn-rate pairs hold
+    assert app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart")  # the budget chart
