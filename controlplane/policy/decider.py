@@ -59,8 +59,10 @@ class Decider:
         global_max_per_hour: int,
         clock: Callable[[], datetime],
         lease_seconds: float,
+        budget: Callable[[str], float | None] = lambda slo: None,
     ) -> None:
         self.db, self.policies, self.build = db, policies, build
+        self.budget = budget
         self.lease = Lease(db, LEASE, process_id(), lease_seconds, clock)
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
@@ -183,6 +185,8 @@ class Decider:
             if w.automation is not None
         ]
         window = min(capping, key=lambda w: MODE_ORDER.index(w.cap("auto")), default=None)
+        rule = policy.guardrails.min_error_budget
+        budgets = {rule.slo: self._budget_left(rule.slo)} if rule else None
         return decide(
             policy,
             view,
@@ -193,7 +197,16 @@ class Decider:
             planner=self.planner,
             window=window,
             at_most=at_most,
+            budgets=budgets,
         )
+
+    def _budget_left(self, slo: str) -> float | None:
+        """The SLO's error budget left, None when it cannot be told (Prometheus down)."""
+        try:
+            return self.budget(slo)
+        except ControlPlaneError as exc:
+            log.warning("error budget of SLO %s cannot be read: %s", slo, exc)
+            return None
 
     def _history(self, session: Session, now: datetime) -> list[PastAction]:
         return [

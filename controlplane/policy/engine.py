@@ -16,7 +16,7 @@ verdict, so it shows what `auto` would have met.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,6 +88,7 @@ def decide(
     planner: Planner,
     window: MaintenanceWindow | None = None,
     at_most: str | None = None,
+    budgets: Mapping[str, float | None] | None = None,
 ) -> Decision:
     """`window`: the maintenance window covering the incident, which caps the policy's mode
     (`off`: refused before anything is planned); `at_most` caps it too (a proposal from an
@@ -117,6 +118,7 @@ def decide(
         now,
         paused=paused,
         global_max_per_hour=global_max_per_hour,
+        budgets=budgets,
     )
     decision = Decision(
         policy,

@@ -99,8 +99,10 @@ def check_before_plan(
     *,
     paused: bool,
     global_max_per_hour: int,
+    budgets: Mapping[str, float | None] | None = None,
 ) -> Verdict:
-    """Guardrails that need no plan. The engine records them for dry runs too, so a dry run
+    """Guardrails that need no plan (`budgets`: the error budget left per SLO name, None
+    where it cannot be told). The engine records them for dry runs too, so a dry run
     shows what `auto` would have met, but never refuses a dry run (it changes nothing)."""
     verdict = Verdict(True)
     rails = policy.guardrails
@@ -126,6 +128,18 @@ def check_before_plan(
             "maintenance windows",
             ok,
             "inside a change window" if ok else "outside every change window",
+        )
+    if rails.min_error_budget is not None:
+        rule = rails.min_error_budget
+        left = (budgets or {}).get(rule.slo)
+        ok = left is not None and left >= rule.remaining
+        verdict.check(
+            "error budget",
+            ok,
+            f"SLO {rule.slo!r}: the budget left cannot be told (no data), so no risk is taken"
+            if left is None
+            else f"SLO {rule.slo!r} has {100 * left:.1f}% of its error budget left "
+            f"(needs {100 * rule.remaining:g}%)",
         )
     past = [a for a in history if a.at <= now]
     last = max((a.at for a in past if a.target == target), default=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import remediations
+from controlplane import slos
 from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import Settings
 from controlplane.domain.errors import ControlPlaneError, PermanentError
@@ -70,6 +72,7 @@ class PolicyRunner:
             global_max_per_hour=config.max_actions_per_hour,
             clock=clock,
             lease_seconds=settings.coordination.lease_seconds,
+            budget=_budget_reader(settings),
         )
         self.executor = Executor(
             db,
@@ -101,6 +104,22 @@ class PolicyRunner:
 def shipped_policies() -> Path:
     """The example policies shipped in runbooks/policies (used by the demo)."""
     return Path(str(files("runbooks").joinpath("policies")))
+
+
+def _budget_reader(settings: Settings) -> Callable[[str], float | None]:
+    """An SLO's error budget left now, from Prometheus (None: unknown SLO or no data)."""
+    by_name = {slo.name: slo for slo in settings.slos}
+
+    def left(name: str) -> float | None:
+        slo = by_name.get(name)
+        if slo is None or not settings.prometheus.url:
+            return None
+        collector = PrometheusCollector(settings.prometheus)
+        found = collector.instant(slos.live_ratio(slo, slos.budget_window(slo)))
+        spent = float(found[0]["value"][1]) if found else math.nan
+        return None if math.isnan(spent) else 1 - spent / (1 - slo.objective)
+
+    return left
 
 
 def _prometheus_check(settings: Settings) -> PromQLCheck:

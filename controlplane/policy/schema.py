@@ -60,6 +60,13 @@ class BlastRadius(_Strict):
     max_replicas: int | None = Field(None, ge=0)
 
 
+class ErrorBudget(_Strict):
+    """Act only while this SLO has at least `remaining` of its error budget left."""
+
+    slo: str = Field(..., description="The name of an SLO in the settings.")
+    remaining: float = Field(..., ge=0, le=1, description="e.g. 0.1: refuse under 10% left.")
+
+
 class Guardrails(_Strict):
     cooldown_seconds: int = Field(900, ge=0, description="Per target, between actions.")
     max_actions_per_hour: int = Field(4, ge=0, description="This policy, all targets.")
@@ -70,6 +77,9 @@ class Guardrails(_Strict):
     namespaces: list[str] | None = Field(None, description="Allowed namespaces.")
     environments: list[str] | None = Field(
         None, description="Allowed values of the incident's `env`/`environment` label."
+    )
+    min_error_budget: ErrorBudget | None = Field(
+        None, description="Refuse unless the SLO has this share of its error budget left."
     )
 
 

@@ -258,3 +258,86 @@ def test_the_slo_page_shows_the_budget_and_the_alerts(burning, settings, db, tok
     assert metrics["Burn rate 1h"] in ("19.9x", "20.0x", "20.1x")
     assert len(app.error) == 4  # the four burn-rate pairs hold
     assert app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart")  # the budget chart
+
+
+def test_no_risky_restart_while_the_budget_is_spent(burning, settings, db, client):
+    """The policy loop reads the SLO's budget from Prometheus: checkout has spent its budget,
+    so the restart policy that requires 10% left is refused, naming why."""
+    from controlplane.config import load_settings
+    from controlplane.policy.runner import PolicyRunner
+    from controlplane.policy.schema import Policy
+    from controlplane.testing.kube import FakeKube
+    from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification
+
+    slo = {
+        "name": "checkout-availability",
+        "service": "checkout",
+        "objective": 0.999,
+        "window_days": 3,
+        "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
+        "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
+    }
+    careful = Policy.model_validate(
+        {
+            "name": "checkout-restart",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "rollout_restart", "namespace": "shop", "deployment": "checkout"},
+            "mode": "auto",
+            "guardrails": {"min_error_budget": {"slo": "checkout-availability", "remaining": 0.1}},
+        }
+    )
+    body = notification([alert("slo1", service="checkout", severity="critical")], "g-slo")
+    assert client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).status_code == 200
+    with FakeKube() as cluster:
+        cluster.add_deployment("shop", "checkout", replicas=2)
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            prometheus={"url": burning},
+            automation={"kubernetes": {"host": cluster.url}},
+            slos=[slo],
+        )
+        PolicyRunner(config, db, policies=[careful]).cycle()
+    with db.read() as session:
+        from sqlalchemy import select
+
+        from controlplane.storage.models import DecisionRow
+
+        (decision,) = session.scalars(select(DecisionRow)).all()
+    assert decision.status == "refused"
+    assert "SLO 'checkout-availability' has -" in decision.reason
+    assert "of its error budget left (needs 10%)" in decision.reason
+
+
+def test_a_fast_burn_proposes_rolling_back_the_last_change(settings, db, client):
+    """The shipped policy: AiopsSloBurnRate at 14.4x (as Alertmanager sends it once the exported
+    rules fire) plans a rollback of the service's last rollout, waiting for a person."""
+    from sqlalchemy import select
+
+    from controlplane.config import load_settings
+    from controlplane.policy.runner import PolicyRunner, shipped_policies
+    from controlplane.policy.schema import load_policies
+    from controlplane.storage.models import DecisionRow
+    from controlplane.testing.kube import FakeKube
+    from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification
+
+    fired = alert("burn1", service="payments", severity="critical")
+    fired["labels"].update(
+        {"alertname": "AiopsSloBurnRate", "slo": "payments-availability", "burn_rate": "14.4"}
+    )
+    body = notification([fired], "g-burn")
+    assert client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).status_code == 200
+    shipped = [p for p in load_policies(shipped_policies()) if p.name == "slo-burn-rollback"]
+    with FakeKube() as cluster:
+        cluster.add_deployment("shop", "payments", replicas=2, image="shop/payments:1.0")
+        cluster.roll_out("shop", "payments", "shop/payments:1.1")
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            automation={"kubernetes": {"host": cluster.url}},
+        )
+        PolicyRunner(config, db, policies=shipped).cycle()
+    with db.read() as session:
+        (decision,) = session.scalars(select(DecisionRow)).all()
+    assert (decision.policy, decision.status) == ("slo-burn-rollback", "pending_approval")
+    diff = str(decision.plan["diff"])
+    assert "shop/payments:1.1" in diff
+    assert "shop/payments:1.0" in diff

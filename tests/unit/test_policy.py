@@ -343,3 +343,28 @@ def test_recurring_windows_open_on_their_schedule_and_cover_their_scope():
     assert weekly.covers("checkout", "shop")
     assert not weekly.covers("payments", "shop")
     assert window("off", service=None).covers("anything", None)
+
+
+@pytest.mark.parametrize(
+    ("left", "status", "detail"),
+    [
+        (0.5, "approved", "SLO 'checkout' has 50.0% of its error budget left (needs 10%)"),
+        (0.05, "refused", "SLO 'checkout' has 5.0% of its error budget left (needs 10%)"),
+        (None, "refused", "the budget left cannot be told (no data), so no risk is taken"),
+    ],
+)
+def test_a_policy_can_require_error_budget_left(left, status, detail):
+    needs = policy(guardrails={"min_error_budget": {"slo": "checkout", "remaining": 0.1}})
+    decided = decide(
+        needs,
+        incident(),
+        [],
+        NOW,
+        paused=False,
+        global_max_per_hour=20,
+        planner=planner(),
+        budgets={"checkout": left},
+    )
+    assert decided.status == status
+    (check,) = [c for c in decided.checks if c["guardrail"] == "error budget"]
+    assert detail in check["detail"]
