@@ -413,6 +413,49 @@ class AutomationSettings(_Section):
     kubernetes: KubernetesSettings = KubernetesSettings()
 
 
+class BudgetSettings(_Section):
+    """A cap on what automated scaling may add to a scope's spend (per namespace and/or
+    workload; neither: everything)."""
+
+    name: str = Field(..., min_length=1, max_length=100)
+    namespace: str | None = None
+    workload: str | None = Field(None, description="A Deployment or StatefulSet name.")
+    per_hour: float | None = Field(None, ge=0, description="At most this added per hour.")
+    per_month: float | None = Field(
+        None, ge=0, description="At most this added until the month ends (UTC)."
+    )
+    over: Literal["refuse", "approval"] = Field(
+        "refuse", description="Past the cap: refuse, or ask a person to approve."
+    )
+
+    @model_validator(mode="after")
+    def _a_cap(self) -> BudgetSettings:
+        if self.per_hour is None and self.per_month is None:
+            raise ValueError("give per_hour, per_month or both")
+        return self
+
+    def covers(self, namespace: str | None, workload: str) -> bool:
+        if self.namespace is not None and self.namespace != namespace:
+            return False
+        return self.workload is None or self.workload == workload
+
+
+class CostSettings(_Section):
+    """What capacity costs: a price per replica-hour per workload, else the pod template's
+    requests priced per CPU-core-hour and GiB-hour."""
+
+    currency: str = Field("USD", min_length=1, max_length=8)
+    cpu_core_hour: float = Field(0.0, ge=0, description="Price of one requested core for an hour.")
+    memory_gib_hour: float = Field(
+        0.0, ge=0, description="Price of one requested GiB of memory for an hour."
+    )
+    replica_hour: dict[str, float] = Field(
+        default_factory=dict,
+        description="Price of one replica-hour per workload, keyed 'namespace/name'.",
+    )
+    budgets: list[BudgetSettings] = Field(default_factory=list)
+
+
 class SloSettings(_Section):
     """A service level objective. A ratio SLI gives `good` and `total` (or `bad` and `total`)
     event rates; a threshold SLI gives a `query` that is good while `op value` holds. Queries
@@ -555,6 +598,7 @@ class Settings(BaseSettings):
     coordination: CoordinationSettings = CoordinationSettings()
     notifications: NotificationSettings = NotificationSettings()
     slos: list[SloSettings] = Field(default_factory=list, description="Service level objectives.")
+    cost: CostSettings = CostSettings()
     links: LinkSettings = LinkSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, model_validator
 
+from controlplane.domain.quantity import pod_requests
 from remediations._kube import WorkloadKind
 from remediations.base import (
     REPLICAS,
@@ -96,13 +97,18 @@ class ScaleWorkload(WorkloadAction[S]):
 
     @classmethod
     def impact(cls, params: S, plan: Plan) -> Impact:
+        """Replicas, and the CPU cores and memory GiB they request (cost guardrails)."""
         before, after = plan.before.get(REPLICAS), plan.after.get(REPLICAS)
-        if isinstance(before, int) and isinstance(after, int):
-            return Impact({REPLICAS: (before, after)})
-        return Impact()  # not planned against a cluster (a backtest)
+        if not (isinstance(before, int) and isinstance(after, int)):
+            return Impact()  # not planned against a cluster (a backtest)
+        changes: dict[str, tuple[float, float]] = {REPLICAS: (before, after)}
+        for quantity, each in (plan.details.get("requests_per_replica") or {}).items():
+            changes[quantity] = (before * each, after * each)
+        return Impact(changes)
 
     def plan(self) -> Plan:
-        now = int(self._read()["spec"].get("replicas", 1))
+        workload = self._read()
+        now = int(workload["spec"].get("replicas", 1))
         by = self.params.by or 0
         target = self.params.replicas if self.params.replicas is not None else max(0, now + by)
         hpa = self.kube.hpa_for(self.kind, self.namespace, self.workload)
@@ -132,6 +138,7 @@ class ScaleWorkload(WorkloadAction[S]):
                 f"({self.kind.lower()} {self.where} has {now})"
             )
             details = {"hpa": hpa["metadata"]["name"]}
+        details["requests_per_replica"] = pod_requests(workload["spec"].get("template") or {})
         target_ref = self.target(self.params).as_dict()
         return Plan(self.name, target_ref, before, after, summary, answer, details)
 

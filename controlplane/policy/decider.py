@@ -26,6 +26,7 @@ import remediations
 from controlplane.domain.errors import ControlPlaneError, LeaseLostError
 from controlplane.domain.maintenance import MODE_ORDER, MaintenanceWindow, covering
 from controlplane.domain.models import AlertStatus, DecisionStatus, Severity, TimelineKind
+from controlplane.policy.cost import CostModel, Spend, month_start
 from controlplane.policy.engine import Builder, Decision, decide
 from controlplane.policy.guardrails import IncidentView, PastAction, matches
 from controlplane.policy.schema import Policy
@@ -34,7 +35,7 @@ from controlplane.storage import Database, audit, maintenance
 from controlplane.storage import decisions as store
 from controlplane.storage.coordination import Lease, process_id
 from controlplane.storage.models import DecisionRow, IncidentRow, ProposalRow
-from remediations import ActionParams, Plan
+from remediations import ActionParams, Plan, TargetRef
 
 ACTOR = "policy-engine"
 PROPOSAL_WAITING = "waiting"
@@ -60,9 +61,13 @@ class Decider:
         clock: Callable[[], datetime],
         lease_seconds: float,
         budget: Callable[[str], float | None] = lambda slo: None,
+        cost: CostModel | None = None,
     ) -> None:
         self.db, self.policies, self.build = db, policies, build
         self.budget = budget
+        self.cost = cost
+        #: What automated changes added to spend this month, read at the start of each pass.
+        self.spend: list[Spend] = []
         self.lease = Lease(db, LEASE, process_id(), lease_seconds, clock)
         self.global_max_per_hour = global_max_per_hour
         self.clock = clock
@@ -150,6 +155,7 @@ class Decider:
             history = self._history(session, now)
             paused = is_paused(session)
             self.windows = maintenance.open_now(session, now)
+            self.spend = _spend(session, now)
         done = []
         policies = {p.name: p for p in self.policies if p.enabled}
         for decision_id, name, incident_id in asked:
@@ -198,6 +204,8 @@ class Decider:
             window=window,
             at_most=at_most,
             budgets=budgets,
+            cost=self.cost,
+            spend=self.spend,
         )
 
     def _budget_left(self, slo: str) -> float | None:
@@ -227,6 +235,7 @@ class Decider:
             history = self._history(session, now)
             paused = is_paused(session)
             self.windows = maintenance.open_now(session, now)
+            self.spend = _spend(session, now)
             views = [(i.incident_id, _views(i)) for i in incidents]
         stored = []
         for incident_id, alert_views in views:
@@ -270,6 +279,7 @@ class Decider:
             history = self._history(session, now)
             paused = is_paused(session)
             self.windows = maintenance.open_now(session, now)
+            self.spend = _spend(session, now)
         policies = {p.name: p for p in self.policies if p.enabled}
         stored = []
         for proposal_id, incident_id, name, agent, reason in waiting:
@@ -424,7 +434,15 @@ def _plan(decision: Decision) -> dict[str, Any] | None:
         "server_dry_run": decision.plan.server_dry_run,
         "verify": policy.verify.model_dump(),
         "rollback_on_failure": policy.rollback_on_failure,
+        "cost": None if decision.cost_per_hour is None else {"per_hour": decision.cost_per_hour},
     }
+
+
+def _spend(session: Session, now: datetime) -> list[Spend]:
+    return [
+        Spend(TargetRef(t["kind"], t["name"], t.get("namespace")), per_hour, at)
+        for t, at, per_hour in store.spend_since(session, month_start(now))
+    ]
 
 
 def _unplannable(

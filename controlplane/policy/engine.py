@@ -16,7 +16,7 @@ verdict, so it shows what `auto` would have met.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ import remediations
 from controlplane.domain.errors import ControlPlaneError
 from controlplane.domain.maintenance import MODE_ORDER, MaintenanceWindow
 from controlplane.domain.models import DecisionStatus
+from controlplane.policy.cost import CostModel, Spend
 from controlplane.policy.guardrails import (
     IncidentView,
     PastAction,
@@ -54,6 +55,8 @@ class Decision:
     plan: Plan | None = None
     #: The mode it was decided in: the policy's, or less inside a maintenance window.
     mode: str = ""
+    #: What the change adds to the hourly spend (None: nothing prices it).
+    cost_per_hour: float | None = None
 
     def __post_init__(self) -> None:
         self.mode = self.mode or self.policy.mode
@@ -89,6 +92,8 @@ def decide(
     window: MaintenanceWindow | None = None,
     at_most: str | None = None,
     budgets: Mapping[str, float | None] | None = None,
+    cost: CostModel | None = None,
+    spend: Sequence[Spend] = (),
 ) -> Decision:
     """`window`: the maintenance window covering the incident, which caps the policy's mode
     (`off`: refused before anything is planned); `at_most` caps it too (a proposal from an
@@ -138,7 +143,15 @@ def decide(
     except ControlPlaneError as exc:
         decision.reason = f"planning failed: {exc}"
         return decision
-    check_impact(policy.guardrails, action.impact(params, decision.plan), verdict)
+    impact = action.impact(params, decision.plan)
+    check_impact(policy.guardrails, impact, verdict)
+    if cost is not None:
+        decision.cost_per_hour = cost.per_hour(target, impact)
+        if decision.cost_per_hour is not None:
+            over = cost.check(target, decision.cost_per_hour, spend, now, verdict)
+            if over == "approval":
+                mode = min(mode, "approval", key=MODE_ORDER.index)
+    decision.mode = mode
     decision.checks = verdict.checks
     decision.status, decision.reason = _settle(mode, verdict)
     if window is not None and window.cap(policy.mode) != policy.mode:

@@ -28,6 +28,7 @@ from controlplane.config import Settings
 from controlplane.domain.errors import ControlPlaneError, PermanentError
 from controlplane.loops import every
 from controlplane.policy.cluster import LazyCluster, connect
+from controlplane.policy.cost import CostModel
 from controlplane.policy.decider import Decider
 from controlplane.policy.executor import Executor, PromQLCheck
 from controlplane.policy.schema import Policy, load_policies
@@ -73,6 +74,7 @@ class PolicyRunner:
             clock=clock,
             lease_seconds=settings.coordination.lease_seconds,
             budget=_budget_reader(settings),
+            cost=CostModel(settings.cost),
         )
         self.executor = Executor(
             db,

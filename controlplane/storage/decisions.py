@@ -75,6 +75,22 @@ def acting_since(session: Session, since: datetime) -> list[tuple[str, str, date
     return [(policy, target, at) for policy, target, at in rows]
 
 
+def spend_since(session: Session, since: datetime) -> list[tuple[dict[str, str], datetime, float]]:
+    """(target, created_at, added per hour) of decisions since `since` that act or wait to,
+    and whose plan was priced: what the cost guardrail counts against budgets."""
+    rows = session.execute(
+        select(DecisionRow.plan, DecisionRow.created_at).where(
+            DecisionRow.status.in_(ACTING), DecisionRow.created_at >= since
+        )
+    )
+    out = []
+    for plan, at in rows:
+        cost = (plan or {}).get("cost") or {}
+        if isinstance(cost.get("per_hour"), int | float) and isinstance(plan.get("target"), dict):
+            out.append((plan["target"], at, float(cost["per_hour"])))
+    return out
+
+
 def evidence_refs(session: Session, incident_id: int) -> list[dict[str, Any]]:
     """The incident's evidence as {id, kind, signal}, for a decision's audit row."""
     rows = session.execute(

@@ -159,9 +159,19 @@ class FakeKube:
 
     # -- seeding and inspection (tests) -----------------------------------------------------------
     def add_deployment(
-        self, namespace: str, name: str, replicas: int = 2, image: str = "shop/app:1"
+        self,
+        namespace: str,
+        name: str,
+        replicas: int = 2,
+        image: str = "shop/app:1",
+        requests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        return self.create("deployments", namespace, _workload(namespace, name, replicas, image))
+        """A Deployment; `requests` (e.g. {"cpu": "500m", "memory": "1Gi"}) per replica."""
+        body = _workload(namespace, name, replicas, image)
+        if requests:
+            container = body["spec"]["template"]["spec"]["containers"][0]
+            container["resources"] = {"requests": requests}
+        return self.create("deployments", namespace, body)
 
     def add_statefulset(
         self, namespace: str, name: str, replicas: int = 3, image: str = "shop/db:1"
