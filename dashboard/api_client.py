@@ -145,6 +145,9 @@ class ApiClient:
         body = {k: v for k, v in {"since": since, "until": until}.items() if v}
         return self._call("POST", "/api/v1/policies/backtest", json=body)
 
+    def cost(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/cost")
+
     def slos(self) -> list[dict[str, Any]]:
         return self._list("/api/v1/slos")
 

@@ -82,6 +82,7 @@ def pages() -> list[st.Page]:
         st.Page("app_pages/capacity.py", title="Capacity", icon=":material/trending_up:"),
         st.Page("app_pages/oncall.py", title="On-call", icon=":material/notifications:"),
         st.Page("app_pages/slos.py", title="SLOs", icon=":material/speed:"),
+        st.Page("app_pages/cost.py", title="Cost", icon=":material/payments:"),
         st.Page("app_pages/noise.py", title="Noise", icon=":material/volume_up:"),
         st.Page(
             "app_pages/policies.py", title="Policies and runbooks", icon=":material/menu_book:"

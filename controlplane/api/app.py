@@ -19,6 +19,7 @@ from controlplane.api import document, errors
 from controlplane.api.metrics import LatencyMiddleware, Metrics
 from controlplane.api.routes import (
     automation,
+    cost,
     health,
     incidents,
     maintenance,
@@ -92,7 +93,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     routers = (webhooks, incidents, signals, reports, automation, policies, overview, tokens)
-    for module in (*routers, notifications, silences, maintenance, slos):
+    for module in (*routers, notifications, silences, maintenance, slos, cost):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(otlp.router)

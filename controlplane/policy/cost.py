@@ -42,6 +42,16 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def usage(budget: BudgetSettings, past: Sequence[Spend], now: datetime) -> tuple[float, float]:
+    """What automation added in the budget's scope: per hour over the last hour, and in
+    money from each change until the month ends."""
+    mine = [s for s in past if budget.covers(s.target.namespace, s.target.name) and s.at <= now]
+    hour = sum(s.per_hour for s in mine if now - s.at < HOUR)
+    end = month_end(now)
+    month = sum(s.per_hour * (end - s.at) / HOUR for s in mine if s.at >= month_start(now))
+    return hour, month
+
+
 class CostModel:
     def __init__(self, settings: CostSettings) -> None:
         self.settings = settings
@@ -94,10 +104,9 @@ class CostModel:
         money = self.settings.currency
         if added <= 0:
             return True, f"saves {-added:.2f} {money}/h"
-        mine = [s for s in past if budget.covers(s.target.namespace, s.target.name) and s.at <= now]
+        hour, month = usage(budget, past, now)
         parts, within = [], True
         if budget.per_hour is not None:
-            hour = sum(s.per_hour for s in mine if now - s.at < HOUR)
             ok = hour + added <= budget.per_hour
             within = within and ok
             parts.append(
@@ -105,9 +114,7 @@ class CostModel:
                 f"(cap {budget.per_hour:g}/h)"
             )
         if budget.per_month is not None:
-            end = month_end(now)
-            month = sum(s.per_hour * (end - s.at) / HOUR for s in mine if s.at >= month_start(now))
-            rest = added * (end - now) / HOUR
+            rest = added * (month_end(now) - now) / HOUR
             ok = month + rest <= budget.per_month
             within = within and ok
             parts.append(

@@ -1,0 +1,54 @@
+"""Cost: what automated scaling added to spend, against each budget (this hour, and this
+month to its end), and the decisions that carry a cost, refused ones included."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.api_client import ApiClient
+from dashboard.loading import load_or_stop
+
+client = ApiClient(st.session_state["token"])
+st.title("Cost")
+view = load_or_stop("the cost view", client.cost)
+money = view["currency"]
+
+if not view["budgets"]:
+    st.info("No budgets configured (`cost.budgets`): automated scaling is not capped by cost.")
+for budget in view["budgets"]:
+    scope = (
+        " · ".join(f"{k} {budget[k]}" for k in ("namespace", "workload") if budget[k])
+        or "everything"
+    )
+    with st.container(border=True):
+        st.markdown(f"**{budget['name']}** ({scope}) · past a cap: {budget['over']}")
+        cols = st.columns(2)
+        for col, (label, used, cap) in zip(
+            cols,
+            (
+                ("Added in the last hour", budget["added_last_hour"], budget["per_hour"]),
+                ("Added this month", budget["added_this_month"], budget["per_month"]),
+            ),
+            strict=True,
+        ):
+            shown = f"{used:.2f} {money}" + (f" of {cap:g}" if cap is not None else "")
+            col.metric(label, shown)
+            if cap:
+                col.progress(min(1.0, used / cap))
+
+st.subheader("Decisions with a cost")
+decisions = view["decisions"]
+if not decisions:
+    st.caption("No decision has been priced yet (set cost prices and a scale policy).")
+else:
+    frame = pd.DataFrame(decisions)
+    st.bar_chart(frame, x="decision_id", y="per_hour", x_label="decision",
+                 y_label=f"{money} per hour added")  # fmt: skip
+    st.dataframe(
+        [{**d, "link": f"/approvals?decision={d['decision_id']}"} for d in decisions],
+        hide_index=True,
+        width="stretch",
+        key="cost_decisions",
+        column_config={"link": st.column_config.LinkColumn("link", display_text="open")},
+    )

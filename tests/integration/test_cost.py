@@ -1,0 +1,86 @@
+"""Budget caps on automated scaling through the policy loop, the fake API server and the real
+store: a scale-out past its budget is refused with its cost recorded; one whose budget asks
+for a person waits for approval and counts against the budget; the API and the console's
+Cost page show both."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from controlplane.api import create_app
+from controlplane.config import load_settings
+from controlplane.policy.runner import PolicyRunner
+from controlplane.policy.schema import Policy
+from controlplane.storage.models import DecisionRow
+from controlplane.testing.kube import FakeKube
+from controlplane.testing.servers import ApiServer
+from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification, signed_in
+
+pytestmark = pytest.mark.integration
+
+
+def scale_out(service: str) -> Policy:
+    return Policy.model_validate(
+        {
+            "name": f"{service}-scale-out",
+            "match": {"service": [service]},
+            "action": {"type": "scale_deployment", "namespace": "shop", "deployment": service,
+                       "by": 4},
+            "mode": "auto",
+        }
+    )  # fmt: skip
+
+
+def test_budgets_refuse_or_ask_and_the_cost_view_shows_it(
+    settings, db, client, tokens, monkeypatch
+):
+    for service in ("checkout", "search"):
+        body = notification([alert(f"c-{service}", service=service)], f"g-{service}")
+        client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).raise_for_status()
+    with FakeKube() as cluster:
+        for service in ("checkout", "search"):
+            cluster.add_deployment(
+                "shop", service, replicas=2, requests={"cpu": "500m", "memory": "1Gi"}
+            )
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            automation={"kubernetes": {"host": cluster.url}},
+            cost={
+                "currency": "EUR",
+                "cpu_core_hour": 0.04,
+                "memory_gib_hour": 0.005,
+                "budgets": [
+                    {"name": "checkout", "workload": "checkout", "per_hour": 0.05},
+                    {"name": "search", "workload": "search", "per_month": 10, "over": "approval"},
+                ],
+            },
+        )
+        PolicyRunner(config, db, policies=[scale_out("checkout"), scale_out("search")]).cycle()
+        replicas = cluster.get("deployments", "shop", "checkout")["spec"]["replicas"]
+    assert replicas == 2  # refused: nothing changed
+    with db.read() as session:
+        decided = {d.policy: d for d in session.scalars(select(DecisionRow))}
+    refused, asked = decided["checkout-scale-out"], decided["search-scale-out"]
+    # 4 more replicas of 0.5 core and 1 GiB: 4 x (0.02 + 0.005) = 0.10 EUR an hour.
+    assert refused.status == "refused"
+    assert "adds 0.10 EUR/h to 0.00 added in the last hour (cap 0.05/h)" in refused.reason
+    assert refused.plan["cost"]["per_hour"] == pytest.approx(0.10)
+    assert (asked.status, asked.mode) == ("pending_approval", "approval")
+    budget_check = next(c for c in asked.checks if c["guardrail"] == "budget search")
+    assert budget_check["detail"].endswith("(cap 10/month); a person must approve")
+
+    with ApiServer(create_app(config, db)) as api:
+        import httpx
+
+        view = httpx.get(f"{api.url}/api/v1/cost", headers=bearer(tokens["viewer"])).json()
+        monkeypatch.setenv("AIOPS_CONSOLE__API_URL", api.url)
+        app = signed_in(tokens["viewer"], "viewer", "test-viewer", "cost")
+    budgets = {b["name"]: b for b in view["budgets"]}
+    assert budgets["checkout"]["added_last_hour"] == 0  # a refused change adds nothing
+    assert budgets["search"]["added_last_hour"] == pytest.approx(0.10)  # waiting counts
+    assert {d["policy"] for d in view["decisions"]} == {"checkout-scale-out", "search-scale-out"}
+    assert not app.exception
+    metrics = {(m.label, m.value) for m in app.metric}
+    assert ("Added in the last hour", "0.10 EUR") in metrics
+    assert ("Added in the last hour", "0.00 EUR of 0.05") in metrics
