@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from controlplane.domain.errors import PermanentError
 from remediations._kube import retry_on_conflict
 from remediations.base import Action, ActionParams, Outcome, Plan, TargetRef, wait_for
 
@@ -16,11 +17,19 @@ class FailoverParams(ActionParams):
     service: str = Field("{service}", min_length=1, description="The Kubernetes Service.")
     standby: str = Field(..., min_length=1, description="The standby deployment.")
     standby_selector: dict[str, str] = Field(..., min_length=1)
+    health_promql: str | None = Field(
+        None,
+        description="Must return a non-empty result just before switching (e.g. the standby's "
+        "error ratio under its threshold); otherwise nothing is switched.",
+    )
 
 
 class Failover(Action[FailoverParams]):
-    """Switch `service`'s selector from the primary's labels to the standby's. Verification
-    waits until the standby deployment has all its replicas ready; rollback switches back."""
+    """Switch `service`'s selector from the primary's labels to the standby's, only while the
+    standby is healthy: its replicas all ready (planned, and read again just before the
+    switch) and `health_promql` holding (the executor checks `details["precheck_promql"]`
+    first). Verification waits until the standby has all its replicas ready; rollback
+    switches back."""
 
     name = "failover"
     Params = FailoverParams
@@ -48,18 +57,37 @@ class Failover(Action[FailoverParams]):
         answer = self.kube.patch_service(
             self.namespace, self.service, _selector_patch(after["selector"], None), dry_run=True
         )
+        ready, want = self._standby_readiness()
+        health = self.params.health_promql
+        checks = f"standby {ready}/{want} ready" + (f"; health: {health}" if health else "")
         return Plan(
             self.name,
             self.target(self.params).as_dict(),
             before,
             after,
-            f"switch service {self.namespace}/{self.service} to the pods of {self.standby}",
+            f"switch service {self.namespace}/{self.service} to the pods of {self.standby} "
+            f"(before switching: {checks})",
             answer,
-            {"standby": self.standby},
+            {
+                "standby": self.standby,
+                "standby_ready": f"{ready}/{want}",
+                "precheck_promql": health,
+            },
         )
 
     def execute(self, plan: Plan, *, dry_run: bool) -> Outcome:
+        ready, want = self._standby_readiness()
+        if not dry_run and (want == 0 or ready < want):
+            raise PermanentError(
+                f"failover: standby {self.namespace}/{self.standby} has {ready}/{want} replicas "
+                "ready; nothing was switched"
+            )
         return self._switch(plan.after["selector"], dry_run=dry_run)
+
+    def _standby_readiness(self) -> tuple[int, int]:
+        standby = self.kube.deployment(self.namespace, self.standby)
+        want = int(standby["spec"].get("replicas", 1))
+        return int(standby.get("status", {}).get("readyReplicas", 0) or 0), want
 
     def rollback(self, plan: Plan) -> Outcome:
         return self._switch(plan.before["selector"], dry_run=False)

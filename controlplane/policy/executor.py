@@ -106,6 +106,13 @@ class Executor:
             if drift is not None:
                 reason = f"the target changed since the plan ({drift}); nothing was changed"
                 return DecisionStatus.STALE, reason, steps
+            precheck = plan.details.get("precheck_promql")
+            if precheck:  # a health check the action asks for before it acts (failover)
+                held = step(
+                    "precheck", f"checking: PromQL {precheck}", lambda: self._holds(precheck)
+                )
+                if not held.ok:
+                    return DecisionStatus.FAILED, f"{held.message}; nothing was changed", steps
             step("execute", f"acting: {plan.summary}", lambda: action.execute(plan, dry_run=False))
         except ControlPlaneError as exc:
             return DecisionStatus.FAILED, f"execution failed: {exc}", steps
@@ -144,6 +151,12 @@ class Executor:
             if row is not None:
                 row.reason, row.updated_at = doing[:2000], now
         return now
+
+    def _holds(self, query: str) -> Outcome:
+        """One check of a PromQL condition, now."""
+        if self.promql(query):
+            return Outcome(True, f"PromQL holds: {query}")
+        return Outcome(False, f"health check failed, PromQL does not hold: {query}")
 
     def _promql(self, query: str, timeout: float) -> Outcome:
         deadline = self.clock() + timedelta(seconds=timeout)

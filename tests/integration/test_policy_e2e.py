@@ -539,3 +539,63 @@ def test_a_running_execution_says_which_step_it_is_in(api, config, db, cluster, 
     executed = next(e for e in events if e["action"] == "action.execute")
     assert executed["at"] == executed["details"]["started_at"].replace("+00:00", "Z")
     assert at["action.execute"] <= at["action.verify"] <= at["action.succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("healthy", "unready", "status", "why"),
+    [
+        (True, False, "succeeded", None),
+        (False, False, "failed", "health check failed, PromQL does not hold"),
+        (True, True, "failed", "has 0/2 replicas ready; nothing was switched"),
+    ],
+)
+def test_failover_switches_only_to_a_healthy_standby(
+    api, config, db, cluster, healthy, unready, status, why
+):
+    cluster.add_deployment("shop", "checkout-standby", replicas=2)
+    cluster.add_service("shop", "checkout", {"app": "checkout"})
+    health = 'sum(rate(http_errors_total{app="checkout-standby"}[5m])) < 1'
+    written = health.replace("{", "{{").replace("}", "}}")  # parameters fill {placeholders}
+    failover = Policy.model_validate(
+        {
+            "name": "checkout-failover",
+            "match": {"service": ["checkout"]},
+            "action": {
+                "type": "failover",
+                "namespace": "shop",
+                "service": "checkout",
+                "standby": "checkout-standby",
+                "standby_selector": {"app": "checkout-standby"},
+                "health_promql": written,
+            },
+            "mode": "auto",
+            "verify": {"timeout_seconds": 2},
+        }
+    )
+    asked: list[str] = []
+
+    def promql(query: str) -> bool:
+        asked.append(query)
+        return healthy
+
+    if unready:
+        loop = runner(config, db, [failover], promql=promql)
+        alert(api)
+        loop.decider.run()  # planned while the standby was ready ...
+        cluster.hold_unready("shop", "checkout-standby")  # ... which it no longer is
+        loop.cycle()
+    else:
+        alert(api)
+        runner(config, db, [failover], promql=promql).cycle()
+    with db.read() as session:
+        decision = session.query(DecisionRow).one()
+    assert decision.plan, decision.reason
+    assert "before switching: standby 2/2 ready; health: " + health in decision.plan["summary"]
+    assert decision.status == status, decision.reason
+    selector = cluster.get("services", "shop", "checkout")["spec"]["selector"]
+    if why is None:
+        assert selector == {"app": "checkout-standby"}
+        assert asked[0] == health  # checked before the switch
+    else:
+        assert why in decision.reason
+        assert selector == {"app": "checkout"}  # nothing was switched
