@@ -23,6 +23,7 @@ from remediations.deployments import RollbackDeployment, RolloutRestart, ScaleDe
 from remediations.notify import Notify
 from remediations.services import Failover
 from remediations.statefulsets import ScaleStatefulSet
+from remediations.traffic import ShiftTraffic
 
 REGISTRY: dict[str, type[Action[Any]]] = {
     cls.name: cls
@@ -32,6 +33,7 @@ REGISTRY: dict[str, type[Action[Any]]] = {
         RolloutRestart,
         RollbackDeployment,
         Failover,
+        ShiftTraffic,
         WarmCache,
         Notify,
     )

@@ -75,6 +75,7 @@ class Kube:
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.autoscaling = client.AutoscalingV2Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
         self.timeout = timeout_seconds
         self.where = configuration.host
 
@@ -167,6 +168,35 @@ class Kube:
         return self._call(
             lambda: self.core.patch_namespaced_service(
                 name, namespace, body, **self._write_options(dry_run, patch_type)
+            )
+        )
+
+    # -- custom resources (Gateway API HTTPRoute, Istio VirtualService) ---------------------
+    def custom_object(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any]:
+        return self._call(
+            lambda: self.custom.get_namespaced_custom_object(
+                group, version, namespace, plural, name, _request_timeout=self.timeout
+            )
+        )
+
+    def patch_custom_object(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        dry_run: bool,
+    ) -> dict[str, Any]:
+        """A JSON patch (custom resources take no strategic merge)."""
+        options = self._write_options(dry_run, "json")
+        return self._call(
+            lambda: self.custom.patch_namespaced_custom_object(
+                group, version, namespace, plural, name, body, **options
             )
         )
 

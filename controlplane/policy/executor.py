@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -92,7 +93,9 @@ class Executor:
         plan = Plan.from_dict(stored)
         verify = stored.get("verify") or {}
         timeout = _verify_timeout(stored)
+        promql = verify.get("promql")
         steps: dict[str, Any] = {}
+        stages = plan.details.get("stages") or []
 
         def step(name: str, doing: str, run: Callable[[], Outcome]) -> Outcome:
             started = self._progress(decision_id, doing)
@@ -113,11 +116,14 @@ class Executor:
                 )
                 if not held.ok:
                     return DecisionStatus.FAILED, f"{held.message}; nothing was changed", steps
+            if stages:  # a gradual change: every step but the last, each checked
+                stopped = self._steps(action, plan, stages, promql, timeout, step)
+                if stopped is not None:
+                    return (*stopped, steps)
             step("execute", f"acting: {plan.summary}", lambda: action.execute(plan, dry_run=False))
         except ControlPlaneError as exc:
             return DecisionStatus.FAILED, f"execution failed: {exc}", steps
         budget = f"budget {timeout:g} s"
-        promql = verify.get("promql")
 
         def check() -> Outcome:
             try:
@@ -136,7 +142,11 @@ class Executor:
             return DecisionStatus.FAILED, f"verification failed: {checked.message}", steps
         try:
             doing = f"rolling back: verification failed ({checked.message})"
-            step("rollback", doing, lambda: action.rollback(plan))
+            if len(stages) > 1:  # back to the last step that held
+                last_good = stages[-2]
+                step("rollback", doing, lambda: action.apply_stage(last_good))  # type: ignore[attr-defined]
+            else:
+                step("rollback", doing, lambda: action.rollback(plan))
         except ControlPlaneError as exc:
             reason = f"verification failed and rollback failed: {exc}"
             return DecisionStatus.NEEDS_ATTENTION, reason, steps
@@ -151,6 +161,44 @@ class Executor:
             if row is not None:
                 row.reason, row.updated_at = doing[:2000], now
         return now
+
+    def _steps(
+        self,
+        action: Any,
+        plan: Plan,
+        stages: list[Any],
+        promql: str | None,
+        timeout: float,
+        step: Callable[[str, str, Callable[[], Outcome]], Outcome],
+    ) -> tuple[DecisionStatus, str] | None:
+        """Apply each step but the last and check the PromQL after it. A step that fails
+        its check is undone to the last one that held (the original state before the first);
+        the status and reason then, or None when every step held (the last is `execute`)."""
+        for number, stage in enumerate(stages[:-1], 1):
+            step(
+                f"step {number}",
+                f"step {number} of {len(stages)}: {stage}",
+                functools.partial(action.apply_stage, stage),
+            )
+            if not promql:
+                continue
+            doing = f"checking step {number}: PromQL {promql}"
+            held = step(f"check {number}", doing, functools.partial(self._promql, promql, timeout))
+            if held.ok:
+                continue
+            if number == 1:
+                step("rollback", "rolling back: step 1 failed", lambda: action.rollback(plan))
+                back = "the original state"
+            else:
+                good = stages[number - 2]
+                undo = functools.partial(action.apply_stage, good)
+                step("rollback", f"rolling back to step {number - 1}", undo)
+                back = f"step {number - 1} ({good})"
+            return (
+                DecisionStatus.ROLLED_BACK,
+                f"step {number} failed ({held.message}); back to {back}",
+            )
+        return None
 
     def _holds(self, query: str) -> Outcome:
         """One check of a PromQL condition, now."""

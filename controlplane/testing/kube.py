@@ -82,6 +82,17 @@ KINDS = {
         "PrometheusRule",
         "monitoring.coreos.com/v1",
     ),
+    # Traffic routing: the Gateway API's HTTPRoute and Istio's VirtualService.
+    "httproutes": (
+        "/apis/gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+        "gateway.networking.k8s.io/v1",
+    ),
+    "virtualservices": (
+        "/apis/networking.istio.io/v1",
+        "VirtualService",
+        "networking.istio.io/v1",
+    ),
 }
 CLUSTER_SCOPED = {"clusterroles", "clusterrolebindings"}
 #: metadata.name of most kinds: a DNS-1123 subdomain.
@@ -172,6 +183,26 @@ class FakeKube:
             container = body["spec"]["template"]["spec"]["containers"][0]
             container["resources"] = {"requests": requests}
         return self.create("deployments", namespace, body)
+
+    def add_httproute(self, namespace: str, name: str, backends: dict[str, int]) -> dict[str, Any]:
+        """A Gateway API HTTPRoute with one rule sending traffic to `backends` (name: weight)."""
+        refs = [{"name": b, "port": 80, "weight": w} for b, w in backends.items()]
+        body = {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"parentRefs": [{"name": "gateway"}], "rules": [{"backendRefs": refs}]},
+        }
+        return self.create("httproutes", namespace, body)
+
+    def add_virtualservice(
+        self, namespace: str, name: str, hosts: dict[str, int]
+    ) -> dict[str, Any]:
+        """An Istio VirtualService with one HTTP route to `hosts` (host: weight)."""
+        routes = [{"destination": {"host": h}, "weight": w} for h, w in hosts.items()]
+        body = {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"hosts": [name], "http": [{"route": routes}]},
+        }
+        return self.create("virtualservices", namespace, body)
 
     def add_statefulset(
         self, namespace: str, name: str, replicas: int = 3, image: str = "shop/db:1"
@@ -768,11 +799,44 @@ def _validate_more(plural: str, obj: dict[str, Any]) -> None:
         raise ApiError(422, "Invalid", "spec.podSelector: Required value")
     if plural == "servicemonitors" and not (spec.get("endpoints") and "selector" in spec):
         raise ApiError(422, "Invalid", "spec.endpoints and spec.selector: Required value")
+    if plural == "httproutes":
+        _check_httproute(spec)
+    if plural == "virtualservices":
+        _check_virtualservice(spec)
     if plural == "prometheusrules":
         for group in spec.get("groups") or []:
             for rule in group.get("rules") or []:
                 if not rule.get("expr") or ("alert" in rule) == ("record" in rule):
                     raise _invalid("spec.groups.rules", rule, "one of alert or record, and expr")
+
+
+def _check_httproute(spec: dict[str, Any]) -> None:
+    """What the HTTPRoute CRD's schema allows (gateway.networking.k8s.io/v1): backendRefs
+    name a backend, weights are integers from 0 to 1,000,000."""
+    for i, rule in enumerate(spec.get("rules") or []):
+        for j, ref in enumerate(rule.get("backendRefs") or []):
+            where = f"spec.rules[{i}].backendRefs[{j}]"
+            if not ref.get("name"):
+                raise ApiError(422, "Invalid", f"{where}.name: Required value")
+            weight = ref.get("weight", 1)
+            if not isinstance(weight, int) or not 0 <= weight <= 1_000_000:
+                raise _invalid(f"{where}.weight", weight, "an integer from 0 to 1000000")
+
+
+def _check_virtualservice(spec: dict[str, Any]) -> None:
+    """What Istio validates of a VirtualService's HTTP routes: each destination has a host,
+    weights are integers from 0 to 100, and several destinations' weights add up to 100."""
+    for i, http in enumerate(spec.get("http") or []):
+        routes = http.get("route") or []
+        for j, route in enumerate(routes):
+            where = f"spec.http[{i}].route[{j}]"
+            if not (route.get("destination") or {}).get("host"):
+                raise ApiError(422, "Invalid", f"{where}.destination.host: Required value")
+            weight = route.get("weight", 0)
+            if not isinstance(weight, int) or not 0 <= weight <= 100:
+                raise _invalid(f"{where}.weight", weight, "an integer from 0 to 100")
+        if len(routes) > 1 and sum(r.get("weight", 0) for r in routes) != 100:
+            raise _invalid(f"spec.http[{i}].route", routes, "weights must add up to 100")
 
 
 def _selector(text: str) -> dict[str, str]:

@@ -109,6 +109,14 @@ def _failover(env: Env) -> Scenario:
     )
 
 
+def _shift_traffic(env: Env) -> Scenario:
+    env.cluster.add_httproute(NS, "checkout", {"checkout": 100, "checkout-canary": 0})
+    return Scenario(
+        {"type": "shift_traffic", "namespace": NS, "route": "checkout", "to": "checkout-canary"},
+        lambda: env.cluster.get("httproutes", NS, "checkout")["spec"],
+    )
+
+
 def _warm_cache(env: Env) -> Scenario:
     keys = env.files / "keys.txt"
     keys.write_text("".join(f"product:{i} v{i}\n" for i in range(20)))
@@ -139,6 +147,7 @@ SCENARIOS: dict[str, Callable[[Env], Scenario]] = {
     "rollout_restart": _rollout_restart,
     "rollback_deployment": _rollback_deployment,
     "failover": _failover,
+    "shift_traffic": _shift_traffic,
     "warm_cache": _warm_cache,
     "notify": _notify,
 }

@@ -599,3 +599,82 @@ def test_failover_switches_only_to_a_healthy_standby(
     else:
         assert why in decision.reason
         assert selector == {"app": "checkout"}  # nothing was switched
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "weights", "why"),
+    [
+        ([True, True, True], "succeeded", {"checkout": 0, "checkout-canary": 100}, "verified"),
+        ([True, False], "rolled_back", {"checkout": 90, "checkout-canary": 10},
+         "step 2 failed (PromQL did not hold"),
+        ([False], "rolled_back", {"checkout": 100, "checkout-canary": 0},
+         "step 1 failed (PromQL did not hold"),
+    ],
+)  # fmt: skip
+def test_traffic_shifts_in_steps_and_a_failed_step_goes_back_to_the_last_good_one(
+    api, config, db, cluster, answers, status, weights, why
+):
+    cluster.add_httproute("shop", "checkout", {"checkout": 100, "checkout-canary": 0})
+    shift = Policy.model_validate(
+        {
+            "name": "checkout-canary",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "shift_traffic", "namespace": "shop", "route": "checkout",
+                       "to": "checkout-canary", "steps": [10, 50, 100]},
+            "mode": "auto",
+            "verify": {"promql": "canary_error_ratio < 0.01", "timeout_seconds": 0.2},
+        }
+    )  # fmt: skip
+    replies = list(answers)  # one per check; the last one again while a check polls
+
+    def promql(query: str) -> bool:
+        return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    alert(api)
+    runner(config, db, [shift], promql=promql).cycle()
+    with db.read() as session:
+        decision = session.query(DecisionRow).one()
+    assert decision.status == status, decision.reason
+    assert why in decision.reason
+    backends = cluster.get("httproutes", "shop", "checkout")["spec"]["rules"][0]["backendRefs"]
+    assert {b["name"]: b["weight"] for b in backends} == weights
+    assert decision.plan["details"]["stages"] == [
+        {"checkout": 90, "checkout-canary": 10},
+        {"checkout": 50, "checkout-canary": 50},
+        {"checkout": 0, "checkout-canary": 100},
+    ]
+
+
+def test_an_istio_virtual_service_shifts_too_and_its_rules_hold(api, config, db, cluster):
+    cluster.add_virtualservice("shop", "checkout", {"checkout-blue": 100, "checkout-green": 0})
+    shift = Policy.model_validate(
+        {
+            "name": "checkout-green",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "shift_traffic", "namespace": "shop", "kind": "VirtualService",
+                       "route": "checkout", "to": "checkout-green", "steps": [25, 100]},
+            "mode": "auto",
+        }
+    )  # fmt: skip
+    alert(api)
+    runner(config, db, [shift]).cycle()
+    with db.read() as session:
+        decision = session.query(DecisionRow).one()
+    assert decision.status == "succeeded", decision.reason
+    routes = cluster.get("virtualservices", "shop", "checkout")["spec"]["http"][0]["route"]
+    assert {r["destination"]["host"]: r["weight"] for r in routes} == {
+        "checkout-blue": 0,
+        "checkout-green": 100,
+    }
+    with pytest.raises(Exception, match="weights must add up to 100"):
+        cluster.create(
+            "virtualservices",
+            "shop",
+            {
+                "metadata": {"name": "bad", "namespace": "shop"},
+                "spec": {"http": [{"route": [
+                    {"destination": {"host": "a"}, "weight": 60},
+                    {"destination": {"host": "b"}, "weight": 60},
+                ]}]},
+            },
+        )  # fmt: skip
