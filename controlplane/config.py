@@ -413,6 +413,32 @@ class AutomationSettings(_Section):
     kubernetes: KubernetesSettings = KubernetesSettings()
 
 
+class SecuritySettings(_Section):
+    """Security detection over the access records of server spans (see
+    controlplane/detection/security.py). The thresholds are chosen, not fitted: see
+    docs/ARCHITECTURE.md for where each comes from."""
+
+    enabled: bool = Field(False, description="Scan the access records every interval.")
+    interval_seconds: float = Field(60, gt=0, le=3600)
+    window_minutes: int = Field(60, ge=5, le=24 * 60, description="What each scan reads.")
+    burst_denied_per_minute: int = Field(
+        20, ge=1, description="401/403 from one client in a minute: credential stuffing."
+    )
+    slow_denied: int = Field(
+        30, ge=1, description="401/403 from one client over the window: a slow brute force."
+    )
+    throttled_per_minute: int = Field(
+        50, ge=1, description="429 to one client in a minute: it ignores rate limits."
+    )
+    scraper_min_requests: int = Field(
+        600, ge=1, description="Requests over the window before a client can be a scraper."
+    )
+    scraper_factor: float = Field(
+        10, gt=1, description="... and this many times the median client's requests ..."
+    )
+    scraper_min_routes: int = Field(50, ge=1, description="... over this many distinct routes.")
+
+
 class BudgetSettings(_Section):
     """A cap on what automated scaling may add to a scope's spend (per namespace and/or
     workload; neither: everything)."""
@@ -599,6 +625,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = NotificationSettings()
     slos: list[SloSettings] = Field(default_factory=list, description="Service level objectives.")
     cost: CostSettings = CostSettings()
+    security: SecuritySettings = SecuritySettings()
     links: LinkSettings = LinkSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
 

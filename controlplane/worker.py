@@ -20,6 +20,7 @@ from controlplane import __version__
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
+from controlplane.detection.security import SecurityScanner
 from controlplane.domain.errors import ControlPlaneError
 from controlplane.loops import every
 from controlplane.notifications.notifier import Notifier
@@ -46,6 +47,9 @@ def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[a
     if settings.automation.enabled and settings.automation.policies_dir is not None:
         runner = PolicyRunner(settings, db)
         loops.append(asyncio.create_task(runner.run_forever(stop), name="policies"))
+    if settings.security.enabled:
+        scanner = SecurityScanner(settings, db)
+        loops.append(asyncio.create_task(scanner.run_forever(stop), name="security"))
     if settings.notifications.file is not None:
         notifier = Notifier(settings, db)
         loops.append(asyncio.create_task(notifier.run_forever(stop), name="notifications"))

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from controlplane.domain.errors import InvalidInputError
 from controlplane.domain.series import MetricSeries
 from controlplane.domain.storable import storable_text
-from controlplane.storage.models import RedPointRow, ServiceEdgeRow
+from controlplane.storage.models import AccessPointRow, RedPointRow, ServiceEdgeRow
 
 # Upper bounds of the latency buckets in milliseconds; the last bucket is open.
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
@@ -82,6 +82,9 @@ class Aggregate:
 
     red: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
     edges: dict[tuple[str, str, datetime], list[int]] = field(default_factory=dict)
+    #: (service, route, client, minute) -> [requests, denied, throttled], and the user agent.
+    access: dict[tuple[str, str, str, datetime], list[int]] = field(default_factory=dict)
+    agents: dict[tuple[str, str, str, datetime], str] = field(default_factory=dict)
     spans: int = 0
     #: Children that waited for a parent span that never came, forgotten to bound memory.
     orphans_dropped: int = 0
@@ -92,6 +95,17 @@ class Aggregate:
         cell[1] += int(error)
         cell[2 + bisect.bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
         self.spans += 1
+
+    def add_access(
+        self, service: str, route: str, client: str, agent: str, end_ns: int, status: int
+    ) -> None:
+        """A server span's HTTP request: who asked for what, and was it refused."""
+        key = (service, route, client, _minute(end_ns))
+        cell = self.access.setdefault(key, [0, 0, 0])
+        cell[0] += 1
+        cell[1] += int(status in (401, 403))
+        cell[2] += int(status == 429)
+        self.agents.setdefault(key, agent)
 
     def add_edge(self, caller: str, callee: str, end_ns: int, error: bool) -> None:
         cell = self.edges.setdefault((caller, callee, _minute(end_ns)), [0, 0])
@@ -136,6 +150,10 @@ class SpanIndex:
             error = span.status.code == STATUS_ERROR
             ms = max(0.0, (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6)
             out.add_span(service, span.name, span.end_time_unix_nano, ms, error)
+            access = _access(span)
+            if access is not None:
+                route, client, agent, status = access
+                out.add_access(service, route, client, agent, span.end_time_unix_nano, status)
             children = self.waiting.pop(span.span_id, [])
             self.children_waiting -= len(children)
             for child_service, end_ns, child_error in children:
@@ -179,6 +197,42 @@ def _check_name(field_name: str, value: str) -> None:
         )
 
 
+#: OpenTelemetry semantic conventions (HTTP server spans), current names then the old ones.
+_STATUS = ("http.response.status_code", "http.status_code")
+_ROUTE = ("url.path", "http.target", "http.route")  # the path itself: scrapers vary it
+_CLIENT = ("client.address", "net.peer.ip", "http.client_ip")
+_AGENT = ("user_agent.original", "http.user_agent")
+
+
+def _access(span: Any) -> tuple[str, str, str, int] | None:
+    """(route, client, user agent, status) of an HTTP server span that names its client."""
+    values = {a.key: a.value for a in span.attributes}
+
+    def first(keys: tuple[str, ...]) -> Any:
+        return next((values[k] for k in keys if k in values), None)
+
+    status, client = first(_STATUS), first(_CLIENT)
+    if status is None or client is None:
+        return None
+    route, agent = first(_ROUTE), first(_AGENT)
+    text = [_short(v.string_value) if v is not None else "-" for v in (route, client, agent)]
+    try:
+        code = int(status.int_value or status.string_value or 0)
+    except ValueError:
+        return None  # a status that is not a number: not an HTTP answer to count
+    return text[0], text[1], text[2], code
+
+
+def _short(value: str) -> str:
+    """A storable name of at most 255 characters (attacker-chosen text: never refused)."""
+    cleaned = "".join(c for c in value if c.isprintable())[:255]
+    try:
+        storable_text(cleaned)
+    except ValueError:
+        return "-"
+    return cleaned or "-"
+
+
 def _service_name(attributes: object) -> str:
     for attribute in attributes:  # type: ignore[attr-defined]
         if attribute.key == "service.name":
@@ -205,6 +259,41 @@ def store(session: Session, aggregate: Aggregate) -> None:
         _new_edge,
         _add_edge,
     )
+    _merge_access(session, aggregate)
+
+
+def _merge_access(session: Session, aggregate: Aggregate) -> None:
+    if not aggregate.access:
+        return
+    existing = {
+        (row.service, row.route, row.client, row.minute): row
+        for row in session.scalars(
+            select(AccessPointRow).where(
+                AccessPointRow.client.in_({k[2] for k in aggregate.access}),
+                AccessPointRow.minute.in_({k[3] for k in aggregate.access}),
+            )
+        )
+    }
+    for key, (requests, denied, throttled) in aggregate.access.items():
+        row = existing.get(key)
+        if row is None:
+            service, route, client, minute = key
+            session.add(
+                AccessPointRow(
+                    service=service,
+                    route=route,
+                    client=client,
+                    minute=minute,
+                    requests=requests,
+                    denied=denied,
+                    throttled=throttled,
+                    user_agent=aggregate.agents[key],
+                )
+            )
+        else:
+            row.requests += requests
+            row.denied += denied
+            row.throttled += throttled
 
 
 def _merge(

@@ -94,11 +94,13 @@ def ingest_alert(
     source: str,
     group_key: str,
     joins_others: bool = True,
+    group_by: str = "service",
 ) -> IngestResult:
     """Raise one Alertmanager-shaped alert from inside the control plane (detection, capacity
     forecasts) through the same intake as webhooks, grouped by the alert's service label.
     With `joins_others` false (a forecast risk: not an outage, and never resolved by the
-    outage's alerts resolving) it joins only incidents of its own source."""
+    outage's alerts resolving) it joins only incidents of its own source. `group_by` names
+    the label alerts are grouped by (security findings: one incident per client)."""
     payload = {
         "version": "4",
         "receiver": source,
@@ -114,7 +116,7 @@ def ingest_alert(
     body = json.dumps(payload, sort_keys=True).encode()
     delivery = Delivery.of(body, payload, Notification.model_validate(payload), source=source)
     prefix = "" if joins_others else f"{source}/"
-    (result,) = ingest(session, [delivery], group_by="service", key_prefix=prefix)
+    (result,) = ingest(session, [delivery], group_by=group_by, key_prefix=prefix)
     return result
 
 

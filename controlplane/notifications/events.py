@@ -71,6 +71,7 @@ class Incident:
     service: str | None
     labels: dict[str, str]
     opened_at: str
+    source: str = "alertmanager"
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ def incident_info(row: IncidentRow) -> Incident:
         service=row.service,
         labels={str(k): str(v) for k, v in (row.labels or {}).items()},
         opened_at=row.opened_at.isoformat(),
+        source=row.source,
     )
 
 

@@ -89,6 +89,9 @@ class Route(_Strict):
     events: list[EventType] = Field(..., min_length=1)
     severities: list[Severity] | None = None
     services: list[str] | None = None
+    sources: list[str] | None = Field(
+        None, description="alertmanager, detector, forecast or security (incident events)."
+    )
     channels: list[str] = Field(..., min_length=1)
     group_seconds: float = Field(
         0, ge=0, le=3600, description="Collect this route's events this long into one message."
@@ -118,6 +121,10 @@ class Route(_Strict):
         if event.type not in self.events:
             return False
         if self.severities is not None and event.severity not in self.severities:
+            return False
+        if self.sources is not None and (
+            event.incident is None or event.incident.source not in self.sources
+        ):
             return False
         return self.services is None or event.service in self.services
 

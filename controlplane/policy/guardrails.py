@@ -74,8 +74,15 @@ class Verdict:
         self.allowed = self.allowed and ok
 
 
+#: Incidents policies only act on when their `match.source` names it: a suspected attack is
+#: not answered by scaling out unless a policy says so.
+SECURITY = "security"
+
+
 def matches(policy: Policy, incident: IncidentView) -> bool:
     m = policy.match
+    if incident.source == SECURITY and SECURITY not in (m.source or []):
+        return False
     checks = [
         (m.source, incident.source),
         (m.service, incident.service),

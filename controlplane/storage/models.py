@@ -482,3 +482,23 @@ class ProposalRow(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessPointRow(Base):
+    """Per service, route, client and minute, from server spans' HTTP attributes: requests,
+    refusals (401 and 403), throttles (429) and the user agent: what security detection reads."""
+
+    __tablename__ = "access_point"
+    __table_args__ = (
+        UniqueConstraint("service", "route", "client", "minute", name="ux_access_point"),
+    )
+
+    access_point_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    service: Mapped[str] = mapped_column(String(255))
+    route: Mapped[str] = mapped_column(String(255))
+    client: Mapped[str] = mapped_column(String(255), index=True)
+    minute: Mapped[datetime] = mapped_column(index=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    denied: Mapped[int] = mapped_column(Integer)
+    throttled: Mapped[int] = mapped_column(Integer)
+    user_agent: Mapped[str] = mapped_column(String(255))

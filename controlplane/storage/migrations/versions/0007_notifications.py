@@ -1,6 +1,6 @@
 """Notifications: the message outbox, the audit cursor and used approval links; each
 signal's last value and expected band (exported as vmanomaly-style series); maintenance
-windows; actions proposed by agents
+windows; actions proposed by agents; per-client access records for security detection
 
 Revision ID: 0007
 Revises: 0006
@@ -18,6 +18,23 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('access_point',
+    sa.Column('access_point_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('service', sa.String(length=255), nullable=False),
+    sa.Column('route', sa.String(length=255), nullable=False),
+    sa.Column('client', sa.String(length=255), nullable=False),
+    sa.Column('minute', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('requests', sa.Integer(), nullable=False),
+    sa.Column('denied', sa.Integer(), nullable=False),
+    sa.Column('throttled', sa.Integer(), nullable=False),
+    sa.Column('user_agent', sa.String(length=255), nullable=False),
+    sa.PrimaryKeyConstraint('access_point_id'),
+    sa.UniqueConstraint('service', 'route', 'client', 'minute', name='ux_access_point')
+    )
+    with op.batch_alter_table('access_point', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_access_point_client'), ['client'], unique=False)
+        batch_op.create_index(batch_op.f('ix_access_point_minute'), ['minute'], unique=False)
+
     op.create_table('proposal',
     sa.Column('proposal_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -105,6 +122,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('access_point', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_access_point_minute'))
+        batch_op.drop_index(batch_op.f('ix_access_point_client'))
+    op.drop_table('access_point')
     with op.batch_alter_table('proposal', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proposal_status'))
         batch_op.drop_index(batch_op.f('ix_proposal_incident_id'))
