@@ -49,6 +49,14 @@ SCENARIO = Path(__file__).with_name("scenario.yaml")
 REPUSH_SECONDS = 30
 #: The shop's deployments in the Kubernetes stand-in, with their replicas.
 SHOP = {"checkout": 3, "payments": 2, "search": 2, "inventory": 2}
+#: What one replica requests, and what that costs (the Cost page prices every scale plan).
+REQUESTS = {"cpu": "500m", "memory": "1Gi"}
+COST = {
+    "currency": "EUR",
+    "cpu_core_hour": 0.04,
+    "memory_gib_hour": 0.005,
+    "budgets": [{"name": "shop", "namespace": "shop", "per_month": 500, "over": "approval"}],
+}
 
 
 class ScenarioAlert(BaseModel):
@@ -240,7 +248,12 @@ def backends(stack: contextlib.ExitStack, workdir: Path) -> Backends:
         print(f"note: {exc}\n      the demo runs without detection, verification and forecasts.")
         prometheus = None
     oncall = stack.enter_context(OnCallServices())
-    sections: dict[str, Any] = {"automation": automation, **_notifications(oncall.url, workdir)}
+    sections: dict[str, Any] = {
+        "automation": automation,
+        **_notifications(oncall.url, workdir),
+        "cost": COST,
+        "security": {"enabled": True},
+    }
     if prometheus is not None:
         sections.update(capacity.settings(prometheus.url))
         sections["detection"]["state_dir"] = str(workdir.resolve() / "detector-state")
@@ -313,7 +326,9 @@ def _automation(stack: contextlib.ExitStack) -> tuple[dict[str, Any], FakeKube |
         return {**policies, "dry_run_only": True}, None
     cluster = stack.enter_context(FakeKube())
     for name, replicas in SHOP.items():
-        cluster.add_deployment("shop", name, replicas=replicas, image=f"shop/{name}:1.0")
+        cluster.add_deployment(
+            "shop", name, replicas=replicas, image=f"shop/{name}:1.0", requests=REQUESTS
+        )
     cluster.roll_out("shop", "payments", "shop/payments:1.1")  # the release that went wrong
     cluster.add_deployment("shop", "checkout-standby", replicas=2, image="shop/checkout:1.0")
     cluster.add_service("shop", "checkout", {"app": "checkout"})

@@ -92,6 +92,20 @@ def settings(prometheus_url: str) -> dict[str, Any]:
             "history_seconds": DAYS * 86_400,
             "signals": SIGNALS,
         },
+        # checkout's p95 under its 0.8 s SLO 99% of the time, over a day: the SLOs page
+        # shows its budget spent while checkout is slow, and burning until it scales out.
+        "slos": [
+            {
+                "name": "checkout-latency",
+                "service": "checkout",
+                "description": "checkout answers within 0.8 s (p95)",
+                "objective": 0.99,
+                "window_days": 1,
+                "query": 'demo_latency_p95_seconds{service="checkout"}',
+                "op": "lt",
+                "value": 0.8,
+            }
+        ],
     }
 
 
