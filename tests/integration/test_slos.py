@@ -17,6 +17,15 @@ from controlplane.cli import app
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
+#: The SLO the `burning` Prometheus fixture holds data for: 3 days, 99.9%.
+BURNING_SLO = {
+    "name": "checkout-availability",
+    "service": "checkout",
+    "objective": 0.999,
+    "window_days": 3,
+    "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
+    "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
+}
 
 OPENSLO = (Path(__file__).resolve().parents[1] / "fixtures" / "openslo" / "shop.yaml").read_text()
 
@@ -201,14 +210,7 @@ def test_the_api_evaluates_burn_rates_and_the_budget_on_prometheus(burning, sett
     from controlplane.config import load_settings
     from tests.factories import bearer
 
-    slo = {
-        "name": "checkout-availability",
-        "service": "checkout",
-        "objective": 0.999,
-        "window_days": 3,
-        "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
-        "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
-    }
+    slo = BURNING_SLO
     config = load_settings(
         database={"url": settings.database.url, "migrate_on_start": False},
         prometheus={"url": burning},
@@ -236,14 +238,7 @@ def test_the_slo_page_shows_the_budget_and_the_alerts(burning, settings, db, tok
     from controlplane.testing.servers import ApiServer
     from tests.factories import signed_in
 
-    slo = {
-        "name": "checkout-availability",
-        "service": "checkout",
-        "objective": 0.999,
-        "window_days": 3,
-        "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
-        "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
-    }
+    slo = BURNING_SLO
     config = load_settings(
         database={"url": settings.database.url, "migrate_on_start": False},
         prometheus={"url": burning},
@@ -269,14 +264,7 @@ def test_no_risky_restart_while_the_budget_is_spent(burning, settings, db, clien
     from controlplane.testing.kube import FakeKube
     from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification
 
-    slo = {
-        "name": "checkout-availability",
-        "service": "checkout",
-        "objective": 0.999,
-        "window_days": 3,
-        "bad": 'sum(rate(http_errors_total{service="checkout"}[{{.window}}]))',
-        "total": 'sum(rate(http_requests_total{service="checkout"}[{{.window}}]))',
-    }
+    slo = BURNING_SLO
     careful = Policy.model_validate(
         {
             "name": "checkout-restart",
