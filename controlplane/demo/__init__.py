@@ -49,6 +49,9 @@ SCENARIO = Path(__file__).with_name("scenario.yaml")
 REPUSH_SECONDS = 30
 #: The shop's deployments in the Kubernetes stand-in, with their replicas.
 SHOP = {"checkout": 3, "payments": 2, "search": 2, "inventory": 2}
+#: How long a credential-stuffing client hammers the shop's login at the start (a security
+#: incident opens within the scanner's minute; policies leave it to people).
+ATTACK_SECONDS = 180
 #: What one replica requests, and what that costs (the Cost page prices every scale plan).
 REQUESTS = {"cpu": "500m", "memory": "1Gi"}
 COST = {
@@ -131,7 +134,7 @@ def _serve(
         ApiServer(create_app(settings, db), port=api_port) as api,
         Console(settings, port=console_port, log=data_dir / "console.log") as console,
         _alert_sink(data_dir, api.url, webhook, alertmanager_port) as sink,
-        ShopTraffic(f"{api.url}/v1/traces", webhook, shop.latency),
+        ShopTraffic(f"{api.url}/v1/traces", webhook, shop.latency, attack_seconds=ATTACK_SECONDS),
     ):
         am_url = sink.url if isinstance(sink, Alertmanager) else None
         k8s = settings.automation.kubernetes.host

@@ -5,7 +5,10 @@ and the span-derived RED series appear without anyone posting spans by hand.
 Every `interval` seconds a few storefront requests run: `frontend` calls `checkout`, which
 calls `payments` and `inventory`; `frontend` also calls `search`. Spans carry explicit times
 drawn around the live shop's latency gauges (checkout gets faster as it gets replicas), so
-nothing sleeps; a share of payments calls fail while its bad release is out.
+nothing sleeps; a share of payments calls fail while its bad release is out. The frontend's
+server spans carry the HTTP attributes security detection reads (status, client address,
+path, user agent); for its first `attack_seconds` a credential-stuffing client tries a login
+a second and is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 SERVICES = ("frontend", "checkout", "payments", "inventory", "search")
+SHOPPERS = tuple(f"10.0.0.{n}" for n in range(1, 31))
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
+ATTACKER = "203.0.113.7"
 #: Share of payments calls that fail (its release 1.1 is the one that went wrong).
 PAYMENTS_ERRORS = 0.07
 MS = 1_000_000  # nanoseconds
@@ -44,8 +50,10 @@ class ShopTraffic:
         interval: float = 1.0,
         requests: int = 5,
         seed: int = 11,
+        attack_seconds: float = 0.0,
     ) -> None:
         self.latency, self.interval, self.requests = latency, interval, requests
+        self.attack_until = time.monotonic() + attack_seconds
         self.rng = random.Random(seed)
         headers = {"Authorization": f"Bearer {token}"}
         self.providers = {
@@ -74,6 +82,17 @@ class ShopTraffic:
         while not self._stop.wait(self.interval):
             for _ in range(self.requests):
                 self.storefront()
+            if time.monotonic() < self.attack_until:
+                self.login_attempt(ATTACKER, refused=True)
+
+    def login_attempt(self, client: str, *, refused: bool) -> None:
+        """A `POST /login` served by the frontend (401 when `refused`)."""
+        start = time.time_ns() - 30 * MS
+        attributes = _http(client, "/login", 401 if refused else 200, "python-requests/2.32")
+        span = self.tracers["frontend"].start_span(
+            "POST /login", kind=SpanKind.SERVER, start_time=start, attributes=attributes
+        )
+        span.end(end_time=start + 20 * MS)
 
     def storefront(self) -> None:
         """One page view, timed on the shop's latency gauges: a checkout (which charges a
@@ -84,6 +103,7 @@ class ShopTraffic:
         total = checkout + search + 0.01
         start = time.time_ns() - int(total * 1e9)  # the request just finished
         with self._span("frontend", "GET /cart", SpanKind.SERVER, start, total, None) as root:
+            root.set_attributes(_http(self.rng.choice(SHOPPERS), "/cart", 200, BROWSER))
             page = trace.set_span_in_context(root)
             at = start + MS
             with self._remote("frontend", "checkout", "POST /checkout", at, checkout, page) as c:
@@ -132,6 +152,17 @@ class ShopTraffic:
 
     def _seconds(self, service: str) -> float:
         return max(0.001, self.latency(service) * self.rng.uniform(0.6, 1.1))
+
+
+def _http(client: str, path: str, status: int, agent: str) -> dict[str, str | int]:
+    """A server span's HTTP attributes (OpenTelemetry semantic conventions)."""
+    return {
+        "http.request.method": "POST" if path == "/login" else "GET",
+        "url.path": path,
+        "http.response.status_code": status,
+        "client.address": client,
+        "user_agent.original": agent,
+    }
 
 
 def _provider(service: str, exporter: OTLPSpanExporter) -> TracerProvider:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
@@ -203,6 +204,31 @@ def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, 
     (annotation,) = [r.json for r in demo.oncall.under("/grafana") if "checkout" in r.body.decode()]
     assert "action:scale_deployment" in annotation["tags"]
     assert demo.oncall.refused == []
+
+
+def test_the_demo_shops_credential_stuffing_opens_a_security_incident(settings, db, tokens):
+    """The demo's attacker (a refused login a second, through the real SDK) is found by the
+    security scan among its shoppers, and becomes an incident of source security."""
+    from controlplane.demo.traffic import ATTACKER
+    from controlplane.detection.security import SecurityScanner
+
+    latency = {"checkout": 1.2}.get
+    with (
+        ApiServer(create_app(settings, db)) as api,
+        ShopTraffic(
+            f"{api.url}/v1/traces", tokens["webhook"], lambda s: latency(s) or 0.02, interval=3600
+        ) as traffic,
+    ):
+        for _ in range(60):  # a minute of the demo's attack, and shoppers around it
+            traffic.storefront()
+            traffic.login_attempt(ATTACKER, refused=True)
+        traffic.flush()
+    config = load_settings(database={"url": settings.database.url}, security={"enabled": True})
+    found = SecurityScanner(config, db).scan()
+    assert [(f.kind, f.client) for f in found] == [("credential_stuffing", ATTACKER)]
+    with db.read() as session:
+        (incident,) = session.scalars(select(IncidentRow)).all()
+    assert (incident.source, incident.service) == ("security", "frontend")
 
 
 def _decisions(api, tokens) -> list[dict]:
