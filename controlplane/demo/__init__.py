@@ -52,13 +52,21 @@ SHOP = {"checkout": 3, "payments": 2, "search": 2, "inventory": 2}
 #: How long a credential-stuffing client hammers the shop's login at the start (a security
 #: incident opens within the scanner's minute; policies leave it to people).
 ATTACK_SECONDS = 180
-#: What one replica requests, and what that costs (the Cost page prices every scale plan).
+#: The storefront's two zones: Services behind the `frontend` HTTPRoute.
+ZONES = ("frontend-a", "frontend-b")
+#: What one replica requests, and what that costs (the Cost page prices every scale plan:
+#: 0.5 core x 0.04 + 1 GiB x 0.005 = 0.025 EUR a replica-hour). Automation may add 500 EUR
+#: a month to the shop with a person's yes, and nothing past 0.02 EUR/h to inventory (its
+#: database, not its pods, fills up), so the forecast's pre-scale of inventory is refused.
 REQUESTS = {"cpu": "500m", "memory": "1Gi"}
 COST = {
     "currency": "EUR",
     "cpu_core_hour": 0.04,
     "memory_gib_hour": 0.005,
-    "budgets": [{"name": "shop", "namespace": "shop", "per_month": 500, "over": "approval"}],
+    "budgets": [
+        {"name": "shop", "namespace": "shop", "per_month": 500, "over": "approval"},
+        {"name": "inventory", "namespace": "shop", "workload": "inventory", "per_hour": 0.02},
+    ],
 }
 
 
@@ -241,7 +249,14 @@ def backends(stack: contextlib.ExitStack, workdir: Path) -> Backends:
             return SHOP.get(name)
         return int(cluster.get("deployments", "shop", name)["spec"].get("replicas", 1))
 
-    shop = stack.enter_context(LiveShop(replicas, history_end=end))
+    def zone_b_share() -> float:
+        if cluster is None:
+            return 0.0
+        (rule,) = cluster.get("httproutes", "shop", "frontend")["spec"]["rules"]
+        weights = {b["name"]: int(b.get("weight", 1)) for b in rule["backendRefs"]}
+        return weights["frontend-b"] / max(1, sum(weights.values()))
+
+    shop = stack.enter_context(LiveShop(replicas, history_end=end, zone_b_share=zone_b_share))
     try:
         server = Prometheus(
             workdir / "prometheus", history=capacity.history(end), scrape=[shop.target]
@@ -336,6 +351,9 @@ def _automation(stack: contextlib.ExitStack) -> tuple[dict[str, Any], FakeKube |
     cluster.add_deployment("shop", "checkout-standby", replicas=2, image="shop/checkout:1.0")
     cluster.add_service("shop", "checkout", {"app": "checkout"})
     cluster.add_hpa("shop", "search", target="search", low=2, high=6)
+    for zone in ZONES:  # the storefront, in two zones behind one route (all to zone a)
+        cluster.add_service("shop", zone, {"app": "frontend", "zone": zone[-1]})
+    cluster.add_httproute("shop", "frontend", {"frontend-a": 100, "frontend-b": 0})
     return {**policies, "kubernetes": {"host": cluster.url}}, cluster
 
 

@@ -8,7 +8,10 @@ the self-healing story turns on:
   by the replicas the Kubernetes stand-in holds): 1.2 s with the 3 it starts with, under the
   0.8 s SLO with 5, so an approved scale-out verifies;
 - `demo_restarts_per_minute`: search crash-loops on a bad configuration that a restart does
-  not fix, so its automatic restart fails verification and is rolled back (visibly).
+  not fix, so its automatic restart fails verification and is rolled back (visibly);
+- `demo_error_ratio`: the storefront runs in two zones behind one HTTPRoute. Zone a is
+  degraded; zone b is healthy up to the share of traffic its pods can carry and fails more
+  and more past it, so a shift to zone b holds at half and is rolled back from all.
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ SLO_SECONDS = 0.8
 CRASH_RESTARTS_PER_MINUTE = 4.0
 OTHER_LATENCY = {"payments": 0.21, "search": 0.12, "inventory": 0.09}
 FRONTEND_LATENCY = 0.02
+#: Share of storefront requests failing in the degraded zone a.
+ZONE_A_ERRORS = 0.04
+#: Zone b fails ZONE_B_ERRORS of requests up to ZONE_B_CAPACITY of all traffic; past it, each
+#: further point of share adds OVERLOAD_ERRORS points of error ratio (all of it: 10%).
+ZONE_B_ERRORS, ZONE_B_CAPACITY, OVERLOAD_ERRORS = 0.002, 0.6, 0.25
 
 Replicas = Callable[[str], int | None]
+#: What share of the storefront's traffic zone b gets now (from the HTTPRoute's weights).
+Share = Callable[[], float]
 
 
 class LiveShop:
@@ -40,9 +50,10 @@ class LiveShop:
         replicas: Replicas,
         *,
         history_end: datetime,
+        zone_b_share: Share = lambda: 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.replicas, self.clock = replicas, clock
+        self.replicas, self.zone_b_share, self.clock = replicas, zone_b_share, clock
         self.origin = capacity.history_start(history_end)
         self.rng = np.random.default_rng()
         self._server: ThreadingHTTPServer | None = None
@@ -69,6 +80,9 @@ class LiveShop:
         for service in ("checkout", *OTHER_LATENCY):
             now["demo_latency_p95_seconds", service] = self.latency(service)
         now["demo_restarts_per_minute", "search"] = CRASH_RESTARTS_PER_MINUTE
+        now["demo_error_ratio", "frontend-a"] = ZONE_A_ERRORS
+        overload = max(0.0, self.zone_b_share() - ZONE_B_CAPACITY)
+        now["demo_error_ratio", "frontend-b"] = ZONE_B_ERRORS + OVERLOAD_ERRORS * overload
         return now
 
     def latency(self, service: str) -> float:

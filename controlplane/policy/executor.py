@@ -73,9 +73,9 @@ class Executor:
                 self._finish(session, row, DecisionStatus.CANCELLED, reason, {})
                 return True
             params, stored = dict(row.params), dict(row.plan or {})
-            # The lease outlasts the longest this run can take (the write, readiness and then
-            # PromQL, each waited on up to the timeout), so no replica hands over a live run.
-            longest = max(self.lease_seconds, 2 * _verify_timeout(stored) + LEASE_MARGIN_SECONDS)
+            # The lease outlasts the longest this run can take, so no replica hands over a
+            # live run.
+            longest = max(self.lease_seconds, _longest_run(stored) + LEASE_MARGIN_SECONDS)
             row.lease_until = now + timedelta(seconds=longest)
         status, reason, outcome = self._run(decision_id, params, stored)
         with self.db.write() as session:
@@ -92,7 +92,7 @@ class Executor:
         running while it runs."""
         plan = Plan.from_dict(stored)
         verify = stored.get("verify") or {}
-        timeout = _verify_timeout(stored)
+        timeout, settle = _verify_timeout(stored), _settle(stored)
         promql = verify.get("promql")
         steps: dict[str, Any] = {}
         stages = plan.details.get("stages") or []
@@ -117,7 +117,7 @@ class Executor:
                 if not held.ok:
                     return DecisionStatus.FAILED, f"{held.message}; nothing was changed", steps
             if stages:  # a gradual change: every step but the last, each checked
-                stopped = self._steps(action, plan, stages, promql, timeout, step)
+                stopped = self._steps(action, plan, stages, promql, (settle, timeout), step)
                 if stopped is not None:
                     return (*stopped, steps)
             step("execute", f"acting: {plan.summary}", lambda: action.execute(plan, dry_run=False))
@@ -130,7 +130,7 @@ class Executor:
                 checked = action.verify(plan, timeout_seconds=timeout)
                 if checked.ok and promql:
                     self._progress(decision_id, f"verifying: PromQL {promql} ({budget})")
-                    checked = self._promql(promql, timeout)
+                    checked = self._promql(promql, settle, timeout)
             except ControlPlaneError as exc:
                 checked = Outcome(False, f"verification could not run: {exc}")
             return checked
@@ -150,7 +150,8 @@ class Executor:
         except ControlPlaneError as exc:
             reason = f"verification failed and rollback failed: {exc}"
             return DecisionStatus.NEEDS_ATTENTION, reason, steps
-        reason = f"verification failed ({checked.message}); rolled back"
+        back = f"to step {len(stages) - 1} ({stages[-2]})" if len(stages) > 1 else ""
+        reason = f"verification failed ({checked.message}); rolled back {back}".rstrip()
         return DecisionStatus.ROLLED_BACK, reason, steps
 
     def _progress(self, decision_id: int, doing: str) -> datetime:
@@ -168,7 +169,7 @@ class Executor:
         plan: Plan,
         stages: list[Any],
         promql: str | None,
-        timeout: float,
+        waits: tuple[float, float],
         step: Callable[[str, str, Callable[[], Outcome]], Outcome],
     ) -> tuple[DecisionStatus, str] | None:
         """Apply each step but the last and check the PromQL after it. A step that fails
@@ -183,7 +184,7 @@ class Executor:
             if not promql:
                 continue
             doing = f"checking step {number}: PromQL {promql}"
-            held = step(f"check {number}", doing, functools.partial(self._promql, promql, timeout))
+            held = step(f"check {number}", doing, functools.partial(self._promql, promql, *waits))
             if held.ok:
                 continue
             if number == 1:
@@ -206,7 +207,9 @@ class Executor:
             return Outcome(True, f"PromQL holds: {query}")
         return Outcome(False, f"health check failed, PromQL does not hold: {query}")
 
-    def _promql(self, query: str, timeout: float) -> Outcome:
+    def _promql(self, query: str, settle: float, timeout: float) -> Outcome:
+        """Whether the PromQL holds within `timeout`, checked from `settle` seconds on."""
+        time.sleep(settle)
         deadline = self.clock() + timedelta(seconds=timeout)
         while True:
             if self.promql(query):
@@ -246,3 +249,15 @@ class Executor:
 
 def _verify_timeout(stored: dict[str, Any]) -> float:
     return float((stored.get("verify") or {}).get("timeout_seconds", DEFAULT_VERIFY_TIMEOUT))
+
+
+def _settle(stored: dict[str, Any]) -> float:
+    return float((stored.get("verify") or {}).get("settle_seconds", 0))
+
+
+def _longest_run(stored: dict[str, Any]) -> float:
+    """The longest a run can wait: for the target to be ready, then for the PromQL after each
+    step of a gradual change (one step otherwise), each check after its settle time."""
+    timeout = _verify_timeout(stored)
+    checks = max(1, len((stored.get("details") or {}).get("stages") or []))
+    return timeout + checks * (_settle(stored) + timeout)

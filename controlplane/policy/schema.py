@@ -88,6 +88,15 @@ class Verify(_Strict):
         None, description="Must return a non-empty result within the timeout (e.g. 'x < 0.5')."
     )
     timeout_seconds: float = Field(300, gt=0, le=3600)
+    settle_seconds: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="Wait this long after each change before checking the PromQL, so it "
+        "reads data from after the change (at least the scrape interval, plus the query's "
+        "range). A condition that already held before the change (a gradual shift's step) "
+        "would otherwise pass on the old data.",
+    )
 
 
 class Policy(_Strict):

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
-from controlplane.config import load_settings
+from controlplane.config import Settings, load_settings
 from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
 from controlplane.demo import backends as demo_backends
 from controlplane.demo.traffic import ShopTraffic
@@ -28,6 +28,9 @@ from controlplane.testing.servers import ApiServer, Prometheus
 from tests.factories import bearer, wait_for, wait_until_scraped
 
 pytestmark = pytest.mark.integration
+#: The demo keeps its store in SQLite; its stories run there only (both stores' behaviour is
+#: pinned by the tests of each part).
+DEMO_STORE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 #: The verify query the demo shipped before: a metric its Prometheus never had.
 OLD_VERIFY = (
     'histogram_quantile(0.95, sum by (le) (rate(http_duration_seconds_bucket{service="checkout"}'
@@ -58,6 +61,7 @@ def test_direct_delivery_opens_and_resolves_incidents(settings, db, tokens):
     assert len(detail["alerts"]) == 2
 
 
+@DEMO_STORE
 def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tmp_path):
     """What `make demo` shows on the capacity side: the bundled history in a real Prometheus,
     forecast into a report with two signals at risk and their CapacityRisk incidents."""
@@ -78,6 +82,7 @@ def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tm
     assert services == {"checkout", "inventory"}
 
 
+@DEMO_STORE
 def test_demo_detection_scores_its_own_signals_cycle_after_cycle(settings, db, tmp_path):
     """The demo's own detection settings against its own Prometheus: every watched signal is
     scored, and stays scored through cycles that come sooner than its 5-minute step (the
@@ -124,6 +129,13 @@ def demo_settings(demo, settings):
     )
 
 
+def _quiet(config: Settings) -> Settings:
+    """The demo's settings with the API's own policy loop off: the test runs it."""
+    automation = config.automation.model_copy(update={"enabled": False})
+    return config.model_copy(update={"automation": automation})
+
+
+@DEMO_STORE
 def test_every_query_the_demo_ships_finds_data(demo, settings):
     """Verify queries over metrics the demo's Prometheus does not have can never pass (the
     approved scale-out sat in `executing` for 5 minutes, then rolled back)."""
@@ -139,6 +151,7 @@ def test_every_query_the_demo_ships_finds_data(demo, settings):
     assert "can never pass" in warning
 
 
+@DEMO_STORE
 def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, tokens):
     """What `make demo` shows on the self-healing side, against the demo's own backends: a
     dry-run rollback plan (payments' bad release), a scale-out that waits for approval and,
@@ -147,9 +160,6 @@ def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, 
     wanted = {"HighLatency": "checkout", "HighErrorRate": "payments", "PodCrashLooping": "search"}
     alerts = [a for a in Scenario.load().alerts if wanted.get(a.name) == a.service]
     config = demo_settings(demo, settings)
-    quiet = config.model_copy(
-        update={"automation": config.automation.model_copy(update={"enabled": False})}
-    )  # the test runs the policy loop itself
     budgets = {"search-crashloop-restart": 3}  # it fails: wait for it briefly
     policies = [  # the shipped policies, with verification budgets a test can wait for
         p.model_copy(
@@ -159,7 +169,7 @@ def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, 
         )
         for p in load_policies(shipped_policies())
     ]
-    with ApiServer(create_app(quiet, db)) as api:
+    with ApiServer(create_app(_quiet(config), db)) as api:
         sink = _DirectSink(f"{api.url}/api/v1/webhooks/alertmanager", tokens["webhook"])
         sink.post_alerts([_am_alert(a, datetime.now(UTC), ends=None) for a in alerts])
         loop = PolicyRunner(config, db, policies=policies)
@@ -204,6 +214,68 @@ def test_the_demo_story_one_fix_verifies_and_one_rolls_back(demo, settings, db, 
     (annotation,) = [r.json for r in demo.oncall.under("/grafana") if "checkout" in r.body.decode()]
     assert "action:scale_deployment" in annotation["tags"]
     assert demo.oncall.refused == []
+
+
+@DEMO_STORE
+def test_the_demo_shifts_storefront_traffic_in_steps_and_rolls_the_last_one_back(
+    demo, settings, db, tokens
+):
+    """Zone a degraded: the shipped shift moves half of the storefront to zone b, which holds
+    (its error ratio, scraped by the demo's Prometheus after the step, stays low), then all of
+    it, which zone b cannot carry: verification fails and the weights go back to half."""
+    (zone,) = [a for a in Scenario.load().alerts if a.name == "ZoneDegraded"]
+    config = demo_settings(demo, settings)
+    (shift,) = [p for p in load_policies(shipped_policies()) if p.name == "frontend-zone-shift"]
+    shift = shift.model_copy(
+        update={"verify": shift.verify.model_copy(update={"timeout_seconds": 3})}
+    )  # the settle time stays: the checks need scrapes from after each step
+    with ApiServer(create_app(_quiet(config), db)) as api:
+        sink = _DirectSink(f"{api.url}/api/v1/webhooks/alertmanager", tokens["webhook"])
+        sink.post_alerts([_am_alert(zone, datetime.now(UTC), ends=None)])
+        PolicyRunner(config, db, policies=[shift]).cycle()
+        (decision,) = _decisions(api, tokens)
+    assert decision["status"] == "rolled_back", decision["reason"]
+    assert decision["plan"]["details"]["stages"] == [
+        {"frontend-a": 50, "frontend-b": 50},
+        {"frontend-a": 0, "frontend-b": 100},
+    ]
+    steps = decision["outcome"]
+    in_order = sorted(steps, key=lambda name: steps[name]["started_at"])  # JSONB sorts keys
+    assert in_order == ["step 1", "check 1", "execute", "verify", "rollback"]
+    assert steps["check 1"]["ok"]
+    assert not steps["verify"]["ok"]
+    assert "rolled back to step 1" in decision["reason"]
+    (rule,) = demo.cluster.get("httproutes", "shop", "frontend")["spec"]["rules"]
+    assert {b["name"]: b["weight"] for b in rule["backendRefs"]} == {
+        "frontend-a": 50,
+        "frontend-b": 50,
+    }
+
+
+@DEMO_STORE
+def test_the_demo_refuses_the_forecasts_scale_out_of_inventory_past_its_budget(
+    demo, settings, db, tokens
+):
+    """The capacity report's CapacityRisk incidents meet the shipped pre-scale policy: checkout's
+    waits for a person (inside the shop's monthly budget), inventory's is refused by its
+    hourly cap, its cost recorded; the Cost view shows both."""
+    config = demo_settings(demo, settings)
+    job = CapacityJob(config, db, workers=1)
+    job.produce(job.claim("demo", "demo"))
+    prescale = [p for p in load_policies(shipped_policies()) if p.name == "capacity-risk-prescale"]
+    PolicyRunner(config, db, policies=prescale).cycle()
+    with ApiServer(create_app(_quiet(config), db)) as api:
+        decided = {d["plan"]["target"]["name"]: d for d in _decisions(api, tokens)}
+        cost = httpx.get(f"{api.url}/api/v1/cost", headers=bearer(tokens["viewer"])).json()
+    refused, asked = decided["inventory"], decided["checkout"]
+    assert refused["status"] == "refused"
+    assert "adds 0.03 EUR/h to 0.00 added in the last hour (cap 0.02/h)" in refused["reason"]
+    assert refused["plan"]["cost"]["per_hour"] == pytest.approx(0.025)
+    assert asked["status"] == "pending_approval"
+    assert demo.cluster.get("deployments", "shop", "inventory")["spec"]["replicas"] == 2
+    budgets = {b["name"]: b for b in cost["budgets"]}
+    assert budgets["inventory"]["added_last_hour"] == 0
+    assert budgets["shop"]["added_last_hour"] == pytest.approx(0.025)  # checkout's, waiting
 
 
 def test_the_demo_shops_credential_stuffing_opens_a_security_incident(settings, db, tokens):
@@ -267,6 +339,7 @@ def test_the_demo_shop_sends_traces_through_the_opentelemetry_sdk(settings, db, 
     assert [p for p in red.json() if p["value"]]
 
 
+@DEMO_STORE
 def test_the_demo_shows_an_anomaly_as_soon_as_the_live_shop_is_scraped(demo, settings, db):
     """The demo's anomaly: checkout's live p95 (1.2 s with its 3 replicas) against two weeks
     of 0.35 s. The first live point detection reads is already anomalous; three in a row (a

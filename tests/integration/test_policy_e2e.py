@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from controlplane.api import create_app
 from controlplane.config import Settings, load_settings
 from controlplane.incidents import intake
+from controlplane.policy import executor
 from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
 from controlplane.storage import Database
@@ -605,6 +607,8 @@ def test_failover_switches_only_to_a_healthy_standby(
     ("answers", "status", "weights", "why"),
     [
         ([True, True, True], "succeeded", {"checkout": 0, "checkout-canary": 100}, "verified"),
+        ([True, True, False], "rolled_back", {"checkout": 50, "checkout-canary": 50},
+         "rolled back to step 2 ({'checkout': 50, 'checkout-canary': 50})"),
         ([True, False], "rolled_back", {"checkout": 90, "checkout-canary": 10},
          "step 2 failed (PromQL did not hold"),
         ([False], "rolled_back", {"checkout": 100, "checkout-canary": 0},
@@ -643,6 +647,38 @@ def test_traffic_shifts_in_steps_and_a_failed_step_goes_back_to_the_last_good_on
         {"checkout": 50, "checkout-canary": 50},
         {"checkout": 0, "checkout-canary": 100},
     ]
+
+
+def test_every_check_of_a_gradual_shift_waits_its_settle_time_first(
+    api, config, db, cluster, monkeypatch
+):
+    """A step's condition already held before the step: checked at once, it would pass on
+    the data from before the change. Each check waits `settle_seconds` first."""
+    cluster.add_httproute("shop", "checkout", {"checkout": 100, "checkout-canary": 0})
+    shift = Policy.model_validate(
+        {
+            "name": "checkout-canary",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "shift_traffic", "namespace": "shop", "route": "checkout",
+                       "to": "checkout-canary", "steps": [10, 50, 100]},
+            "mode": "auto",
+            "verify": {"promql": "canary_error_ratio < 0.01", "settle_seconds": 7},
+        }
+    )  # fmt: skip
+    events: list[object] = []
+    monkeypatch.setattr(executor, "time", SimpleNamespace(sleep=events.append))
+
+    def promql(query: str) -> bool:
+        backends = cluster.get("httproutes", "shop", "checkout")["spec"]["rules"][0]
+        events.append({b["name"]: b["weight"] for b in backends["backendRefs"]}["checkout-canary"])
+        return True
+
+    alert(api)
+    runner(config, db, [shift], promql=promql).cycle()
+    assert events == [7, 10, 7, 50, 7, 100]  # settle, then the check, at every step
+    with db.read() as session:
+        decision = session.query(DecisionRow).one()
+    assert decision.status == "succeeded", decision.reason
 
 
 def test_an_istio_virtual_service_shifts_too_and_its_rules_hold(api, config, db, cluster):
