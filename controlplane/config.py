@@ -352,20 +352,34 @@ class CapacitySettings(_Section):
         default_factory=list, description="Forecast signals."
     )
 
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if value:
-            from croniter import croniter
-
-            if not croniter.is_valid(value):
-                raise ValueError(f"not a valid cron expression: {value!r}")
-        return value
+    _cron = field_validator("schedule")(lambda cls, value: _cron(value))
 
     @field_validator("signals")
     @classmethod
     def _unique_names(cls, signals: list[CapacitySignalSettings]) -> list[CapacitySignalSettings]:
         return _unique(signals)
+
+
+class NoiseSettings(_Section):
+    """The weekly noise report (`GET /api/v1/reports/noise` on a schedule, kept like the
+    capacity reports)."""
+
+    schedule: str = Field(
+        "", description="Cron expression (UTC), e.g. '0 7 * * 1' (Mondays 07:00); empty: off."
+    )
+    days: int = Field(7, ge=1, le=366, description="Each report covers the days before its run.")
+    keep_reports: int = Field(104, ge=1, description="Reports kept in the store (oldest go).")
+
+    _cron = field_validator("schedule")(lambda cls, value: _cron(value))
+
+
+def _cron(value: str) -> str:
+    if value:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+    return value
 
 
 def _kubeconfig_from_environment() -> Path | None:
@@ -620,6 +634,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     dask: DaskSettings = DaskSettings()
     capacity: CapacitySettings = CapacitySettings()
+    noise: NoiseSettings = NoiseSettings()
     automation: AutomationSettings = AutomationSettings()
     coordination: CoordinationSettings = CoordinationSettings()
     notifications: NotificationSettings = NotificationSettings()

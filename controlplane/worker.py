@@ -22,6 +22,7 @@ from controlplane.config import Settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.detection.security import SecurityScanner
 from controlplane.domain.errors import ControlPlaneError
+from controlplane.incidents.noise import NoiseJob
 from controlplane.loops import every
 from controlplane.notifications.notifier import Notifier
 from controlplane.policy.runner import PolicyRunner
@@ -56,6 +57,9 @@ def start_loops(settings: Settings, db: Database, stop: asyncio.Event) -> list[a
     if settings.capacity.schedule and settings.capacity.signals:
         capacity = CapacityJob(settings, db)
         loops.append(asyncio.create_task(capacity.run_forever(stop), name="capacity"))
+    if settings.noise.schedule:
+        noise = NoiseJob(settings, db)
+        loops.append(asyncio.create_task(noise.run_forever(stop), name="noise"))
     return loops
 
 

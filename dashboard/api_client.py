@@ -112,8 +112,9 @@ class ApiClient:
     def dependency_graph(self, minutes: int = 60) -> list[dict[str, Any]]:
         return self._list("/api/v1/traces/graph", params={"minutes": minutes})
 
-    def reports(self, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
-        return self._call("GET", "/api/v1/reports", params={"limit": limit, "offset": offset})
+    def reports(self, kind: str, *, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        params = {"kind": kind, "limit": limit, "offset": offset}
+        return self._call("GET", "/api/v1/reports", params=params)
 
     def report(self, report_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/reports/{report_id}")

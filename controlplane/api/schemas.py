@@ -202,8 +202,11 @@ class ReportPublic(_FromRow):
     scheduled_for: datetime | None
     created_at: datetime
     finished_at: datetime | None
-    signals: int
-    at_risk: int = Field(description="Signals that may cross their limit within the lead time.")
+    signals: int = Field(description="Capacity: signals forecast. Noise: incidents counted.")
+    at_risk: int = Field(
+        description="Capacity: signals that may cross their limit within the lead time. "
+        "Noise: alerts that are candidates to delete."
+    )
     error: str | None
 
 

@@ -1,11 +1,5 @@
-"""Capacity reports in the running control plane: on the cron schedule, or on request.
-
-A run claims a `report` row first (status `running`), then fetches, forecasts and renders, and
-stores the JSON, HTML and Markdown with status `done` (or `failed` with the reason). Scheduled
-runs carry their cron time in `scheduled_for`, unique per kind, and are produced only by the
-process holding the schedule's lease (`storage.coordination`), whose final write is fenced by
-it: with several workers on one PostgreSQL, each scheduled report is produced once, and a
-holder that lost the lease mid-report stores nothing (its successor marks that row failed).
+"""Capacity reports in the running control plane: on the cron schedule, or on request
+(claimed, built, stored and scheduled as every report is: `storage.reports`).
 
 Every signal whose forecast may cross its limit within the lead time (upper band crossing and
 probability >= `min_probability`) raises a `CapacityRisk` alert through the incident intake
@@ -16,39 +10,33 @@ lasts and resolves on the first report that no longer shows it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import croniter
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controlplane.capacity.report import CapacityReport, Fetch, Outlook, build_report
 from controlplane.collectors.prometheus import PrometheusCollector
 from controlplane.config import Settings
-from controlplane.domain.errors import ControlPlaneError, SourceUnavailableError
+from controlplane.domain.errors import SourceUnavailableError
 from controlplane.domain.models import AlertStatus, Severity
 from controlplane.domain.series import utc
 from controlplane.incidents.intake import ingest_alert
 from controlplane.storage import Database
-from controlplane.storage.coordination import Lease, process_id
-from controlplane.storage.models import AlertRow, EvidenceRow, ReportRow
+from controlplane.storage.models import AlertRow, EvidenceRow
+from controlplane.storage.reports import ReportJob
 
-log = logging.getLogger(__name__)
 KIND = "capacity"
 SOURCE = "forecast"
 ALERT_NAME = "CapacityRisk"
-#: The lease under which one process produces the scheduled reports.
-LEASE = "capacity-schedule"
 
 
-class CapacityJob:
+class CapacityJob(ReportJob[CapacityReport]):
+    kind = KIND
+
     def __init__(
         self,
         settings: Settings,
@@ -60,141 +48,37 @@ class CapacityJob:
     ) -> None:
         self.settings = settings
         self.config = settings.capacity
-        self.db = db
-        self.clock = clock
         self.workers = workers
         self.fetch = fetch or _prometheus_fetch(settings)
-        seconds = settings.coordination.lease_seconds
-        self.lease = Lease(db, LEASE, process_id(), seconds, clock)
-
-    # -- the schedule -------------------------------------------------------------------------
-    def next_run(self, after: datetime) -> datetime:
-        return croniter(self.config.schedule, after).get_next(datetime).astimezone(UTC)  # type: ignore[no-any-return]
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        due = self.next_run(self.clock())
-        while not stop.is_set():
-            wait = max(0.0, (due - self.clock()).total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-            if stop.is_set():
-                return
-            try:
-                await asyncio.to_thread(self.run_scheduled, due)
-            except ControlPlaneError as exc:  # the store is down: the next run will try again
-                log.warning("scheduled capacity report for %s failed: %s", due, exc)
-            due = self.next_run(max(due, self.clock()))
-
-    def run_scheduled(self, due: datetime) -> int | None:
-        """Produce the report of the slot `due` when this process holds the schedule's lease;
-        None when another process does."""
-        with self.lease.running() as mine:
-            if not mine:
-                return None
-            self._fail_orphans(due)
-            report_id = self.claim("schedule", "scheduler", due)
-            if report_id is not None:
-                self.produce(report_id, fenced=True)
-            return report_id
-
-    def _fail_orphans(self, due: datetime) -> None:
-        """Earlier slots still `running`: their producer died or lost the lease."""
-        with self.db.write() as session:
-            session.execute(
-                update(ReportRow)
-                .where(
-                    ReportRow.kind == KIND,
-                    ReportRow.status == "running",
-                    ReportRow.scheduled_for < due,
-                )
-                .values(
-                    status="failed",
-                    finished_at=self.clock(),
-                    error="the process producing it stopped or lost the schedule's lease",
-                )
-            )
-
-    # -- one run ---------------------------------------------------------------------------------
-    def run(
-        self, trigger: str, requested_by: str, scheduled_for: datetime | None = None
-    ) -> int | None:
-        """Claim and produce one report; None when another replica claimed this schedule slot."""
-        report_id = self.claim(trigger, requested_by, scheduled_for)
-        if report_id is not None:
-            self.produce(report_id)
-        return report_id
-
-    def claim(
-        self, trigger: str, requested_by: str, scheduled_for: datetime | None = None
-    ) -> int | None:
-        row = ReportRow(
-            kind=KIND,
-            trigger=trigger,
-            requested_by=requested_by,
-            status="running",
-            scheduled_for=scheduled_for,
-            signals=len(self.config.signals),
-            at_risk=0,
+        super().__init__(
+            db,
+            schedule=self.config.schedule,
+            keep=self.config.keep_reports,
+            lease_seconds=settings.coordination.lease_seconds,
+            clock=clock,
         )
-        try:
-            with self.db.write() as session:
-                session.add(row)
-                session.flush()
-                return row.report_id
-        except IntegrityError:
-            log.info("capacity report for %s is produced by another replica", scheduled_for)
-            return None
 
-    def produce(
-        self,
-        report_id: int,
-        on_progress: Callable[[str], None] = lambda step: None,
-        *,
-        fenced: bool = False,
-    ) -> CapacityReport | None:
-        """Build the claimed report, store it and raise or resolve capacity-risk alerts
-        (`fenced`: only while this process holds the schedule's lease)."""
-        now = self.clock()
-        try:
-            report = build_report(
-                self.config,
-                self.fetch,
-                now,
-                dask_address=self.settings.dask.address,
-                workers=self.workers,
-                on_progress=on_progress,
-            )
-        except Exception as exc:  # a report that cannot be built says why, in the store
-            log.exception("capacity report %s failed", report_id)
-            self._finish(report_id, now, error=f"{type(exc).__name__}: {exc}", fenced=fenced)
-            return None
-        self._finish(report_id, now, report=report, fenced=fenced)
-        return report
+    def build(self, now: datetime, on_progress: Callable[[str], None]) -> CapacityReport:
+        return build_report(
+            self.config,
+            self.fetch,
+            now,
+            dask_address=self.settings.dask.address,
+            workers=self.workers,
+            on_progress=on_progress,
+        )
 
-    def _finish(
-        self,
-        report_id: int,
-        now: datetime,
-        *,
-        report: CapacityReport | None = None,
-        error: str | None = None,
-        fenced: bool = False,
+    def counts(self, report: CapacityReport | None) -> tuple[int, int]:
+        if report is None:
+            return len(self.config.signals), 0
+        return len(report.outlooks), len(report.at_risk)
+
+    def stored(
+        self, session: Session, report: CapacityReport, report_id: int, now: datetime
     ) -> None:
-        with self.lease.write() if fenced else self.db.write() as session:
-            row = session.get(ReportRow, report_id)
-            if row is None:
-                return
-            row.finished_at = self.clock()
-            if report is None:
-                row.status, row.error = "failed", error
-                return
-            document = {"report_id": report_id, **report.as_json()}
-            row.status, row.data = "done", document
-            row.html, row.markdown = report.html(), report.markdown()
-            row.signals, row.at_risk = len(report.outlooks), len(report.at_risk)
-            for outlook in report.outlooks:
-                self._raise_or_resolve(session, outlook, report_id, now)
-            self._prune(session)
+        """Raise or resolve each signal's capacity-risk alert."""
+        for outlook in report.outlooks:
+            self._raise_or_resolve(session, outlook, report_id, now)
 
     def _raise_or_resolve(
         self, session: Session, outlook: Outlook, report_id: int, now: datetime
@@ -219,21 +103,6 @@ class CapacityJob:
         incident_ids = result.opened + result.updated
         if risky and incident_ids:
             session.add(_evidence(incident_ids[0], outlook, report_id, now))
-
-    def _prune(self, session: Session) -> None:
-        keep = (
-            select(ReportRow.report_id)
-            .where(ReportRow.kind == KIND)
-            .order_by(ReportRow.report_id.desc())
-            .limit(self.config.keep_reports)
-        )
-        session.execute(
-            delete(ReportRow).where(
-                ReportRow.kind == KIND,
-                ReportRow.status != "running",
-                ReportRow.report_id.not_in(keep.scalar_subquery()),
-            )
-        )
 
 
 def _alert(

@@ -3,21 +3,33 @@
 Over incidents opened in a time range: alerts per incident, incidents per service per week,
 flapping (incidents that reopened), alerts nobody acknowledged or acted on (candidates to
 delete or demote), time to acknowledge and to resolve, and automation's share of resolutions.
+On request (`report`), or on a weekly schedule (`NoiseJob`), stored with its Markdown and a
+self-contained HTML page (with a chart of incidents per service per week) like the capacity
+reports.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from controlplane.config import Settings
 from controlplane.domain.models import DecisionStatus, TimelineKind
+from controlplane.incidents.postmortem import as_html
+from controlplane.storage import Database
 from controlplane.storage.models import AlertRow, DecisionRow, IncidentRow, TimelineEntryRow
+from controlplane.storage.reports import ReportJob
+
+KIND = "noise"
 
 #: Decisions that mean someone (or something) acted on an incident.
 ACTED = {
@@ -167,3 +179,140 @@ def _stats(values: list[float]) -> dict[str, float | int | None]:
 
 def _chunks(ids: Sequence[int], size: int = 5000) -> list[Sequence[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+@dataclass(frozen=True)
+class NoiseReport:
+    """A noise report (`report`'s document), rendered."""
+
+    data: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return self.data
+
+    def markdown(self) -> str:
+        d = self.data
+        share = d["automation_share"]
+        automated = "-" if share["share"] is None else f"{100 * share['share']:.0f}%"
+        parts = [
+            f"# Noise report: {d['since'][:10]} to {d['until'][:10]}",
+            f"{d['incidents']} incidents from {d['alerts']} alerts; of {share['resolved']} "
+            f"resolved, {share['after_an_automated_fix']} after an automated fix ({automated}).",
+            "## Times",
+            _table(
+                ("", "count", "median", "p90", "max"),
+                [
+                    (name, *_row(d[key], per))
+                    for name, key, per in (
+                        ("alerts per incident", "alerts_per_incident", 1),
+                        ("minutes to acknowledge", "time_to_acknowledge_seconds", 60),
+                        ("minutes to resolve", "time_to_resolve_seconds", 60),
+                    )
+                ],
+            ),
+            "## Candidates to delete or demote",
+            "Alerts whose every incident nobody acknowledged or acted on, and that resolved "
+            "by themselves.",
+            _table(
+                ("alert", "incidents"), [(n["alert"], n["incidents"]) for n in d["never_acted_on"]]
+            ),
+            "## Flapping",
+            _table(
+                ("incident", "title", "reopened"),
+                [(f"#{f['incident_id']}", f["title"], f["reopened"]) for f in d["flapping"]],
+            ),
+            "## Incidents per service per week",
+            _table(
+                ("service", "week of", "incidents"),
+                [
+                    (service, week, count)
+                    for service, weeks in d["incidents_per_service_per_week"].items()
+                    for week, count in weeks.items()
+                ],
+            ),
+        ]
+        return "\n\n".join(parts) + "\n"
+
+    def html(self) -> str:
+        page = as_html(self.markdown(), f"Noise report {self.data['until'][:10]}")
+        weeks = self.data["incidents_per_service_per_week"]
+        if not weeks:
+            return page
+        chart = (
+            "<h2>Chart</h2><img alt='incidents per service per week' "
+            f"src='data:image/png;base64,{_chart(weeks)}'/>"
+        )
+        return page.replace("</body>", f"{chart}</body>")
+
+
+class NoiseJob(ReportJob[NoiseReport]):
+    """The noise report of the `noise.days` before each run of `noise.schedule`."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.days = settings.noise.days
+        super().__init__(
+            db,
+            schedule=settings.noise.schedule,
+            keep=settings.noise.keep_reports,
+            lease_seconds=settings.coordination.lease_seconds,
+            clock=clock,
+        )
+
+    def build(self, now: datetime, on_progress: Callable[[str], None]) -> NoiseReport:
+        with self.db.read() as session:
+            return NoiseReport(report(session, now - timedelta(days=self.days), now))
+
+    def counts(self, report: NoiseReport | None) -> tuple[int, int]:
+        """Incidents, and alert names that are candidates to delete."""
+        if report is None:
+            return 0, 0
+        return report.data["incidents"], len(report.data["never_acted_on"])
+
+
+def _row(stats: dict[str, Any], per: float) -> tuple[Any, ...]:
+    """count, median, p90 and max, the last three divided by `per`."""
+    values = (stats[k] for k in ("median", "p90", "max"))
+    return (stats["count"], *("-" if v is None else f"{v / per:.4g}" for v in values))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    if not rows:
+        return "None."
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [
+        "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _chart(weeks: dict[str, dict[str, int]]) -> str:
+    """Incidents per week, stacked by service, as a base64 PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mondays = sorted({week for counts in weeks.values() for week in counts})
+    figure, axes = plt.subplots(figsize=(9, 3.2), dpi=90)
+    bottom = np.zeros(len(mondays))
+    for service, counts in weeks.items():
+        heights = np.array([counts.get(week, 0) for week in mondays], dtype=float)
+        axes.bar(mondays, heights, bottom=bottom, label=service)
+        bottom += heights
+    axes.set_ylabel("incidents")
+    axes.set_title("Incidents per service, per week (Monday)", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left", ncol=4)
+    axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()

@@ -125,7 +125,7 @@ watch_generation()
 if "generation_failed" in st.session_state:
     st.error(st.session_state.pop("generation_failed"))
 
-history = load_or_stop("reports", lambda: client.reports(limit=20))
+history = load_or_stop("reports", lambda: client.reports("capacity", limit=20))
 if not history["data"]:
     st.info("No capacity report yet. Configure capacity.signals and generate one.")
     st.stop()

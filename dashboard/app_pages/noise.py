@@ -1,9 +1,11 @@
 """Noise: is alerting telling people things they act on? Incidents per service per week,
 alerts nobody acknowledged or acted on (candidates to delete), flapping incidents, time to
-acknowledge and resolve, and automation's share of resolutions."""
+acknowledge and resolve, and automation's share of resolutions; and the scheduled weekly
+reports, to download."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -65,3 +67,26 @@ st.dataframe(
     key="noise_flapping",
     column_config={"link": st.column_config.LinkColumn("link", display_text="open")},
 )
+
+st.subheader("Weekly reports")
+stored = load_or_stop("noise reports", lambda: client.reports("noise", limit=12))["data"]
+finished = [r for r in stored if r["status"] == "done"]
+if not finished:
+    st.caption("None yet: set noise.schedule (e.g. '0 7 * * 1', Mondays 07:00 UTC).")
+for r in finished:
+    number = r["report_id"]
+    row = st.columns([3, 1, 1])
+    row[0].write(
+        f"#{number} of {r['created_at'][:10]}: {r['signals']} incidents, "
+        f"{r['at_risk']} alerts nobody acted on"
+    )
+    for col, fmt, ext, mime in ((row[1], "html", "html", "text/html"),
+                                (row[2], "markdown", "md", "text/markdown")):  # fmt: skip
+        col.download_button(
+            ext.upper(),
+            data=functools.partial(client.report_text, number, fmt),
+            file_name=f"noise-report-{number}.{ext}",
+            mime=mime,
+            key=f"noise_{number}_{ext}",
+            on_click="ignore",
+        )

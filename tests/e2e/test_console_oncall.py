@@ -15,7 +15,7 @@ from controlplane.config import Settings, load_settings
 from controlplane.notifications.notifier import Notifier
 from controlplane.testing.oncall import OnCallServices
 from controlplane.testing.servers import Alertmanager, ApiServer, free_port
-from tests.factories import WEBHOOK_TOKEN, alert, bearer, notification, signed_in
+from tests.factories import WEBHOOK_TOKEN, alert, bearer, notification, signed_in, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +138,7 @@ def test_a_resolved_incident_offers_its_postmortem_draft(env, tokens):
     assert draft.text.startswith(f"# Postmortem: #{number}")
 
 
-def test_the_noise_page_shows_the_week(env, tokens):
+def test_the_noise_page_shows_the_week_and_the_weekly_reports(env, tokens):
     app = signed_in(tokens["viewer"], "viewer", "test-viewer", "noise")
     assert not app.exception
     metrics = {m.label: m.value for m in app.metric}
@@ -148,4 +148,24 @@ def test_the_noise_page_shows_the_week(env, tokens):
         "Incidents per service per week",
         "Alerts nobody acted on",
         "Flapping incidents",
+        "Weekly reports",
     ]
+    assert any("set noise.schedule" in c.value for c in app.caption)
+
+    made = httpx.post(
+        f"{env.api}/api/v1/reports?kind=noise", headers=bearer(tokens["operator"])
+    ).json()  # what the schedule does on Mondays, now
+    number = made["report_id"]
+    wait_for(lambda: _status(env, tokens, number) == "done", what="the noise report")
+    app = signed_in(tokens["viewer"], "viewer", "test-viewer", "noise")
+    assert not app.exception
+    assert any(f"#{number} of " in m.value and "1 incidents" in m.value for m in app.markdown)
+    page = httpx.get(
+        f"{env.api}/api/v1/reports/{number}?format=html", headers=bearer(tokens["viewer"])
+    )
+    assert "<img alt='incidents per service per week'" in page.text
+
+
+def _status(env: Env, tokens, number: int) -> str:
+    answer = httpx.get(f"{env.api}/api/v1/reports/{number}", headers=bearer(tokens["viewer"]))
+    return str(answer.json()["status"])

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from controlplane.storage.models import DecisionRow, IncidentRow
+from controlplane.config import load_settings
+from controlplane.incidents.noise import NoiseJob
+from controlplane.storage.models import DecisionRow, IncidentRow, ReportRow
 from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification
 
 pytestmark = pytest.mark.integration
@@ -86,3 +88,32 @@ def test_the_noise_report_counts_what_people_ignore_and_what_flaps(client, db, t
     )
     assert bad.status_code == 422
     assert "since" in bad.text
+
+
+def test_the_weekly_noise_report_is_produced_once_per_slot_and_rendered(
+    client, db, settings, tokens
+):
+    """Two workers' schedules reach Monday 07:00 together: one report for the slot, holding
+    the week's figures, its Markdown tables and an HTML page with the weekly chart; listed
+    under kind noise and not among the capacity reports."""
+    post(client, "A", "search", "a0", starts="2026-11-30T01:00:00Z")
+    post(client, "A", "search", "a0", status="resolved", starts="2026-11-30T01:00:00Z")
+    due = datetime.now(UTC) + timedelta(minutes=1)
+    config = load_settings(database={"url": settings.database.url}, noise={"schedule": "0 7 * * 1"})
+    jobs = [NoiseJob(config, db, clock=lambda: due) for _ in range(2)]
+    assert jobs[0].next_run(datetime(2026, 12, 1, tzinfo=UTC)) == datetime(
+        2026, 12, 7, 7, tzinfo=UTC
+    )
+    made = [job.run_scheduled(due) for job in jobs]
+    assert len([m for m in made if m is not None]) == 1
+    with db.read() as session:
+        (row,) = session.scalars(select(ReportRow)).all()
+    assert (row.kind, row.status, row.signals, row.at_risk) == ("noise", "done", 1, 1)
+    assert row.data["never_acted_on"] == [{"alert": "AlertA", "incidents": 1}]
+    assert "| AlertA | 1 |" in row.markdown
+    assert "<img alt='incidents per service per week'" in row.html
+    listed = client.get("/api/v1/reports?kind=noise", headers=bearer(WEBHOOK_TOKEN))
+    assert listed.status_code == 403  # the webhook token reads nothing
+    viewer = bearer(tokens["viewer"])
+    assert client.get("/api/v1/reports?kind=noise", headers=viewer).json()["count"] == 1
+    assert client.get("/api/v1/reports?kind=capacity", headers=viewer).json()["count"] == 0

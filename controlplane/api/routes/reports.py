@@ -1,8 +1,8 @@
-"""`/api/v1/reports`: capacity-forecast reports with their history; JSON, HTML or Markdown.
+"""`/api/v1/reports`: capacity-forecast and noise reports with their history; JSON, HTML or
+Markdown; and the noise figures of any time range (`/reports/noise`).
 
 `POST /reports` (operator) produces one now: the row is claimed and returned at once (202,
-status `running`), the forecasting runs in the background and the row turns `done` or
-`failed`.
+status `running`), the work runs in the background and the row turns `done` or `failed`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from controlplane.api.schemas import (
 from controlplane.capacity.job import CapacityJob
 from controlplane.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from controlplane.incidents import noise
+from controlplane.incidents.noise import NoiseJob
 from controlplane.storage.models import ReportRow
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 _ERRORS = error_responses(401, 403, 404, 409)
 Format = Literal["json", "html", "markdown"]
+Kind = Literal["capacity", "noise"]
 
 
 @router.get("", response_model=ReportsPublic, responses=_ERRORS)
@@ -39,6 +41,7 @@ async def list_reports(
     db: DbDep,
     _: Viewer,
     status: Annotated[Literal["running", "done", "failed"] | None, Query()] = None,
+    kind: Annotated[Kind | None, Query(description="capacity or noise; both by default.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> ReportsPublic:
@@ -46,6 +49,7 @@ async def list_reports(
 
     def query() -> ReportsPublic:
         where = [ReportRow.status == status] if status else []
+        where += [ReportRow.kind == kind] if kind else []
         with db.read() as session:
             return newest_page(
                 session, select(ReportRow), ReportRow.report_id, where, limit, offset, ReportsPublic
@@ -115,13 +119,22 @@ async def get_report(
 
 @router.post("", status_code=202, response_model=ReportPublic, responses=_ERRORS)
 async def create_report(
-    request: Request, db: DbDep, principal: Operator, background: BackgroundTasks
+    request: Request,
+    db: DbDep,
+    principal: Operator,
+    background: BackgroundTasks,
+    kind: Annotated[Kind, Query(description="capacity (default) or noise.")] = "capacity",
 ) -> ReportPublic:
-    """Produce a capacity report now (operator); poll `GET /reports/{id}` for the result."""
+    """Produce a report now (operator); poll `GET /reports/{id}` for the result. A noise
+    report covers the `noise.days` before now."""
     settings = request.app.state.settings
-    if not settings.capacity.signals:
+    job: CapacityJob | NoiseJob
+    if kind == "noise":
+        job = NoiseJob(settings, db)
+    elif not settings.capacity.signals:
         raise ConflictError("capacity.signals is empty: there is nothing to forecast")
-    job = CapacityJob(settings, db)
+    else:
+        job = CapacityJob(settings, db)
     report_id = await run_in_threadpool(job.claim, "api", principal.name)
     if report_id is None:  # pragma: no cover - only scheduled slots can collide
         raise ConflictError("a report is already being produced")
