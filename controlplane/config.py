@@ -275,6 +275,13 @@ class ReplicaSettings(_Section):
     plan_for: Literal["mean", "hi-80", "hi-95"] = Field(
         "hi-80", description="Which forecast line the peak is taken from."
     )
+    workload: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$",
+        description="'namespace/name': priced at cost.replica_hour of it when set there.",
+    )
+    cpu_cores: float = Field(0, ge=0, description="What one replica requests (for its price).")
+    memory_gib: float = Field(0, ge=0, description="What one replica requests (for its price).")
 
     @model_validator(mode="after")
     def _ordered(self) -> ReplicaSettings:
@@ -494,6 +501,16 @@ class CostSettings(_Section):
         description="Price of one replica-hour per workload, keyed 'namespace/name'.",
     )
     budgets: list[BudgetSettings] = Field(default_factory=list)
+
+    def replica_price(
+        self, workload: str | None, cpu_cores: float, memory_gib: float
+    ) -> float | None:
+        """One replica-hour: the workload's own price, else its requests priced; None when
+        nothing prices it."""
+        if workload is not None and workload in self.replica_hour:
+            return self.replica_hour[workload]
+        price = cpu_cores * self.cpu_core_hour + memory_gib * self.memory_gib_hour
+        return price if price > 0 else None
 
 
 class SloSettings(_Section):

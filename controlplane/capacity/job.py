@@ -66,6 +66,7 @@ class CapacityJob(ReportJob[CapacityReport]):
             dask_address=self.settings.dask.address,
             workers=self.workers,
             on_progress=on_progress,
+            cost=self.settings.cost,
         )
 
     def counts(self, report: CapacityReport | None) -> tuple[int, int]:

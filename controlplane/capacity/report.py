@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from controlplane.capacity.fleet import ForecastJob, ForecastResult, forecast_fleet
-from controlplane.config import CapacitySettings, CapacitySignalSettings
+from controlplane.config import CapacitySettings, CapacitySignalSettings, CostSettings
 from controlplane.domain.errors import ControlPlaneError, QueryError
 from controlplane.domain.series import MetricSeries, utc
 from forecasters.base import Forecast
@@ -33,6 +33,41 @@ from forecasters.capacity import Crossing, ReplicaPlan, crossing, recommend_repl
 Fetch = Callable[[str, datetime, datetime, int], list[MetricSeries]]
 #: History shown in a plot before the forecast (the forecast itself is drawn whole).
 PLOTTED_HISTORY = 3
+
+
+#: Hours in an average month (365.25 x 24 / 12), for monthly figures.
+MONTH_HOURS = 730.5
+
+
+@dataclass(frozen=True)
+class ReplicaCost:
+    """The price of the replicas running now and of those recommended."""
+
+    currency: str
+    per_replica_hour: float
+    current: int
+    needed: int
+
+    @property
+    def added_per_hour(self) -> float:
+        return (self.needed - self.current) * self.per_replica_hour
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "per_replica_hour": self.per_replica_hour,
+            "now_per_hour": self.current * self.per_replica_hour,
+            "needed_per_hour": self.needed * self.per_replica_hour,
+            "added_per_hour": self.added_per_hour,
+            "added_per_month": self.added_per_hour * MONTH_HOURS,
+        }
+
+    def describe(self) -> str:
+        sign = "+" if self.added_per_hour >= 0 else "-"
+        return (
+            f"{sign}{abs(self.added_per_hour):.2f} {self.currency}/h, "
+            f"{sign}{abs(self.added_per_hour) * MONTH_HOURS:.0f} {self.currency}/month"
+        )
 
 
 @dataclass
@@ -45,6 +80,8 @@ class Outlook:
     forecast: Forecast | None = None
     crossing: Crossing | None = None
     replicas: ReplicaPlan | None = None
+    #: What the replicas cost now and recommended, per hour (when the cost model prices them).
+    cost: ReplicaCost | None = None
     error: str | None = None
 
     @property
@@ -63,6 +100,7 @@ class Outlook:
             "error": self.error,
             "crossing": self.crossing.as_dict() if self.crossing else None,
             "replicas": self.replicas.as_dict() if self.replicas else None,
+            "cost": self.cost.as_dict() if self.cost else None,
             "model": self.forecast.summary() if self.forecast else None,
             "current": _last(self.history) if self.history is not None else None,
         }
@@ -154,8 +192,10 @@ def build_report(
     dask_address: str | Any | None = None,
     workers: int | None = None,
     on_progress: Callable[[str], None] = lambda step: None,
+    cost: CostSettings | None = None,
 ) -> CapacityReport:
-    """Fetch, forecast and assess every signal; a failing signal is reported, not fatal."""
+    """Fetch, forecast and assess every signal; a failing signal is reported, not fatal.
+    With `cost`, replica recommendations carry what they cost."""
     outlooks = [Outlook(signal) for signal in settings.signals]
     start = now - timedelta(seconds=settings.history_seconds)
     for outlook in outlooks:
@@ -180,7 +220,19 @@ def build_report(
     results = forecast_fleet(jobs, dask_address=dask_address, workers=workers, on_done=done)
     for outlook, result in zip(ready, results, strict=True):
         _assess(outlook, result, settings)
+        if cost is not None:
+            outlook.cost = _priced(outlook, cost)
     return CapacityReport(now, settings, outlooks)
+
+
+def _priced(outlook: Outlook, cost: CostSettings) -> ReplicaCost | None:
+    plan, wanted = outlook.replicas, outlook.signal.replicas
+    if plan is None or wanted is None:
+        return None
+    price = cost.replica_price(wanted.workload, wanted.cpu_cores, wanted.memory_gib)
+    if price is None:
+        return None
+    return ReplicaCost(cost.currency, price, plan.current, plan.needed)
 
 
 def _load(outlook: Outlook, fetch: Fetch, start: datetime, end: datetime, step: int) -> None:
@@ -244,6 +296,8 @@ def _cells(o: Outlook) -> list[str]:
         model += " fallback"
     now = _last(o.history) if o.history is not None else None
     replicas = f"{o.replicas.current} → {o.replicas.needed}" if o.replicas else ""
+    if o.cost is not None:
+        replicas += f" ({o.cost.describe()})"
     return [
         signal.service,
         signal.name,
@@ -295,6 +349,12 @@ def _section(o: Outlook, settings: CapacitySettings) -> str:
         facts.append(
             f"replicas {r.current} → {r.needed} (peak {r.peak_load:.4g} on {_date(r.peak_at)}, "
             f"headroom now {100 * r.headroom_now:.0f}%, at peak {100 * r.headroom_at_peak:.0f}%)"
+        )
+    if o.cost:
+        c = o.cost
+        facts.append(
+            f"cost {c.current * c.per_replica_hour:.2f} → {c.needed * c.per_replica_hour:.2f} "
+            f"{html.escape(c.currency)}/h ({html.escape(c.describe())})"
         )
     items = "".join(f"<li>{fact}</li>" for fact in facts)
     image = _plot(o, o.forecast, o.history, o.limit, settings)

@@ -42,7 +42,14 @@ SIGNALS: list[dict[str, Any]] = [
         "unit": "req/s",
         "query": 'demo_requests_per_second{service="payments"}',
         "limit": 1000,
-        "replicas": {"capacity_per_replica": 50, "current": 3, "min": 2, "max": 20},
+        "replicas": {
+            "capacity_per_replica": 50,
+            "current": 3,
+            "min": 2,
+            "max": 20,
+            "cpu_cores": 0.5,
+            "memory_gib": 1,
+        },
     },
     {
         "name": "search-memory",

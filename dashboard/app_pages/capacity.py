@@ -214,3 +214,9 @@ for outlook in document["outlooks"]:
                 f"of {r['peak_load']:.4g} (headroom now {100 * r['headroom_now']:.0f}%, at peak "
                 f"{100 * r['headroom_at_peak']:.0f}%)."
             )
+        if outlook.get("cost"):
+            c, money = outlook["cost"], outlook["cost"]["currency"]
+            st.caption(
+                f"Cost: {c['now_per_hour']:.2f} {money}/h now → {c['needed_per_hour']:.2f} "
+                f"{money}/h recommended ({c['added_per_month']:+.0f} {money} a month)."
+            )

@@ -18,6 +18,7 @@ import yaml
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
+from controlplane.demo import COST
 from controlplane.policy.runner import PolicyRunner
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 from controlplane.testing.servers import ApiServer, free_port
@@ -54,6 +55,7 @@ def console(
         database={"url": settings.database.url, "migrate_on_start": False},
         auth={"webhook_token": WEBHOOK_TOKEN},
         automation={"policies_dir": str(folder), "enabled": False},
+        cost=COST,
         **shop_capacity(shop_prometheus),
     )
     with ApiServer(create_app(config, db)) as server:
@@ -197,6 +199,10 @@ def test_capacity_page(seeded, tokens):
     accuracy = [c.value for c in app.caption if c.value.startswith("Accuracy: backtest error ")]
     assert len(accuracy) == 4  # every signal's
     assert all("seasonal naive's" in a and "bands held" in a for a in accuracy)
+    # payments' replica recommendation, priced (0.025 EUR a replica-hour, 3 running now).
+    (cost,) = [c.value for c in app.caption if c.value.startswith("Cost: ")]
+    assert cost.startswith("Cost: 0.08 EUR/h now → ")  # 0.075, rounded
+    assert cost.endswith(" EUR a month).")
     (chart, *_) = app.get("vega_lite_chart")
     spec = json.loads(chart.proto.spec)
     text = json.dumps(spec)

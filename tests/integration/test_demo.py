@@ -15,7 +15,7 @@ from sqlalchemy import select
 from controlplane.api import create_app
 from controlplane.capacity.job import CapacityJob
 from controlplane.config import Settings, load_settings
-from controlplane.demo import Scenario, _am_alert, _DirectSink, capacity
+from controlplane.demo import COST, Scenario, _am_alert, _DirectSink, capacity
 from controlplane.demo import backends as demo_backends
 from controlplane.demo.traffic import ShopTraffic
 from controlplane.detection.scheduler import DetectionScheduler
@@ -69,6 +69,7 @@ def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tm
     with Prometheus(tmp_path / "prometheus", history=capacity.history(end)) as prometheus:
         config = load_settings(
             database={"url": settings.database.url, "migrate_on_start": False},
+            cost=COST,
             **capacity.settings(prometheus.url),
         )
         report = CapacityJob(config, db, clock=lambda: end, workers=1).produce(
@@ -77,6 +78,15 @@ def test_demo_capacity_workload_populates_reports_and_incidents(settings, db, tm
     assert report is not None
     assert sorted(o.signal.name for o in report.at_risk) == ["checkout-cpu", "inventory-disk"]
     assert all(o.error is None for o in report.outlooks)
+    # payments' replicas, priced from their requests: 0.5 core x 0.04 + 1 GiB x 0.005 an hour.
+    (payments,) = [o for o in report.outlooks if o.replicas is not None]
+    assert payments.cost is not None
+    priced = payments.cost.as_dict()
+    assert priced["per_replica_hour"] == pytest.approx(0.025)
+    needed = payments.replicas.needed
+    assert priced["added_per_hour"] == pytest.approx((needed - 3) * 0.025)
+    assert f"3 → {needed} ({payments.cost.describe()})" in report.markdown()
+    assert "EUR/month" in report.html()
     with db.read() as session:
         services = {i.service for i in session.query(IncidentRow).filter_by(source="forecast")}
     assert services == {"checkout", "inventory"}

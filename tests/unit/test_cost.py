@@ -102,3 +102,15 @@ def test_the_engine_refuses_over_budget_and_records_the_cost():
     asked = run({"name": "tight", "per_hour": 0.01, "over": "approval"})
     assert (asked.status, asked.mode) == ("pending_approval", "approval")
     assert run({"name": "loose", "per_hour": 1}).status == "approved"
+
+
+def test_a_replica_is_priced_by_its_workload_first_then_its_requests():
+    cost = CostSettings(
+        currency="EUR",
+        cpu_core_hour=0.04,
+        memory_gib_hour=0.005,
+        replica_hour={"shop/checkout": 0.1},
+    )
+    assert cost.replica_price("shop/checkout", 0.5, 1) == 0.1
+    assert cost.replica_price("shop/search", 0.5, 1) == pytest.approx(0.025)
+    assert cost.replica_price(None, 0, 0) is None  # nothing prices it: no figure, not zero
