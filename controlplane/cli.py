@@ -506,6 +506,7 @@ def policy_backtest(
             since=_utc(since),
             until=_utc(until),
             global_max_per_hour=config.automation.max_actions_per_hour,
+            cost=config.cost,
         )
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
@@ -518,6 +519,13 @@ def policy_backtest(
     typer.echo("refused by: " + (", ".join(f"{k} {v}" for k, v in refused.items()) or "nothing"))
     rate = summary["actions_per_hour"]
     typer.echo(f"actions per hour: at most {rate['max']} (busiest {rate['busiest_hour']})")
+    money = summary["cost"]["currency"]
+    for name, cost in summary["cost"]["by_policy"].items():
+        unpriced = f", {cost['unpriced']} unpriced" if cost["unpriced"] else ""
+        typer.echo(
+            f"  {name:40} would have spent {cost['spent']:.2f} {money} "
+            f"(+{cost['added_per_hour']:.3f} {money}/h{unpriced})"
+        )
 
 
 def _utc(stamp: datetime | None) -> datetime | None:

@@ -375,6 +375,15 @@ class BacktestSummary(BaseModel):
     by_policy: dict[str, dict[str, int]] = Field(description="Outcome counts per policy.")
     refused_by_guardrail: dict[str, int]
     actions_per_hour: BacktestHours
+    cost: BacktestCost
+
+
+class BacktestCost(BaseModel):
+    currency: str
+    by_policy: dict[str, dict[str, float]] = Field(
+        description="Per policy: added_per_hour (its changes, summed), spent (each from its "
+        "moment to the window's end) and unpriced (changes nothing priced)."
+    )
 
 
 class BacktestDecision(BaseModel):
@@ -388,6 +397,8 @@ class BacktestDecision(BaseModel):
     outcome: str = Field(description="would run, would ask for approval, would only plan...")
     reason: str
     refused_by: list[str] = Field(description="Guardrails that refused it.")
+    cost_per_hour: float | None = Field(description="What its change would add per hour.")
+    spent: float | None = Field(description="That, from its moment to the window's end.")
 
 
 class BacktestPublic(BaseModel):

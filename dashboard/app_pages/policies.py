@@ -96,6 +96,27 @@ if run:
             hide_index=True,
             width="stretch",
         )
+        spent = summary["cost"]
+        if spent["by_policy"]:
+            money = spent["currency"]
+            st.caption(
+                f"What the changes would have cost ({money}; each from its moment to the end "
+                "of the window; budgets are not replayed):"
+            )
+            st.dataframe(
+                [
+                    {
+                        "policy": name,
+                        f"added {money}/h": round(c["added_per_hour"], 4),
+                        f"spent {money}": round(c["spent"], 2),
+                        "unpriced": int(c["unpriced"]),
+                    }
+                    for name, c in spent["by_policy"].items()
+                ],
+                hide_index=True,
+                width="stretch",
+                key="backtest_cost",
+            )
         if summary["refused_by_guardrail"]:
             st.caption(
                 "Refused by: "

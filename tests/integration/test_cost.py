@@ -5,14 +5,17 @@ Cost page show both."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
 from controlplane.api import create_app
 from controlplane.config import load_settings
+from controlplane.policy.backtest import backtest
 from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
-from controlplane.storage.models import DecisionRow
+from controlplane.storage.models import DecisionRow, IncidentRow
 from controlplane.testing.kube import FakeKube
 from controlplane.testing.servers import ApiServer
 from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification, signed_in
@@ -84,3 +87,57 @@ def test_budgets_refuse_or_ask_and_the_cost_view_shows_it(
     metrics = {(m.label, m.value) for m in app.metric}
     assert ("Added in the last hour", "0.10 EUR") in metrics
     assert ("Added in the last hour", "0.00 EUR of 0.05") in metrics
+
+
+def test_the_backtest_says_what_each_policy_would_have_spent(settings, db, client):
+    """Replayed: checkout's scale-out at the 0.10 EUR/h its stored decision recorded, a
+    relative scale of inventory at its replica-hour price, a restart at nothing; each from
+    its moment to the window's end. Nothing prices an absolute scale of search: unpriced."""
+    body = notification([alert("c-checkout", service="checkout")], "g-checkout")
+    client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).raise_for_status()
+    cost = {"currency": "EUR", "cpu_core_hour": 0.04, "memory_gib_hour": 0.005,
+            "replica_hour": {"shop/inventory": 0.03}}  # fmt: skip
+    with FakeKube() as cluster:
+        cluster.add_deployment(
+            "shop", "checkout", replicas=2, requests={"cpu": "500m", "memory": "1Gi"}
+        )
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            automation={"kubernetes": {"host": cluster.url}},
+            cost=cost,
+        )
+        PolicyRunner(config, db, policies=[scale_out("checkout")]).cycle()
+    replayed = [
+        scale_out("checkout"),
+        _policy("inventory-too", {"type": "scale_deployment", "namespace": "shop",
+                                  "deployment": "inventory", "by": 2}),
+        _policy("search-to-six", {"type": "scale_deployment", "namespace": "shop",
+                                  "deployment": "search", "replicas": 6}),
+        _policy("restart", {"type": "rollout_restart", "namespace": "shop",
+                            "deployment": "payments"}),
+    ]  # fmt: skip
+    with db.read() as session:
+        opened = session.scalars(select(IncidentRow.opened_at)).one()
+    until = opened + timedelta(hours=10)
+    with db.read() as session:
+        result = backtest(
+            session, replayed, since=None, until=until, global_max_per_hour=100,
+            cost=config.cost,
+        )  # fmt: skip
+    decided = {d["policy"]: d for d in result.decisions}
+    hours = (until - datetime.fromisoformat(decided["restart"]["at"])).total_seconds() / 3600
+    assert decided["checkout-scale-out"]["cost_per_hour"] == pytest.approx(0.10)  # recorded
+    assert decided["inventory-too"]["cost_per_hour"] == pytest.approx(0.06)
+    assert decided["inventory-too"]["spent"] == pytest.approx(0.06 * hours)
+    assert decided["restart"]["cost_per_hour"] == 0
+    assert decided["search-to-six"]["cost_per_hour"] is None
+    spent = result.summary()["cost"]
+    assert spent["currency"] == "EUR"
+    assert spent["by_policy"]["checkout-scale-out"]["spent"] == pytest.approx(0.10 * hours)
+    assert spent["by_policy"]["search-to-six"] == {"added_per_hour": 0, "spent": 0, "unpriced": 1}
+
+
+def _policy(name: str, action: dict) -> Policy:
+    return Policy.model_validate(
+        {"name": name, "match": {"service": ["checkout"]}, "action": action, "mode": "auto"}
+    )

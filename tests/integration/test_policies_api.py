@@ -130,6 +130,10 @@ def test_backtest_replays_history_through_the_policies(api, tokens, config, tmp_
     assert summary["by_policy"]["checkout-notify"] == {"would only plan": 3}
     assert summary["refused_by_guardrail"] == {"policy rate": 2}
     assert summary["actions_per_hour"]["max"] == 1
+    assert summary["cost"] == {
+        "currency": "USD",
+        "by_policy": {"checkout-restart": {"added_per_hour": 0, "spent": 0, "unpriced": 0}},
+    }  # a restart adds no replicas
     refused = [d for d in result["decisions"] if d["status"] == "refused"]
     assert "1 of 1 actions of this policy in the last hour" in refused[0]["reason"]
     later = api.post(
@@ -155,6 +159,7 @@ def test_backtest_replays_history_through_the_policies(api, tokens, config, tmp_
     assert out.exit_code == 0, out.output
     assert "3 incidents, 6 decisions" in out.output
     assert "refused by: policy rate 2" in out.output
+    assert "checkout-restart" + " " * 24 + " would have spent 0.00 USD (+0.000 USD/h)" in out.output
     valid = CliRunner().invoke(
         cli, ["policy", "validate", "--policies", str(config.automation.policies_dir)]
     )

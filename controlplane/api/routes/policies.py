@@ -67,6 +67,7 @@ async def run_backtest(
                 since=since,
                 until=until,
                 global_max_per_hour=settings.automation.max_actions_per_hour,
+                cost=settings.cost,
             )
         return BacktestPublic.model_validate(result.as_dict())
 
