@@ -149,6 +149,12 @@ class _Watched(_Section):
     detector: str = Field("ensemble", description="Detector name (detectors.REGISTRY).")
     params: dict[str, Any] = Field(default_factory=dict, description="Detector parameters.")
     step_seconds: int = Field(60, ge=1, le=86_400, description="Resolution of the series.")
+    source: Literal["detector", "security"] = Field(
+        "detector",
+        description="security: a security-relevant series (401/403/429 per client or route, "
+        "requests per source): its incidents are of source security, routed and guarded "
+        "like the span-based ones (no policy acts unless its match.source names security).",
+    )
 
     @field_validator("detector")
     @classmethod
@@ -210,6 +216,7 @@ class SignalFamilySettings(_Watched):
             detector=self.detector,
             params=self.params,
             step_seconds=self.step_seconds,
+            source=self.source,
         )
 
 

@@ -64,7 +64,6 @@ from controlplane.storage.db import upsert
 from controlplane.storage.models import EvidenceRow, SignalStateRow
 
 log = logging.getLogger(__name__)
-SOURCE = "detector"
 ALERT_NAME = "AnomalyDetected"
 # A record (the most unusual point in the series' memory) opens a critical incident.
 CRITICAL_SCORE = 1.0
@@ -507,7 +506,9 @@ class DetectionScheduler:
                 runs = [run for run in runs if run.signal.name in owned]
                 alerts = [(run, alert) for run, alert in alerts if run.signal.name in owned]
             for run, alert in alerts:
-                result = ingest_alert(session, alert, source=SOURCE, group_key=run.signal.name)
+                result = ingest_alert(
+                    session, alert, source=run.signal.source, group_key=run.signal.name
+                )
                 report.opened.extend(result.opened)
                 report.resolved.extend(result.resolved)
                 incident_ids = result.opened + result.updated

@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from controlplane.collectors.prometheus import PrometheusCollector, plan_chunks
 from controlplane.config import PrometheusSettings, load_settings
 from controlplane.detection.scheduler import DetectionScheduler
 from controlplane.domain.errors import QueryError, SourceUnavailableError
 from controlplane.storage import Database
+from controlplane.storage.models import IncidentRow
 from controlplane.testing.servers import Prometheus, free_port, openmetrics
 from tests.factories import bearer
 
@@ -147,6 +149,26 @@ def test_a_signal_family_watches_every_series_of_one_query(prometheus, settings,
     assert states["checkout-latency"]["status"] == "anomalous"
     assert states["payments-latency"]["status"] == "ok"
     assert states["checkout-latency"]["query"] == 'demo_latency_seconds # {service="checkout"}'
+
+
+def test_a_security_family_opens_incidents_of_source_security(prometheus, settings):
+    """A family configured as security (in a real set-up, 401s per route or requests per
+    source): its anomalies open incidents of source security, which policies leave alone
+    unless they name it."""
+    family = {"name": "{service}-latency", "query": "demo_latency_seconds", "source": "security"}
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        prometheus={"url": prometheus.url},
+        detection={"families": [family], "sustain_points": 2},
+    )
+    db = Database(config.database.url)
+    try:
+        asyncio.run(DetectionScheduler(config, db, clock=lambda: END).run_cycle())
+        with db.read() as session:
+            (incident,) = session.scalars(select(IncidentRow)).all()
+    finally:
+        db.dispose()
+    assert (incident.source, incident.service) == ("security", "checkout")
 
 
 def test_a_family_member_without_its_templated_label_is_skipped(prometheus, settings):
