@@ -9,6 +9,7 @@ Sources, highest priority first: keyword arguments, environment variables (`AIOP
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections import Counter
 from pathlib import Path
@@ -465,6 +466,45 @@ class SecuritySettings(_Section):
         10, gt=1, description="... and this many times the median client's requests ..."
     )
     scraper_min_routes: int = Field(50, ge=1, description="... over this many distinct routes.")
+    auth_routes: str = Field(
+        r"(?i)(log-?in|sign-?in|auth|token|session|password)",
+        description="Regular expression matching the authentication routes.",
+    )
+    auth_min_requests: int = Field(
+        30, ge=1, description="Requests to an auth route in a minute before its ratio counts."
+    )
+    auth_denied_ratio: float = Field(
+        0.5, gt=0, le=1, description="Refused share of them in that minute ..."
+    )
+    auth_min_clients: int = Field(
+        10, ge=2, description="... from at least this many clients: a distributed attack."
+    )
+    baseline_days: int = Field(
+        7, ge=1, le=90, description="History before the window that tells routes a service has."
+    )
+    new_routes_per_client: int = Field(
+        10, ge=1, description="Routes a service never served before, from one client: probing."
+    )
+    keep_days: int = Field(
+        14, ge=1, le=365, description="Access records older than this are deleted by the scan."
+    )
+
+    @field_validator("auth_routes")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _baseline_kept(self) -> SecuritySettings:
+        if self.keep_days < self.baseline_days + 1:
+            raise ValueError(
+                f"keep_days ({self.keep_days}) must exceed baseline_days ({self.baseline_days})"
+            )
+        return self
 
 
 class BudgetSettings(_Section):

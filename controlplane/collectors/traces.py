@@ -96,16 +96,16 @@ class Aggregate:
         cell[2 + bisect.bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
         self.spans += 1
 
-    def add_access(
-        self, service: str, route: str, client: str, agent: str, end_ns: int, status: int
-    ) -> None:
-        """A server span's HTTP request: who asked for what, and was it refused."""
-        key = (service, route, client, _minute(end_ns))
-        cell = self.access.setdefault(key, [0, 0, 0])
+    def add_access(self, service: str, access: HttpAccess, end_ns: int) -> None:
+        """A server span's HTTP request: who asked for what, was it refused, and did a
+        route of the service match it."""
+        key = (service, access.path, access.client, _minute(end_ns))
+        cell = self.access.setdefault(key, [0, 0, 0, 0])
         cell[0] += 1
-        cell[1] += int(status in (401, 403))
-        cell[2] += int(status == 429)
-        self.agents.setdefault(key, agent)
+        cell[1] += int(access.status in (401, 403))
+        cell[2] += int(access.status == 429)
+        cell[3] += int(not access.routed)
+        self.agents.setdefault(key, access.agent)
 
     def add_edge(self, caller: str, callee: str, end_ns: int, error: bool) -> None:
         cell = self.edges.setdefault((caller, callee, _minute(end_ns)), [0, 0])
@@ -152,8 +152,7 @@ class SpanIndex:
             out.add_span(service, span.name, span.end_time_unix_nano, ms, error)
             access = _access(span)
             if access is not None:
-                route, client, agent, status = access
-                out.add_access(service, route, client, agent, span.end_time_unix_nano, status)
+                out.add_access(service, access, span.end_time_unix_nano)
             children = self.waiting.pop(span.span_id, [])
             self.children_waiting -= len(children)
             for child_service, end_ns, child_error in children:
@@ -199,13 +198,25 @@ def _check_name(field_name: str, value: str) -> None:
 
 #: OpenTelemetry semantic conventions (HTTP server spans), current names then the old ones.
 _STATUS = ("http.response.status_code", "http.status_code")
-_ROUTE = ("url.path", "http.target", "http.route")  # the path itself: scrapers vary it
+_PATH = ("url.path", "http.target", "http.route")  # the path itself: scrapers vary it
 _CLIENT = ("client.address", "net.peer.ip", "http.client_ip")
 _AGENT = ("user_agent.original", "http.user_agent")
 
 
-def _access(span: Any) -> tuple[str, str, str, int] | None:
-    """(route, client, user agent, status) of an HTTP server span that names its client."""
+@dataclass(frozen=True)
+class HttpAccess:
+    """An HTTP server span's request: the path, who asked, with what, the answer's status,
+    and whether a route of the service matched it (`http.route` is set only then)."""
+
+    path: str
+    client: str
+    agent: str
+    status: int
+    routed: bool
+
+
+def _access(span: Any) -> HttpAccess | None:
+    """The request of an HTTP server span that names its client."""
     values = {a.key: a.value for a in span.attributes}
 
     def first(keys: tuple[str, ...]) -> Any:
@@ -214,13 +225,13 @@ def _access(span: Any) -> tuple[str, str, str, int] | None:
     status, client = first(_STATUS), first(_CLIENT)
     if status is None or client is None:
         return None
-    route, agent = first(_ROUTE), first(_AGENT)
-    text = [_short(v.string_value) if v is not None else "-" for v in (route, client, agent)]
+    path, agent = first(_PATH), first(_AGENT)
+    text = [_short(v.string_value) if v is not None else "-" for v in (path, client, agent)]
     try:
         code = int(status.int_value or status.string_value or 0)
     except ValueError:
         return None  # a status that is not a number: not an HTTP answer to count
-    return text[0], text[1], text[2], code
+    return HttpAccess(text[0], text[1], text[2], code, "http.route" in values)
 
 
 def _short(value: str) -> str:
@@ -274,7 +285,7 @@ def _merge_access(session: Session, aggregate: Aggregate) -> None:
             )
         )
     }
-    for key, (requests, denied, throttled) in aggregate.access.items():
+    for key, (requests, denied, throttled, unrouted) in aggregate.access.items():
         row = existing.get(key)
         if row is None:
             service, route, client, minute = key
@@ -287,6 +298,7 @@ def _merge_access(session: Session, aggregate: Aggregate) -> None:
                     requests=requests,
                     denied=denied,
                     throttled=throttled,
+                    unrouted=unrouted,
                     user_agent=aggregate.agents[key],
                 )
             )
@@ -294,6 +306,7 @@ def _merge_access(session: Session, aggregate: Aggregate) -> None:
             row.requests += requests
             row.denied += denied
             row.throttled += throttled
+            row.unrouted += unrouted
 
 
 def _merge(

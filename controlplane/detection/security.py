@@ -7,12 +7,20 @@ Each scan reads the last `window_minutes` and looks for, per client:
 - a slow brute force: `slow_denied` refusals over the window, none of its minutes a burst;
 - rate abuse: at least `throttled_per_minute` throttles (429) in one minute;
 - a scraper: at least `scraper_min_requests` requests, `scraper_factor` times the median
-  client's, over at least `scraper_min_routes` distinct routes.
+  client's, over at least `scraper_min_routes` distinct routes;
+- probing: `new_routes_per_client` paths that no route of the service matched (frameworks
+  set `http.route` only on a match, so a scanner's guesses arrive without one) and that the
+  service never served in the `baseline_days` before the window (a service without that
+  history is skipped);
+and per authentication route (`auth_routes`):
+- a distributed attack: a minute of at least `auth_min_requests` requests, at least
+  `auth_denied_ratio` of them refused, from at least `auth_min_clients` clients (each client
+  may stay under the per-client thresholds; its incident's client is `distributed`).
 
 Findings become incidents of source `security` through the same intake as every alert, one
 per suspicious client (its findings are its alerts), resolved when they are gone from a
 scan. Policies never act on them unless their `match.source` names `security` (no scale-out
-in answer to an attack by default).
+in answer to an attack by default). The scan deletes access records older than `keep_days`.
 """
 
 from __future__ import annotations
@@ -20,14 +28,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from controlplane.config import SecuritySettings, Settings
 from controlplane.domain.errors import ControlPlaneError
@@ -45,7 +55,11 @@ KINDS = {
     "slow_brute_force": ("SecuritySlowBruteForce", "warning"),
     "rate_abuse": ("SecurityRateAbuse", "warning"),
     "scraper": ("SecurityScraper", "warning"),
+    "probing": ("SecurityProbing", "warning"),
+    "auth_attack": ("SecurityDistributedAuthAttack", "critical"),
 }
+#: The client of a finding about many clients at once.
+DISTRIBUTED = "distributed"
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,7 @@ class Access:
     denied: int
     throttled: int
     user_agent: str
+    unrouted: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,10 +82,20 @@ class Finding:
     service: str
     started: datetime
     evidence: str
+    route: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.kind, self.client, self.route
 
 
-def findings(records: Sequence[Access], config: SecuritySettings) -> list[Finding]:
-    """What the rules find in a window of access records, per client."""
+def findings(
+    records: Sequence[Access],
+    config: SecuritySettings,
+    baseline: Mapping[str, set[str]] | None = None,
+) -> list[Finding]:
+    """What the rules find in a window of access records, per client and per auth route
+    (`baseline`: the routes each service served before the window)."""
     by_client: dict[str, list[Access]] = defaultdict(list)
     for record in records:
         by_client[record.client].append(record)
@@ -79,7 +104,67 @@ def findings(records: Sequence[Access], config: SecuritySettings) -> list[Findin
     out = []
     for client, rows in sorted(by_client.items()):
         out += _per_client(client, rows, totals[client], median, config)
+        out += _probing(client, rows, baseline or {}, config)
+    return out + _auth_attacks(records, config)
+
+
+def _probing(
+    client: str, rows: list[Access], baseline: Mapping[str, set[str]], config: SecuritySettings
+) -> list[Finding]:
+    """Paths no route of a service matched and it never served before, from one client
+    (services with a baseline only)."""
+    new: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        known = baseline.get(r.service)
+        if known and r.unrouted and r.route not in known:
+            new[r.service].add(r.route)
+    out = []
+    for service, routes in sorted(new.items()):
+        if len(routes) >= config.new_routes_per_client:
+            first = min(r.minute for r in rows if r.service == service)
+            examples = ", ".join(sorted(routes)[:5])
+            out.append(
+                Finding(
+                    "probing",
+                    client,
+                    service,
+                    first,
+                    f"{client}: {len(routes)} routes {service} never served in the "
+                    f"{config.baseline_days} days before, e.g. {examples}",
+                )
+            )
     return out
+
+
+def _auth_attacks(records: Sequence[Access], config: SecuritySettings) -> list[Finding]:
+    """Minutes of an auth route refusing most of many clients' requests."""
+    auth = re.compile(config.auth_routes)
+    minutes: dict[tuple[str, str, datetime], list[Access]] = defaultdict(list)
+    for r in records:
+        if auth.search(r.route):
+            minutes[r.service, r.route, r.minute].append(r)
+    attacked: dict[tuple[str, str], list[tuple[datetime, int, int]]] = defaultdict(list)
+    for (service, route, minute), rows in minutes.items():
+        requests, denied = sum(r.requests for r in rows), sum(r.denied for r in rows)
+        clients = len({r.client for r in rows if r.denied})
+        if (
+            requests >= config.auth_min_requests
+            and denied >= config.auth_denied_ratio * requests
+            and clients >= config.auth_min_clients
+        ):
+            attacked[service, route].append((minute, denied, clients))
+    return [
+        Finding(
+            "auth_attack",
+            DISTRIBUTED,
+            service,
+            min(m for m, _, _ in spikes),
+            f"{route} on {service}: up to {max(d for _, d, _ in spikes)} refused requests a "
+            f"minute from up to {max(c for _, _, c in spikes)} clients, in {len(spikes)} minutes",
+            route,
+        )
+        for (service, route), spikes in sorted(attacked.items())
+    ]
 
 
 def _per_client(
@@ -158,8 +243,8 @@ class SecurityScanner:
         self.db = db
         self.clock = clock or (lambda: datetime.now(UTC))
         self.lease = Lease(db, LEASE, process_id(), settings.coordination.lease_seconds, self.clock)
-        #: What the last scan found, by (kind, client): when it started.
-        self.open: dict[tuple[str, str], Finding] = {}
+        #: What the last scan found, by (kind, client, route): when it started.
+        self.open: dict[tuple[str, str, str], Finding] = {}
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await every(
@@ -177,6 +262,9 @@ class SecurityScanner:
                 rows = session.scalars(
                     select(AccessPointRow).where(AccessPointRow.minute >= since)
                 ).all()
+                baseline = _baseline(
+                    session, since, since - timedelta(days=self.config.baseline_days)
+                )
                 records = [
                     Access(
                         r.service,
@@ -187,18 +275,24 @@ class SecurityScanner:
                         r.denied,
                         r.throttled,
                         r.user_agent,
+                        r.unrouted,
                     )
                     for r in rows
                 ]
-            found = {(f.kind, f.client): f for f in findings(records, self.config)}
+            found = {f.key: f for f in findings(records, self.config, baseline)}
             try:
                 self._raise(found, now)
+                self._forget(now - timedelta(days=self.config.keep_days))
             except ControlPlaneError as exc:
                 log.warning("security incidents not written: %s", exc)
                 return []
             return list(found.values())
 
-    def _raise(self, found: dict[tuple[str, str], Finding], now: datetime) -> None:
+    def _forget(self, before: datetime) -> None:
+        with self.lease.write() as session:
+            session.execute(delete(AccessPointRow).where(AccessPointRow.minute < before))
+
+    def _raise(self, found: dict[tuple[str, str, str], Finding], now: datetime) -> None:
         gone = [(self.open[key], now) for key in self.open.keys() - found.keys()]
         ongoing = [(self.open.get(key, f), None) for key, f in found.items()]
         with self.lease.write() as session:
@@ -207,7 +301,7 @@ class SecurityScanner:
                     session,
                     _alert(finding, finding.started, ended),
                     source=SOURCE,
-                    group_key=f"{finding.kind}/{finding.client}",
+                    group_key="/".join(finding.key),
                     joins_others=False,
                     group_by="client",
                 )
@@ -222,8 +316,9 @@ def _alert(finding: Finding, started: datetime, ended: datetime | None) -> dict[
         "client": finding.client,
         "severity": severity,
         "kind": "security",
+        **({"route": finding.route} if finding.route else {}),
     }
-    fingerprint = hashlib.sha256(f"{finding.kind}/{finding.client}".encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256("/".join(finding.key).encode()).hexdigest()[:16]
     alert: dict[str, Any] = {
         "status": "resolved" if ended else "firing",
         "labels": labels,
@@ -234,3 +329,16 @@ def _alert(finding: Finding, started: datetime, ended: datetime | None) -> dict[
         "fingerprint": fingerprint,
     }
     return alert
+
+
+def _baseline(session: Session, before: datetime, since: datetime) -> dict[str, set[str]]:
+    """The routes each service served in [since, before)."""
+    rows = session.execute(
+        select(AccessPointRow.service, AccessPointRow.route)
+        .where(AccessPointRow.minute >= since, AccessPointRow.minute < before)
+        .distinct()
+    ).all()
+    out: dict[str, set[str]] = defaultdict(set)
+    for service, route in rows:
+        out[service].add(route)
+    return out

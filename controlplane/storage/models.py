@@ -485,8 +485,9 @@ class ProposalRow(Base):
 
 
 class AccessPointRow(Base):
-    """Per service, route, client and minute, from server spans' HTTP attributes: requests,
-    refusals (401 and 403), throttles (429) and the user agent: what security detection reads."""
+    """Per service, path, client and minute, from server spans' HTTP attributes: requests,
+    refusals (401 and 403), throttles (429), requests no route of the service matched (no
+    `http.route`) and the user agent: what security detection reads."""
 
     __tablename__ = "access_point"
     __table_args__ = (
@@ -502,3 +503,4 @@ class AccessPointRow(Base):
     denied: Mapped[int] = mapped_column(Integer)
     throttled: Mapped[int] = mapped_column(Integer)
     user_agent: Mapped[str] = mapped_column(String(255))
+    unrouted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

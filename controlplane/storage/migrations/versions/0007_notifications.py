@@ -28,6 +28,7 @@ def upgrade() -> None:
     sa.Column('denied', sa.Integer(), nullable=False),
     sa.Column('throttled', sa.Integer(), nullable=False),
     sa.Column('user_agent', sa.String(length=255), nullable=False),
+    sa.Column('unrouted', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('access_point_id'),
     sa.UniqueConstraint('service', 'route', 'client', 'minute', name='ux_access_point')
     )
