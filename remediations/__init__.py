@@ -21,6 +21,7 @@ from remediations.base import Action, ActionParams, Impact, KubeFactory, Outcome
 from remediations.cache import WarmCache
 from remediations.deployments import RollbackDeployment, RolloutRestart, ScaleDeployment
 from remediations.notify import Notify
+from remediations.ratelimit import LimitClient
 from remediations.services import Failover
 from remediations.statefulsets import ScaleStatefulSet
 from remediations.traffic import ShiftTraffic
@@ -34,6 +35,7 @@ REGISTRY: dict[str, type[Action[Any]]] = {
         RollbackDeployment,
         Failover,
         ShiftTraffic,
+        LimitClient,
         WarmCache,
         Notify,
     )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import json
 import re
 import ssl
@@ -92,6 +93,12 @@ KINDS = {
         "/apis/networking.istio.io/v1",
         "VirtualService",
         "networking.istio.io/v1",
+    ),
+    # Envoy Gateway's per-route traffic policy (rate limits).
+    "backendtrafficpolicies": (
+        "/apis/gateway.envoyproxy.io/v1alpha1",
+        "BackendTrafficPolicy",
+        "gateway.envoyproxy.io/v1alpha1",
     ),
 }
 CLUSTER_SCOPED = {"clusterroles", "clusterrolebindings"}
@@ -203,6 +210,15 @@ class FakeKube:
             "spec": {"hosts": [name], "http": [{"route": routes}]},
         }
         return self.create("virtualservices", namespace, body)
+
+    def add_backendtrafficpolicy(self, namespace: str, name: str, route: str) -> dict[str, Any]:
+        """An Envoy Gateway BackendTrafficPolicy on an HTTPRoute, without rate limits yet."""
+        target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": route}
+        body = {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"targetRefs": [target]},
+        }
+        return self.create("backendtrafficpolicies", namespace, body)
 
     def add_statefulset(
         self, namespace: str, name: str, replicas: int = 3, image: str = "shop/db:1"
@@ -803,6 +819,8 @@ def _validate_more(plural: str, obj: dict[str, Any]) -> None:
         _check_httproute(spec)
     if plural == "virtualservices":
         _check_virtualservice(spec)
+    if plural == "backendtrafficpolicies":
+        _check_backendtrafficpolicy(spec)
     if plural == "prometheusrules":
         for group in spec.get("groups") or []:
             for rule in group.get("rules") or []:
@@ -837,6 +855,39 @@ def _check_virtualservice(spec: dict[str, Any]) -> None:
                 raise _invalid(f"{where}.weight", weight, "an integer from 0 to 100")
         if len(routes) > 1 and sum(r.get("weight", 0) for r in routes) != 100:
             raise _invalid(f"spec.http[{i}].route", routes, "weights must add up to 100")
+
+
+def _check_backendtrafficpolicy(spec: dict[str, Any]) -> None:
+    """What Envoy Gateway's CRD schema allows of local rate limits: rateLimit.type Local or
+    Global; each rule's limit has integer requests and a known unit; a sourceCIDR selector
+    is of type Exact or Distinct with a CIDR value."""
+    limit = spec.get("rateLimit")
+    if limit is None:
+        return
+    if limit.get("type") not in ("Local", "Global"):
+        raise _invalid("spec.rateLimit.type", limit.get("type"), "Local or Global")
+    for i, rule in enumerate((limit.get("local") or {}).get("rules") or []):
+        where = f"spec.rateLimit.local.rules[{i}]"
+        requests, unit = (
+            (rule.get("limit") or {}).get("requests"),
+            (rule.get("limit") or {}).get("unit"),
+        )
+        if not isinstance(requests, int) or requests < 0:
+            raise _invalid(f"{where}.limit.requests", requests, "a non-negative integer")
+        if unit not in ("Second", "Minute", "Hour", "Day", "Month", "Year"):
+            raise _invalid(f"{where}.limit.unit", unit, "Second, Minute, Hour, Day, Month or Year")
+        for j, selector in enumerate(rule.get("clientSelectors") or []):
+            cidr = selector.get("sourceCIDR")
+            if cidr is None:
+                continue
+            if cidr.get("type", "Exact") not in ("Exact", "Distinct"):
+                raise _invalid(f"{where}.clientSelectors[{j}].sourceCIDR.type", cidr.get("type"),
+                               "Exact or Distinct")  # fmt: skip
+            try:
+                ipaddress.ip_network(str(cidr.get("value")), strict=False)
+            except ValueError:
+                raise _invalid(f"{where}.clientSelectors[{j}].sourceCIDR.value",
+                               cidr.get("value"), "a CIDR") from None  # fmt: skip
 
 
 def _selector(text: str) -> dict[str, str]:

@@ -117,6 +117,15 @@ def _shift_traffic(env: Env) -> Scenario:
     )
 
 
+def _limit_client(env: Env) -> Scenario:
+    env.cluster.add_backendtrafficpolicy(NS, "storefront-limits", "checkout")
+    return Scenario(
+        {"type": "limit_client", "namespace": NS, "policy": "storefront-limits",
+         "client": "203.0.113.7"},
+        lambda: env.cluster.get("backendtrafficpolicies", NS, "storefront-limits")["spec"],
+    )  # fmt: skip
+
+
 def _warm_cache(env: Env) -> Scenario:
     keys = env.files / "keys.txt"
     keys.write_text("".join(f"product:{i} v{i}\n" for i in range(20)))
@@ -148,6 +157,7 @@ SCENARIOS: dict[str, Callable[[Env], Scenario]] = {
     "rollback_deployment": _rollback_deployment,
     "failover": _failover,
     "shift_traffic": _shift_traffic,
+    "limit_client": _limit_client,
     "warm_cache": _warm_cache,
     "notify": _notify,
 }

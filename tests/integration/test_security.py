@@ -25,8 +25,10 @@ from controlplane.api import create_app
 from controlplane.config import load_settings
 from controlplane.detection.security import SecurityScanner
 from controlplane.policy.guardrails import IncidentView, matches
+from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
-from controlplane.storage.models import AccessPointRow, IncidentRow
+from controlplane.storage.models import AccessPointRow, DecisionRow, IncidentRow
+from controlplane.testing.kube import FakeKube
 from controlplane.testing.servers import ApiServer
 from tests.factories import WEBHOOK_TOKEN
 
@@ -199,3 +201,44 @@ def test_the_scan_forgets_access_records_past_keep_days(settings, db):
     with db.read() as session:
         kept = session.scalars(select(AccessPointRow.minute)).all()
     assert [START - m for m in kept] == [timedelta(days=7)]
+
+
+def test_a_policy_rate_limits_the_attacker_and_cannot_limit_a_distributed_attack(settings, db):
+    """The rate-limit action where the user has one (Envoy Gateway): a policy naming source
+    security limits the credential stuffer's address; the botnet has no one address, so its
+    plan is refused, saying why."""
+    with db.write() as session:
+        minute = START + timedelta(minutes=1)
+        session.add(AccessPointRow(service="web", route="/login", client="203.0.113.7",
+                                   minute=minute, requests=40, denied=40, throttled=0,
+                                   user_agent="x"))  # fmt: skip
+        for n in range(12):
+            session.add(AccessPointRow(service="web", route="/login", client=f"198.18.0.{n}",
+                                       minute=minute, requests=3, denied=3, throttled=0,
+                                       user_agent="x"))  # fmt: skip
+    limit = Policy.model_validate(
+        {"name": "limit-attackers", "mode": "auto",
+         "match": {"source": ["security"],
+                   "alertname": ["SecurityCredentialStuffing", "SecurityDistributedAuthAttack"]},
+         "action": {"type": "limit_client", "namespace": "shop", "policy": "web-limits"}}
+    )  # fmt: skip
+    with FakeKube() as cluster:
+        cluster.add_backendtrafficpolicy("shop", "web-limits", "web")
+        config = load_settings(
+            database={"url": settings.database.url, "migrate_on_start": False},
+            security={"enabled": True, "window_minutes": 10},
+            automation={"kubernetes": {"host": cluster.url}},
+        )
+        found = SecurityScanner(config, db, clock=lambda: START + timedelta(minutes=3)).scan()
+        assert sorted(f.kind for f in found) == ["auth_attack", "credential_stuffing"]
+        PolicyRunner(config, db, policies=[limit]).cycle()
+        rules = cluster.get("backendtrafficpolicies", "shop", "web-limits")["spec"]["rateLimit"]
+    assert rules["local"]["rules"] == [
+        {"clientSelectors": [{"sourceCIDR": {"type": "Exact", "value": "203.0.113.7/32"}}],
+         "limit": {"requests": 10, "unit": "Minute"}},
+    ]  # fmt: skip
+    with db.read() as session:
+        decided = {d.params["client"]: d for d in session.scalars(select(DecisionRow))}
+    assert decided["203.0.113.7"].status == "succeeded", decided["203.0.113.7"].reason
+    assert decided["distributed"].status != "succeeded"
+    assert "client: must be an IP address, got 'distributed'" in decided["distributed"].reason
