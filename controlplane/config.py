@@ -548,6 +548,15 @@ class CostSettings(_Section):
         description="Price of one replica-hour per workload, keyed 'namespace/name'.",
     )
     budgets: list[BudgetSettings] = Field(default_factory=list)
+    opencost_url: str = Field(
+        "",
+        description="An OpenCost-compatible API (e.g. http://opencost.opencost:9003): its "
+        "prices per core-hour and GiB-hour replace cpu_core_hour and memory_gib_hour.",
+    )
+    opencost_window: str = Field(
+        "7d", pattern=r"^[0-9]+[mhd]$", description="The window its prices average over."
+    )
+    opencost_refresh_seconds: float = Field(3600, ge=60, description="How often they are read.")
 
     def replica_price(
         self, workload: str | None, cpu_cores: float, memory_gib: float

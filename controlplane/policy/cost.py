@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from controlplane.collectors.opencost import OpenCostPrices
 from controlplane.config import BudgetSettings, CostSettings
 from controlplane.policy.guardrails import Verdict
 from remediations import Impact, TargetRef
@@ -53,8 +54,28 @@ def usage(budget: BudgetSettings, past: Sequence[Spend], now: datetime) -> tuple
 
 
 class CostModel:
-    def __init__(self, settings: CostSettings) -> None:
+    """Prices changes: the settings' prices, or the OpenCost API's when one is configured
+    (and has answered)."""
+
+    def __init__(self, settings: CostSettings, opencost: OpenCostPrices | None = None) -> None:
         self.settings = settings
+        if opencost is None and settings.opencost_url:
+            opencost = OpenCostPrices(
+                settings.opencost_url, settings.opencost_window, settings.opencost_refresh_seconds
+            )
+        self.opencost = opencost
+
+    @property
+    def opencost_error(self) -> str | None:
+        """Why the OpenCost prices could not be read last time, if they could not."""
+        return self.opencost.error if self.opencost is not None else None
+
+    def rates(self) -> tuple[float, float, str]:
+        """Per core-hour and per GiB-hour, and where they come from."""
+        prices = self.opencost.current() if self.opencost is not None else None
+        if prices is not None:
+            return prices.cpu_core_hour, prices.memory_gib_hour, "opencost"
+        return self.settings.cpu_core_hour, self.settings.memory_gib_hour, "settings"
 
     @property
     def currency(self) -> str:
@@ -67,7 +88,7 @@ class CostModel:
         if price is not None and replicas is not None:
             return (replicas[1] - replicas[0]) * price
         cpu, memory = impact.of(CPU), impact.of(MEMORY)
-        rates = self.settings.cpu_core_hour, self.settings.memory_gib_hour
+        rates = self.rates()[:2]
         if (cpu is None and memory is None) or not any(rates):
             return None
         added = 0.0

@@ -13,6 +13,14 @@ client = ApiClient(st.session_state["token"])
 st.title("Cost")
 view = load_or_stop("the cost view", client.cost)
 money = view["currency"]
+prices = view["prices"]
+where = "from OpenCost" if prices["source"] == "opencost" else "from the settings"
+st.caption(
+    f"Prices {where}: {prices['cpu_core_hour']:.4g} {money} a core-hour, "
+    f"{prices['memory_gib_hour']:.4g} {money} a GiB-hour."
+)
+if prices["error"]:
+    st.warning(f"OpenCost could not be read, so the settings' prices are used: {prices['error']}")
 
 if not view["budgets"]:
     st.info("No budgets configured (`cost.budgets`): automated scaling is not capped by cost.")
@@ -45,6 +53,14 @@ else:
     frame = pd.DataFrame(decisions)
     st.bar_chart(frame, x="decision_id", y="per_hour", x_label="decision",
                  y_label=f"{money} per hour added")  # fmt: skip
+    made = frame[~frame["status"].isin(["refused", "dry_run", "cancelled", "rejected"])]
+    if not made.empty:
+        made = made.assign(at=pd.to_datetime(made["created_at"])).sort_values("at")
+        made = made.assign(added=made["per_hour"].cumsum())
+        st.caption(f"What automation's changes add per hour, {money}, over time (refused "
+                   "and dry-run decisions left out).")  # fmt: skip
+        st.line_chart(made, x="at", y="added", x_label="decided at (UTC)",
+                      y_label=f"{money} per hour added")  # fmt: skip
     st.dataframe(
         [{**d, "link": f"/approvals?decision={d['decision_id']}"} for d in decisions],
         hide_index=True,

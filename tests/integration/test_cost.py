@@ -5,8 +5,12 @@ Cost page show both."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -16,7 +20,7 @@ from controlplane.policy.backtest import backtest
 from controlplane.policy.runner import PolicyRunner
 from controlplane.policy.schema import Policy
 from controlplane.storage.models import DecisionRow, IncidentRow
-from controlplane.testing.kube import FakeKube
+from controlplane.testing.kube import FakeKube, serve_in_thread, stop_serving
 from controlplane.testing.servers import ApiServer
 from tests.factories import WEBHOOK_TOKEN, WEBHOOK_URL, alert, bearer, notification, signed_in
 
@@ -74,8 +78,6 @@ def test_budgets_refuse_or_ask_and_the_cost_view_shows_it(
     assert budget_check["detail"].endswith("(cap 10/month); a person must approve")
 
     with ApiServer(create_app(config, db)) as api:
-        import httpx
-
         view = httpx.get(f"{api.url}/api/v1/cost", headers=bearer(tokens["viewer"])).json()
         monkeypatch.setenv("AIOPS_CONSOLE__API_URL", api.url)
         app = signed_in(tokens["viewer"], "viewer", "test-viewer", "cost")
@@ -87,6 +89,8 @@ def test_budgets_refuse_or_ask_and_the_cost_view_shows_it(
     metrics = {(m.label, m.value) for m in app.metric}
     assert ("Added in the last hour", "0.10 EUR") in metrics
     assert ("Added in the last hour", "0.00 EUR of 0.05") in metrics
+    assert app.caption[0].value.startswith("Prices from the settings: 0.04 EUR a core-hour")
+    assert len(app.get("vega_lite_chart")) == 2  # per decision, and added over time
 
 
 def test_the_backtest_says_what_each_policy_would_have_spent(settings, db, client):
@@ -141,3 +145,84 @@ def _policy(name: str, action: dict) -> Policy:
     return Policy.model_validate(
         {"name": name, "match": {"service": ["checkout"]}, "action": action, "mode": "auto"}
     )
+
+
+#: What OpenCost's allocation API answers (aggregate=cluster, accumulate=true): one set.
+ALLOCATION = {
+    "code": 200,
+    "status": "success",
+    "data": [
+        {
+            "cluster-one": {
+                "name": "cluster-one",
+                "properties": {"cluster": "cluster-one"},
+                "window": {"start": "2026-11-30T00:00:00Z", "end": "2026-12-07T00:00:00Z"},
+                "minutes": 10080,
+                "cpuCoreHours": 240.0,
+                "cpuCost": 7.2,
+                "ramByteHours": 240.0 * 2**30,
+                "ramCost": 1.2,
+                "gpuCost": 0,
+                "pvCost": 0.4,
+                "networkCost": 0.1,
+                "totalCost": 8.9,
+            }
+        }
+    ],
+}
+
+
+class _OpenCost(BaseHTTPRequestHandler):
+    asked: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        body = json.dumps(ALLOCATION).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_prices_come_from_an_opencost_api_and_its_absence_is_shown(settings, db, client, tokens):
+    """Scale plans priced at the cluster's own prices (7.20 for 240 core-hours: 0.03; 1.20
+    for 240 GiB-hours: 0.005), asked for as OpenCost is asked; with OpenCost unreachable the
+    settings' prices stay in use and the Cost view says why."""
+    body = notification([alert("c-checkout", service="checkout")], "g-checkout")
+    client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).raise_for_status()
+    server, url = serve_in_thread(_OpenCost)
+    try:
+        with FakeKube() as cluster:
+            cluster.add_deployment("shop", "checkout", replicas=2,
+                                   requests={"cpu": "500m", "memory": "1Gi"})  # fmt: skip
+            config = load_settings(
+                database={"url": settings.database.url, "migrate_on_start": False},
+                automation={"kubernetes": {"host": cluster.url}},
+                cost={"currency": "EUR", "cpu_core_hour": 0.04, "opencost_url": url},
+            )
+            PolicyRunner(config, db, policies=[scale_out("checkout")]).cycle()
+        with ApiServer(create_app(config, db)) as api:
+            view = httpx.get(f"{api.url}/api/v1/cost", headers=bearer(tokens["viewer"])).json()
+    finally:
+        stop_serving(server)
+    assert _OpenCost.asked[0] == ("/allocation/compute?window=7d&aggregate=cluster&accumulate=true")
+    with db.read() as session:
+        decision = session.scalars(select(DecisionRow)).one()
+    # 4 replicas x (0.5 core x 0.03 + 1 GiB x 0.005) = 0.08 an hour.
+    assert decision.plan["cost"]["per_hour"] == pytest.approx(0.08)
+    assert view["prices"]["source"] == "opencost"
+    assert view["prices"]["cpu_core_hour"] == pytest.approx(0.03)
+    assert view["prices"]["memory_gib_hour"] == pytest.approx(0.005)
+
+    gone = config.model_copy(
+        update={"cost": config.cost.model_copy(update={"opencost_url": url})}
+    )  # the server is stopped now
+    with ApiServer(create_app(gone, db)) as api:
+        view = httpx.get(f"{api.url}/api/v1/cost", headers=bearer(tokens["viewer"])).json()
+    assert view["prices"]["source"] == "settings"
+    assert view["prices"]["cpu_core_hour"] == 0.04
+    assert view["prices"]["error"].startswith(f"OpenCost at {url}/allocation/compute")

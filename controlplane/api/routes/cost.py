@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from controlplane.api.deps import DbDep, SettingsDep, Viewer
 from controlplane.api.schemas import error_responses
-from controlplane.policy.cost import Spend, month_start, usage
+from controlplane.config import Settings
+from controlplane.policy.cost import CostModel, Spend, month_start, usage
 from controlplane.storage import decisions as store
 from controlplane.storage.models import DecisionRow
 from remediations import TargetRef
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/cost", tags=["cost"])
 
 @router.get("", responses=error_responses(401, 403))
 async def cost_view(
+    request: Request,
     db: DbDep,
     settings: SettingsDep,
     _: Viewer,
@@ -63,6 +65,21 @@ async def cost_view(
                     "added_this_month": month,
                 }
             )
-        return {"currency": settings.cost.currency, "budgets": budgets, "decisions": priced}
+        cpu, memory, source = _model(request, settings).rates()
+        return {
+            "currency": settings.cost.currency,
+            "prices": {"cpu_core_hour": cpu, "memory_gib_hour": memory, "source": source,
+                       "error": _model(request, settings).opencost_error},
+            "budgets": budgets,
+            "decisions": priced,
+        }  # fmt: skip
 
     return await run_in_threadpool(query)
+
+
+def _model(request: Request, settings: Settings) -> CostModel:
+    """One cost model per app: its OpenCost prices are read once an interval, not per call."""
+    model: CostModel | None = getattr(request.app.state, "cost_model", None)
+    if model is None:
+        model = request.app.state.cost_model = CostModel(settings.cost)
+    return model
