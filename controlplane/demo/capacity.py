@@ -99,14 +99,15 @@ def settings(prometheus_url: str) -> dict[str, Any]:
             "history_seconds": DAYS * 86_400,
             "signals": SIGNALS,
         },
-        # checkout's p95 under its 0.8 s SLO 99% of the time, over a day: the SLOs page
-        # shows its budget spent while checkout is slow, and burning until it scales out.
+        # checkout's p95 under 0.8 s 99.9% of the time over a day (86 s of slowness a day):
+        # within a minute or two of the demo's start the SLOs page shows the fast-burn page
+        # pair (1h/5m at 14.4x) holding and the budget going, until checkout scales out.
         "slos": [
             {
                 "name": "checkout-latency",
                 "service": "checkout",
                 "description": "checkout answers within 0.8 s (p95)",
-                "objective": 0.99,
+                "objective": 0.999,
                 "window_days": 1,
                 "query": 'demo_latency_p95_seconds{service="checkout"}',
                 "op": "lt",
