@@ -82,6 +82,9 @@ def settings(db_url: str) -> Settings:
     return load_settings(
         database={"url": db_url, "migrate_on_start": False},
         auth={"webhook_token": WEBHOOK_TOKEN},
+        # A loaded CI machine can take seconds for a commit; the deadline's own tests set
+        # theirs (a test that hits the 5 s default by accident fails as a flake, not a bug).
+        api={"request_deadline_seconds": 30},
     )
 
 

@@ -603,6 +603,21 @@ def test_failover_switches_only_to_a_healthy_standby(
         assert selector == {"app": "checkout"}  # nothing was switched
 
 
+def canary(cluster: FakeKube, verify: dict[str, float]) -> Policy:
+    """checkout's route, all to checkout; a policy shifting it to the canary in 3 steps."""
+    cluster.add_httproute("shop", "checkout", {"checkout": 100, "checkout-canary": 0})
+    return Policy.model_validate(
+        {
+            "name": "checkout-canary",
+            "match": {"service": ["checkout"]},
+            "action": {"type": "shift_traffic", "namespace": "shop", "route": "checkout",
+                       "to": "checkout-canary", "steps": [10, 50, 100]},
+            "mode": "auto",
+            "verify": {"promql": "canary_error_ratio < 0.01", **verify},
+        }
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("answers", "status", "weights", "why"),
     [
@@ -618,17 +633,7 @@ def test_failover_switches_only_to_a_healthy_standby(
 def test_traffic_shifts_in_steps_and_a_failed_step_goes_back_to_the_last_good_one(
     api, config, db, cluster, answers, status, weights, why
 ):
-    cluster.add_httproute("shop", "checkout", {"checkout": 100, "checkout-canary": 0})
-    shift = Policy.model_validate(
-        {
-            "name": "checkout-canary",
-            "match": {"service": ["checkout"]},
-            "action": {"type": "shift_traffic", "namespace": "shop", "route": "checkout",
-                       "to": "checkout-canary", "steps": [10, 50, 100]},
-            "mode": "auto",
-            "verify": {"promql": "canary_error_ratio < 0.01", "timeout_seconds": 0.2},
-        }
-    )  # fmt: skip
+    shift = canary(cluster, {"timeout_seconds": 0.2})
     replies = list(answers)  # one per check; the last one again while a check polls
 
     def promql(query: str) -> bool:
@@ -654,17 +659,7 @@ def test_every_check_of_a_gradual_shift_waits_its_settle_time_first(
 ):
     """A step's condition already held before the step: checked at once, it would pass on
     the data from before the change. Each check waits `settle_seconds` first."""
-    cluster.add_httproute("shop", "checkout", {"checkout": 100, "checkout-canary": 0})
-    shift = Policy.model_validate(
-        {
-            "name": "checkout-canary",
-            "match": {"service": ["checkout"]},
-            "action": {"type": "shift_traffic", "namespace": "shop", "route": "checkout",
-                       "to": "checkout-canary", "steps": [10, 50, 100]},
-            "mode": "auto",
-            "verify": {"promql": "canary_error_ratio < 0.01", "settle_seconds": 7},
-        }
-    )  # fmt: skip
+    shift = canary(cluster, {"settle_seconds": 7})
     events: list[object] = []
     monkeypatch.setattr(executor, "time", SimpleNamespace(sleep=events.append))
 

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def resolved(client, db, tokens) -> int:
     body = notification([alert("pm1", service="checkout", severity="critical")], "g-pm")
-    incident_id = client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN)).json()[
-        "opened"
-    ][0]
+    answer = client.post(WEBHOOK_URL, json=body, headers=bearer(WEBHOOK_TOKEN))
+    assert answer.status_code == 200, answer.text
+    incident_id = answer.json()["opened"][0]
     onset = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
     points = [
         {"at": (onset + timedelta(minutes=m - 30)).isoformat(), "value": 0.2 + (m > 30),
