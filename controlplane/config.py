@@ -13,10 +13,11 @@ import re
 import string
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -349,8 +350,21 @@ class CapacitySignalSettings(_Section):
         return self
 
 
+def _cron(value: str) -> str:
+    if value:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+    return value
+
+
+#: A cron expression (UTC), or empty for none.
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
 class CapacitySettings(_Section):
-    schedule: str = Field(
+    schedule: Cron = Field(
         "", description="Cron expression (UTC) for scheduled reports, e.g. '0 6 * * *'; empty: off."
     )
     history_seconds: int = Field(30 * 86_400, ge=3600, description="History each forecast reads.")
@@ -367,8 +381,6 @@ class CapacitySettings(_Section):
         default_factory=list, description="Forecast signals."
     )
 
-    _cron = field_validator("schedule")(lambda cls, value: _cron(value))
-
     @field_validator("signals")
     @classmethod
     def _unique_names(cls, signals: list[CapacitySignalSettings]) -> list[CapacitySignalSettings]:
@@ -379,22 +391,11 @@ class NoiseSettings(_Section):
     """The weekly noise report (`GET /api/v1/reports/noise` on a schedule, kept like the
     capacity reports)."""
 
-    schedule: str = Field(
+    schedule: Cron = Field(
         "", description="Cron expression (UTC), e.g. '0 7 * * 1' (Mondays 07:00); empty: off."
     )
     days: int = Field(7, ge=1, le=366, description="Each report covers the days before its run.")
     keep_reports: int = Field(104, ge=1, description="Reports kept in the store (oldest go).")
-
-    _cron = field_validator("schedule")(lambda cls, value: _cron(value))
-
-
-def _cron(value: str) -> str:
-    if value:
-        from croniter import croniter
-
-        if not croniter.is_valid(value):
-            raise ValueError(f"not a valid cron expression: {value!r}")
-    return value
 
 
 def _kubeconfig_from_environment() -> Path | None:

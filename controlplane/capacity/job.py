@@ -50,13 +50,7 @@ class CapacityJob(ReportJob[CapacityReport]):
         self.config = settings.capacity
         self.workers = workers
         self.fetch = fetch or _prometheus_fetch(settings)
-        super().__init__(
-            db,
-            schedule=self.config.schedule,
-            keep=self.config.keep_reports,
-            lease_seconds=settings.coordination.lease_seconds,
-            clock=clock,
-        )
+        super().__init__(db, self.config, settings.coordination.lease_seconds, clock)
 
     def build(self, now: datetime, on_progress: Callable[[str], None]) -> CapacityReport:
         return build_report(

@@ -49,15 +49,23 @@ class ReplicaCost:
     needed: int
 
     @property
+    def now_per_hour(self) -> float:
+        return self.current * self.per_replica_hour
+
+    @property
+    def needed_per_hour(self) -> float:
+        return self.needed * self.per_replica_hour
+
+    @property
     def added_per_hour(self) -> float:
-        return (self.needed - self.current) * self.per_replica_hour
+        return self.needed_per_hour - self.now_per_hour
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "currency": self.currency,
             "per_replica_hour": self.per_replica_hour,
-            "now_per_hour": self.current * self.per_replica_hour,
-            "needed_per_hour": self.needed * self.per_replica_hour,
+            "now_per_hour": self.now_per_hour,
+            "needed_per_hour": self.needed_per_hour,
             "added_per_hour": self.added_per_hour,
             "added_per_month": self.added_per_hour * MONTH_HOURS,
         }
@@ -353,7 +361,7 @@ def _section(o: Outlook, settings: CapacitySettings) -> str:
     if o.cost:
         c = o.cost
         facts.append(
-            f"cost {c.current * c.per_replica_hour:.2f} → {c.needed * c.per_replica_hour:.2f} "
+            f"cost {c.now_per_hour:.2f} → {c.needed_per_hour:.2f} "
             f"{html.escape(c.currency)}/h ({html.escape(c.describe())})"
         )
     items = "".join(f"<li>{fact}</li>" for fact in facts)

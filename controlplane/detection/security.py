@@ -58,6 +58,8 @@ KINDS = {
     "probing": ("SecurityProbing", "warning"),
     "auth_attack": ("SecurityDistributedAuthAttack", "critical"),
 }
+#: How often the baseline of routes each service serves is read again.
+BASELINE_REFRESH = timedelta(hours=1)
 #: The client of a finding about many clients at once.
 DISTRIBUTED = "distributed"
 
@@ -245,6 +247,7 @@ class SecurityScanner:
         self.lease = Lease(db, LEASE, process_id(), settings.coordination.lease_seconds, self.clock)
         #: What the last scan found, by (kind, client, route): when it started.
         self.open: dict[tuple[str, str, str], Finding] = {}
+        self._baseline: tuple[datetime, dict[str, set[str]]] | None = None
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await every(
@@ -262,9 +265,7 @@ class SecurityScanner:
                 rows = session.scalars(
                     select(AccessPointRow).where(AccessPointRow.minute >= since)
                 ).all()
-                baseline = _baseline(
-                    session, since, since - timedelta(days=self.config.baseline_days)
-                )
+                baseline = self._routes_served(session, since)
                 records = [
                     Access(
                         r.service,
@@ -287,6 +288,15 @@ class SecurityScanner:
                 log.warning("security incidents not written: %s", exc)
                 return []
             return list(found.values())
+
+    def _routes_served(self, session: Session, before: datetime) -> dict[str, set[str]]:
+        """The baseline: routes each service served in the `baseline_days` before `before`,
+        read again once an hour (a week of records changes little in an hour, and reading
+        it every scan would read a week of per-minute rows a minute)."""
+        if self._baseline is None or before - self._baseline[0] >= BASELINE_REFRESH:
+            since = before - timedelta(days=self.config.baseline_days)
+            self._baseline = before, _baseline(session, before, since)
+        return self._baseline[1]
 
     def _forget(self, before: datetime) -> None:
         with self.lease.write() as session:

@@ -258,13 +258,7 @@ class NoiseJob(ReportJob[NoiseReport]):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.days = settings.noise.days
-        super().__init__(
-            db,
-            schedule=settings.noise.schedule,
-            keep=settings.noise.keep_reports,
-            lease_seconds=settings.coordination.lease_seconds,
-            clock=clock,
-        )
+        super().__init__(db, settings.noise, settings.coordination.lease_seconds, clock)
 
     def build(self, now: datetime, on_progress: Callable[[str], None]) -> NoiseReport:
         with self.db.read() as session:

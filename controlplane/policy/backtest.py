@@ -190,7 +190,7 @@ class _Pricing:
         if by is None:  # an absolute count: what it adds depends on the count then
             return None
         target = f"{decision.target.namespace}/{decision.target.name}"
-        price = self.cost.replica_hour.get(target)
+        price = self.cost.replica_price(target, 0, 0)  # its requests are not known here
         return None if price is None else int(by) * price
 
 

@@ -150,7 +150,7 @@ class Executor:
         except ControlPlaneError as exc:
             reason = f"verification failed and rollback failed: {exc}"
             return DecisionStatus.NEEDS_ATTENTION, reason, steps
-        back = f"to step {len(stages) - 1} ({stages[-2]})" if len(stages) > 1 else ""
+        back = f"to step {len(stages) - 1} ({_shown(stages[-2])})" if len(stages) > 1 else ""
         reason = f"verification failed ({checked.message}); rolled back {back}".rstrip()
         return DecisionStatus.ROLLED_BACK, reason, steps
 
@@ -178,7 +178,7 @@ class Executor:
         for number, stage in enumerate(stages[:-1], 1):
             step(
                 f"step {number}",
-                f"step {number} of {len(stages)}: {stage}",
+                f"step {number} of {len(stages)}: {_shown(stage)}",
                 functools.partial(action.apply_stage, stage),
             )
             if not promql:
@@ -194,7 +194,7 @@ class Executor:
                 good = stages[number - 2]
                 undo = functools.partial(action.apply_stage, good)
                 step("rollback", f"rolling back to step {number - 1}", undo)
-                back = f"step {number - 1} ({good})"
+                back = f"step {number - 1} ({_shown(good)})"
             return (
                 DecisionStatus.ROLLED_BACK,
                 f"step {number} failed ({held.message}); back to {back}",
@@ -249,6 +249,13 @@ class Executor:
 
 def _verify_timeout(stored: dict[str, Any]) -> float:
     return float((stored.get("verify") or {}).get("timeout_seconds", DEFAULT_VERIFY_TIMEOUT))
+
+
+def _shown(stage: Any) -> str:
+    """A step of a gradual change as people read it: `a 50, b 50`, not a dict."""
+    if isinstance(stage, dict):
+        return ", ".join(f"{name} {value}" for name, value in stage.items())
+    return str(stage)
 
 
 def _settle(stored: dict[str, Any]) -> float:

@@ -41,6 +41,15 @@ class Rendered(Protocol):
 R = TypeVar("R", bound=Rendered)
 
 
+class Scheduled(Protocol):
+    """A report kind's settings: its cron schedule and how many reports to keep."""
+
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def keep_reports(self) -> int: ...
+
+
 class ReportJob(ABC, Generic[R]):
     """One kind of report: its schedule, its claim, its build and how it is stored."""
 
@@ -49,13 +58,12 @@ class ReportJob(ABC, Generic[R]):
     def __init__(
         self,
         db: Database,
-        *,
-        schedule: str,
-        keep: int,
+        scheduled: Scheduled,
         lease_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.db, self.schedule, self.keep, self.clock = db, schedule, keep, clock
+        self.db, self.clock = db, clock
+        self.schedule, self.keep = scheduled.schedule, scheduled.keep_reports
         self.lease = Lease(db, f"{self.kind}-schedule", process_id(), lease_seconds, clock)
 
     @abstractmethod

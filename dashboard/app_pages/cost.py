@@ -20,7 +20,8 @@ st.caption(
     f"{prices['memory_gib_hour']:.4g} {money} a GiB-hour."
 )
 if prices["error"]:
-    st.warning(f"OpenCost could not be read, so the settings' prices are used: {prices['error']}")
+    kept = "its last prices" if prices["source"] == "opencost" else "the settings' prices"
+    st.warning(f"OpenCost could not be read just now, so {kept} are used: {prices['error']}")
 
 if not view["budgets"]:
     st.info("No budgets configured (`cost.budgets`): automated scaling is not capped by cost.")
@@ -53,12 +54,12 @@ else:
     frame = pd.DataFrame(decisions)
     st.bar_chart(frame, x="decision_id", y="per_hour", x_label="decision",
                  y_label=f"{money} per hour added")  # fmt: skip
-    made = frame[~frame["status"].isin(["refused", "dry_run", "cancelled", "rejected"])]
+    made = frame[frame["counts"]]
     if not made.empty:
         made = made.assign(at=pd.to_datetime(made["created_at"])).sort_values("at")
         made = made.assign(added=made["per_hour"].cumsum())
-        st.caption(f"What automation's changes add per hour, {money}, over time (refused "
-                   "and dry-run decisions left out).")  # fmt: skip
+        st.caption(f"What automation's changes add per hour, {money}, over time (the "
+                   "decisions the budgets count: acting or waiting for a yes).")  # fmt: skip
         st.line_chart(made, x="at", y="added", x_label="decided at (UTC)",
                       y_label=f"{money} per hour added")  # fmt: skip
     st.dataframe(

@@ -623,7 +623,7 @@ def canary(cluster: FakeKube, verify: dict[str, float]) -> Policy:
     [
         ([True, True, True], "succeeded", {"checkout": 0, "checkout-canary": 100}, "verified"),
         ([True, True, False], "rolled_back", {"checkout": 50, "checkout-canary": 50},
-         "rolled back to step 2 ({'checkout': 50, 'checkout-canary': 50})"),
+         "rolled back to step 2 (checkout 50, checkout-canary 50)"),
         ([True, False], "rolled_back", {"checkout": 90, "checkout-canary": 10},
          "step 2 failed (PromQL did not hold"),
         ([False], "rolled_back", {"checkout": 100, "checkout-canary": 0},

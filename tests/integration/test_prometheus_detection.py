@@ -126,10 +126,15 @@ def test_injected_fault_becomes_an_incident_with_evidence(prometheus, settings, 
     assert "refused query" in states["broken-query"]["last_error"]
 
 
-def test_a_signal_family_watches_every_series_of_one_query(prometheus, settings, client, tokens):
+@pytest.mark.parametrize("source", ["detector", "security"])
+def test_a_signal_family_watches_every_series_of_one_query(
+    prometheus, settings, client, tokens, source
+):
     """One query, every series a signal: the same fault is found as with one signal per
-    series, in one range query a cycle."""
-    family = {"name": "{service}-latency", "query": "demo_latency_seconds"}
+    series, in one range query a cycle. A family configured as security (in a real set-up,
+    401s per route or requests per client) opens incidents of source security, which
+    policies leave alone unless they name it."""
+    family = {"name": "{service}-latency", "query": "demo_latency_seconds", "source": source}
     config = load_settings(
         database={"url": settings.database.url, "migrate_on_start": False},
         prometheus={"url": prometheus.url},
@@ -139,36 +144,19 @@ def test_a_signal_family_watches_every_series_of_one_query(prometheus, settings,
     try:
         scheduler = DetectionScheduler(config, db, clock=lambda: END)
         report = asyncio.run(scheduler.run_cycle())
+        with db.read() as session:
+            (incident,) = session.scalars(select(IncidentRow)).all()
     finally:
         db.dispose()
     assert sorted(scheduler.runs) == ["checkout-latency", "payments-latency"]
     assert report.fetched == 2
-    assert len(report.opened) == 1
+    assert report.opened == [incident.incident_id]
+    assert (incident.source, incident.service) == (source, "checkout")
     headers = bearer(tokens["viewer"])
     states = {s["signal"]: s for s in client.get("/api/v1/signals", headers=headers).json()}
     assert states["checkout-latency"]["status"] == "anomalous"
     assert states["payments-latency"]["status"] == "ok"
     assert states["checkout-latency"]["query"] == 'demo_latency_seconds # {service="checkout"}'
-
-
-def test_a_security_family_opens_incidents_of_source_security(prometheus, settings):
-    """A family configured as security (in a real set-up, 401s per route or requests per
-    source): its anomalies open incidents of source security, which policies leave alone
-    unless they name it."""
-    family = {"name": "{service}-latency", "query": "demo_latency_seconds", "source": "security"}
-    config = load_settings(
-        database={"url": settings.database.url, "migrate_on_start": False},
-        prometheus={"url": prometheus.url},
-        detection={"families": [family], "sustain_points": 2},
-    )
-    db = Database(config.database.url)
-    try:
-        asyncio.run(DetectionScheduler(config, db, clock=lambda: END).run_cycle())
-        with db.read() as session:
-            (incident,) = session.scalars(select(IncidentRow)).all()
-    finally:
-        db.dispose()
-    assert (incident.source, incident.service) == ("security", "checkout")
 
 
 def test_a_family_member_without_its_templated_label_is_skipped(prometheus, settings):

@@ -242,3 +242,26 @@ def test_a_policy_rate_limits_the_attacker_and_cannot_limit_a_distributed_attack
     assert decided["203.0.113.7"].status == "succeeded", decided["203.0.113.7"].reason
     assert decided["distributed"].status != "succeeded"
     assert "client: must be an IP address, got 'distributed'" in decided["distributed"].reason
+
+
+def test_the_baseline_of_served_routes_is_read_once_an_hour(settings, db, monkeypatch):
+    """A week of per-minute records is read for the baseline once an hour, not every scan."""
+    from controlplane.detection import security
+
+    reads: list[datetime] = []
+    real = security._baseline
+    monkeypatch.setattr(
+        security, "_baseline", lambda session, before, since: reads.append(before) or real(
+            session, before, since)
+    )  # fmt: skip
+    config = load_settings(
+        database={"url": settings.database.url, "migrate_on_start": False},
+        security={"enabled": True},
+    )
+    now = [START]
+    scanner = SecurityScanner(config, db, clock=lambda: now[0])
+    for minutes in (0, 1, 59, 60, 61):
+        now[0] = START + timedelta(minutes=minutes)
+        scanner.scan()
+    window = timedelta(minutes=config.security.window_minutes)
+    assert reads == [START - window, START + timedelta(minutes=60) - window]

@@ -50,6 +50,7 @@ async def cost_view(
                     "target": r.target,
                     "status": r.status,
                     "per_hour": (r.plan or {})["cost"]["per_hour"],
+                    "counts": r.status in store.ACTING,  # against the budgets
                     "created_at": r.created_at.isoformat(),
                 }
                 for r in rows
@@ -65,11 +66,12 @@ async def cost_view(
                     "added_this_month": month,
                 }
             )
-        cpu, memory, source = _model(request, settings).rates()
+        model = _model(request, settings)
+        cpu, memory, source = model.rates()
         return {
             "currency": settings.cost.currency,
             "prices": {"cpu_core_hour": cpu, "memory_gib_hour": memory, "source": source,
-                       "error": _model(request, settings).opencost_error},
+                       "error": model.opencost_error},
             "budgets": budgets,
             "decisions": priced,
         }  # fmt: skip
