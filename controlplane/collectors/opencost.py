@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,22 +61,14 @@ def fetch_prices(url: str, window: str, timeout: float = 10.0) -> UnitPrices:
 class OpenCostPrices:
     """The prices, read again every `refresh_seconds`; the last good ones meanwhile."""
 
-    def __init__(
-        self,
-        url: str,
-        window: str,
-        refresh_seconds: float,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, url: str, window: str, refresh_seconds: float) -> None:
         self.url, self.window, self.refresh = url, window, refresh_seconds
-        self.monotonic = monotonic
         self.prices: UnitPrices | None = None
         self.error: str | None = None
         self._read_at: float | None = None
 
     def current(self) -> UnitPrices | None:
-        now = self.monotonic()
+        now = time.monotonic()
         if self._read_at is None or now - self._read_at >= self.refresh:
             self._read_at = now
             try:

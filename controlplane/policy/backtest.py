@@ -99,7 +99,6 @@ def backtest(
     until: datetime | None,
     global_max_per_hour: int,
     cost: CostSettings | None = None,
-    now: datetime | None = None,
 ) -> BacktestResult:
     window = [
         *([IncidentRow.opened_at >= since] if since is not None else []),
@@ -111,7 +110,7 @@ def backtest(
     replayed = select(IncidentRow.incident_id).where(*window)
     pricing = _Pricing(session, replayed, cost or CostSettings())
     result.currency = pricing.cost.currency
-    end = until or now or datetime.now(UTC)
+    end = until or datetime.now(UTC)
     events = sorted(
         (
             (alert.first_seen_at, incident, alert.labels)

@@ -57,13 +57,15 @@ class CostModel:
     """Prices changes: the settings' prices, or the OpenCost API's when one is configured
     (and has answered)."""
 
-    def __init__(self, settings: CostSettings, opencost: OpenCostPrices | None = None) -> None:
+    def __init__(self, settings: CostSettings) -> None:
         self.settings = settings
-        if opencost is None and settings.opencost_url:
-            opencost = OpenCostPrices(
+        self.opencost = (
+            OpenCostPrices(
                 settings.opencost_url, settings.opencost_window, settings.opencost_refresh_seconds
             )
-        self.opencost = opencost
+            if settings.opencost_url
+            else None
+        )
 
     @property
     def opencost_error(self) -> str | None:
